@@ -1,0 +1,416 @@
+//! The analysis of a migration set: parse, read directives, classify, derive each file's
+//! phase and stream, and collect lint findings. `lint`, `plan` and the runners share it.
+
+use crate::classify::{self, StatementVerdict};
+use crate::config::Config;
+use crate::directives::{self, Directive, DirectiveError};
+use crate::files::{Migration, MigrationSet};
+use crate::lint::{self, Finding, Severity};
+use crate::phase::{Class, Phase, Stream};
+use crate::requires::{self, Requirement};
+use crate::sql::{self, SqlError};
+use std::path::PathBuf;
+
+/// One statement with its verdict.
+#[derive(Debug, Clone)]
+pub struct AnalyzedStatement {
+    /// The statement's text (no trailing `;`).
+    pub text: String,
+    /// 1-based line of its first token.
+    pub line: u32,
+    /// 1-based column of its first token.
+    pub column: u32,
+    /// The classifier's verdict.
+    pub verdict: StatementVerdict,
+    /// The backfill key declared just above it (or in the header), if any.
+    pub key: Option<Vec<String>>,
+}
+
+/// One migration file, analyzed.
+#[derive(Debug, Clone)]
+pub struct AnalyzedMigration {
+    /// The file.
+    pub migration: Migration,
+    /// Its statements in order (empty when it does not parse).
+    pub statements: Vec<AnalyzedStatement>,
+    /// The statements the parser rejected.
+    pub parse_errors: Vec<SqlError>,
+    /// The phase the file declares (suffix or directive).
+    pub declared_phase: Option<Phase>,
+    /// The phase its statements need; `None` when unknown or when it does not parse.
+    pub inferred_phase: Option<Phase>,
+    /// The phase it runs in: declared, else inferred, else contract (the conservative end).
+    pub phase: Phase,
+    /// The gate: every `requires` directive, parsed (empty when none or malformed).
+    pub requires: Vec<Requirement>,
+    /// Whether it runs statement by statement outside a transaction.
+    pub no_transaction: bool,
+    /// Lint findings, in line order.
+    pub findings: Vec<Finding>,
+}
+
+impl AnalyzedMigration {
+    /// The deploy stream it belongs to.
+    pub fn stream(&self) -> Stream {
+        self.phase.stream()
+    }
+
+    /// Whether any finding fails the lint.
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(Finding::is_blocking)
+    }
+
+    /// The gate as text (`api>=2.0.0, worker>=1.9.0`), empty when none.
+    pub fn gate_text(&self) -> String {
+        self.requires.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A directive error in a file: the whole run stops with exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{}", .error)]
+pub struct AnalysisError {
+    /// The file.
+    pub path: PathBuf,
+    /// The directive error (with its line).
+    pub error: DirectiveError,
+}
+
+/// Analyzes every migration of `set`.
+pub fn analyze(set: &MigrationSet, config: &Config) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
+    set.migrations
+        .iter()
+        .map(|migration| analyze_one(migration, config))
+        .collect()
+}
+
+/// Analyzes one migration file.
+pub fn analyze_one(migration: &Migration, config: &Config) -> Result<AnalyzedMigration, AnalysisError> {
+    let directive_error = |error| AnalysisError {
+        path: migration.path.clone(),
+        error,
+    };
+    let parsed = sql::parse_file(&migration.sql);
+    let (file, parse_errors, located) = match parsed {
+        Ok(file) => {
+            let located = directives::parse_all(&file.comments).map_err(directive_error)?;
+            (Some(file), Vec::new(), located)
+        }
+        Err(errors) => {
+            let located = directives::parse_lines(&migration.sql).map_err(directive_error)?;
+            (None, errors, located)
+        }
+    };
+
+    let mut findings: Vec<Finding> = parse_errors
+        .iter()
+        .map(|e| {
+            lint::finding(
+                "syntax-error",
+                e.line,
+                e.column,
+                format!("PostgreSQL cannot parse this statement: {}", e.message),
+                "fix the statement; nothing in this file can run until it parses",
+            )
+        })
+        .collect();
+
+    // Where the statements start, to attach directives to the statement below them.
+    let first_statement_offset = file
+        .as_ref()
+        .and_then(|f| f.statements.first())
+        .map_or(usize::MAX, |s| s.start.offset);
+
+    let mut directive_phase: Option<(Phase, u32)> = None;
+    let mut requires_text: Vec<(String, u32)> = Vec::new();
+    let mut no_transaction = false;
+    let mut header_key: Option<Vec<String>> = None;
+    for d in &located {
+        match &d.directive {
+            Directive::Phase(phase) => {
+                if let Some((earlier, line)) = directive_phase {
+                    if earlier != *phase {
+                        findings.push(lint::finding(
+                            "phase-mismatch",
+                            d.line,
+                            1,
+                            format!("phase={phase} contradicts phase={earlier} on line {line}"),
+                            "declare one phase per file",
+                        ));
+                    }
+                }
+                directive_phase = Some((*phase, d.line));
+            }
+            Directive::Requires(text) => requires_text.push((text.clone(), d.line)),
+            Directive::NoTransaction => no_transaction = true,
+            Directive::Key(columns) if d.end <= first_statement_offset => header_key = Some(columns.clone()),
+            Directive::Key(_) => {}
+            Directive::Allow { rule, reason } => {
+                if lint::rule(rule).is_none() {
+                    findings.push(lint::finding(
+                        "invalid-allow",
+                        d.line,
+                        1,
+                        format!("`allow {rule}` names no rule concertina knows"),
+                        format!("use one of: {}", lint::RULES.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")),
+                    ));
+                } else if reason.is_empty() {
+                    findings.push(lint::finding(
+                        "invalid-allow",
+                        d.line,
+                        1,
+                        format!("`allow {rule}` gives no reason"),
+                        format!("write why it is safe here: `-- concertina: allow {rule} <reason>`"),
+                    ));
+                }
+            }
+        }
+    }
+
+    let declared_phase = match (migration.phase_suffix, directive_phase) {
+        (Some(suffix), Some((directive, line))) if suffix != directive => {
+            findings.push(lint::finding(
+                "phase-mismatch",
+                line,
+                1,
+                format!("the file name declares {suffix} but the directive declares {directive}"),
+                "make the file name suffix and the phase= directive agree (or drop one of them)",
+            ));
+            Some(suffix.max(directive))
+        }
+        (Some(suffix), _) => Some(suffix),
+        (None, directive) => directive.map(|(phase, _)| phase),
+    };
+
+    let mut requires: Vec<Requirement> = Vec::new();
+    for (text, line) in &requires_text {
+        match requires::parse_requires(text) {
+            Ok(parsed) => {
+                for requirement in parsed {
+                    if !config.apps.contains_key(&requirement.app) {
+                        let known = config.apps.keys().cloned().collect::<Vec<_>>();
+                        findings.push(lint::finding(
+                            "invalid-requires",
+                            *line,
+                            1,
+                            format!("`requires {requirement}` names app `{}`, which the config does not define", requirement.app),
+                            if known.is_empty() {
+                                format!("add [apps.{}] with a selector and a version source to concertina.toml", requirement.app)
+                            } else {
+                                format!("use one of the configured apps ({}) or add [apps.{}] to concertina.toml", known.join(", "), requirement.app)
+                            },
+                        ));
+                    }
+                    requires.push(requirement);
+                }
+            }
+            Err(message) => findings.push(lint::finding(
+                "invalid-requires",
+                *line,
+                1,
+                format!("malformed requires: {message}"),
+                "write e.g. `-- concertina: requires api>=2.4.0, worker>=1.9`",
+            )),
+        }
+    }
+
+    let mut statements = Vec::new();
+    if let Some(file) = &file {
+        let verdicts = classify::classify_file(file);
+        for (statement, verdict) in file.statements.iter().zip(verdicts) {
+            // A `key` directive between the previous statement and this one applies to it.
+            let gap = previous_end(file, statement.start.offset)..=statement.start.offset;
+            let key = located
+                .iter()
+                .filter(|d| gap.contains(&d.end))
+                .filter_map(|d| match &d.directive {
+                    Directive::Key(columns) => Some(columns.clone()),
+                    _ => None,
+                })
+                .next_back()
+                .or_else(|| header_key.clone());
+            for hit in &verdict.hits {
+                findings.push(lint::finding(
+                    hit.rule,
+                    statement.start.line,
+                    statement.start.column,
+                    hit.message.clone(),
+                    hit.help.clone(),
+                ));
+            }
+            if verdict.needs_no_transaction {
+                no_transaction = true;
+            }
+            statements.push(AnalyzedStatement {
+                text: statement.text.clone(),
+                line: statement.start.line,
+                column: statement.start.column,
+                verdict,
+                key,
+            });
+        }
+    }
+
+    let inferred_phase = infer_phase(
+        &statements,
+        file.is_some(),
+        declared_phase,
+        &mut findings,
+    );
+    let phase = declared_phase.or(inferred_phase).unwrap_or(Phase::Contract);
+
+    if phase == Phase::Contract && requires_text.is_empty() {
+        let line = statements.first().map_or(1, |s| s.line);
+        findings.push(lint::finding(
+            "contract-without-requires",
+            line,
+            1,
+            "this contract migration names no gate, so nothing proves the old app version is gone before it runs",
+            "add `-- concertina: requires <app>>=<first version that no longer needs what this removes>`",
+        ));
+    }
+
+    apply_allows(&located, first_statement_offset, file.as_ref(), &mut findings);
+    findings.sort_by_key(|f| (f.line, f.column));
+
+    Ok(AnalyzedMigration {
+        migration: migration.clone(),
+        statements,
+        parse_errors,
+        declared_phase,
+        inferred_phase,
+        phase,
+        requires,
+        no_transaction,
+        findings,
+    })
+}
+
+/// The end offset of the statement before the one starting at `offset` (0 for the first).
+fn previous_end(file: &sql::ParsedFile, offset: usize) -> usize {
+    file.statements
+        .iter()
+        .take_while(|s| s.start.offset < offset)
+        .map(|s| s.end)
+        .last()
+        .unwrap_or(0)
+}
+
+/// Derives the inferred phase and the phase findings (`phase-mismatch`, `mixed-phases`,
+/// `unknown-statement`).
+fn infer_phase(
+    statements: &[AnalyzedStatement],
+    parsed: bool,
+    declared: Option<Phase>,
+    findings: &mut Vec<Finding>,
+) -> Option<Phase> {
+    if !parsed {
+        return None;
+    }
+    let unknown: Vec<&AnalyzedStatement> = statements.iter().filter(|s| s.verdict.class == Class::Unknown).collect();
+    for statement in &unknown {
+        let mut f = lint::finding(
+            "unknown-statement",
+            statement.line,
+            statement.column,
+            format!("concertina cannot judge this statement ({}): {}", statement.verdict.kind, statement.verdict.reason),
+            "declare the file's phase: `-- concertina: phase=expand|backfill|contract` (or a .<phase>.sql suffix)",
+        );
+        if declared.is_some() {
+            f.severity = Severity::Warning;
+            f.message.push_str("; it runs in the declared phase");
+        }
+        findings.push(f);
+    }
+    let judged: Vec<(Phase, &AnalyzedStatement)> = statements
+        .iter()
+        .filter_map(|s| s.verdict.class.phase().map(|p| (p, s)))
+        .collect();
+    let highest = judged.iter().map(|(p, _)| *p).max();
+    let lowest = judged.iter().map(|(p, _)| *p).min();
+    let inferred = if unknown.is_empty() { highest.or(Some(Phase::Expand)) } else { None };
+
+    if let (Some(highest), Some(lowest)) = (highest, lowest) {
+        if highest != lowest {
+            let has_backfill = judged.iter().any(|(p, _)| *p == Phase::Backfill);
+            let summary = judged
+                .iter()
+                .map(|(p, s)| format!("line {}: {} ({})", s.line, p, s.verdict.kind))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let first_odd = judged
+                .iter()
+                .find(|(p, _)| *p != judged[0].0)
+                .map_or((1, 1), |(_, s)| (s.line, s.column));
+            let tolerated = declared.is_some_and(|d| d >= highest) && !has_backfill;
+            let mut f = lint::finding(
+                "mixed-phases",
+                first_odd.0,
+                first_odd.1,
+                format!("this file mixes phases: {summary}"),
+                if has_backfill {
+                    "move the data change into its own .backfill.sql file; DDL and backfills never share a file".to_string()
+                } else {
+                    format!("split the file by phase, or declare `-- concertina: phase={highest}` to run it all after the rollout")
+                },
+            );
+            if tolerated {
+                f.severity = Severity::Warning;
+                f.message.push_str(&format!(
+                    "; the whole file runs in its declared {} phase",
+                    declared.unwrap_or(highest)
+                ));
+            }
+            findings.push(f);
+        }
+    }
+
+    if let (Some(declared), Some(highest)) = (declared, highest) {
+        if declared < highest {
+            if let Some((_, s)) = judged.iter().find(|(p, _)| *p == highest) {
+                findings.push(lint::finding(
+                    "phase-mismatch",
+                    s.line,
+                    s.column,
+                    format!("the file declares {declared}, but this statement is {highest}: {} ({})", s.verdict.kind, s.verdict.reason),
+                    format!("move it to a .{highest}.sql file (a later migration) or declare phase={highest}"),
+                ));
+            }
+        }
+    }
+    inferred
+}
+
+/// Marks findings suppressed by `allow` directives: header allows cover the whole file,
+/// others the statement right below them.
+fn apply_allows(
+    located: &[directives::Located],
+    first_statement_offset: usize,
+    file: Option<&sql::ParsedFile>,
+    findings: &mut [Finding],
+) {
+    for d in located {
+        let Directive::Allow { rule, reason } = &d.directive else {
+            continue;
+        };
+        if reason.is_empty() {
+            continue;
+        }
+        let lines = if d.end <= first_statement_offset {
+            1..=u32::MAX
+        } else {
+            match file.and_then(|f| f.statements.iter().find(|s| s.start.offset >= d.end)) {
+                Some(statement) => {
+                    let first = statement.start.line;
+                    first..=first + statement.text.matches('\n').count() as u32
+                }
+                None => continue,
+            }
+        };
+        for f in findings.iter_mut() {
+            if f.rule == rule.as_str() && f.allowed.is_none() && lines.contains(&f.line) {
+                f.allowed = Some(reason.clone());
+            }
+        }
+    }
+}

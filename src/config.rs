@@ -1,0 +1,250 @@
+//! `concertina.toml`: the apps that use the database, Kubernetes and runner settings.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default config file, read from the working directory when present.
+pub const DEFAULT_FILE: &str = "concertina.toml";
+
+/// The whole configuration. Unknown keys are errors, so typos do not pass silently.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The migrations folder, relative to the config file.
+    pub migrations: Option<PathBuf>,
+    /// The database URL (overridden by `--database-url` / `DATABASE_URL`).
+    pub database_url: Option<String>,
+    /// Where the apps run.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+    /// The apps that use the database, by name (`requires api>=2.0.0` names `api`).
+    #[serde(default)]
+    pub apps: BTreeMap<String, AppConfig>,
+    /// Runner settings.
+    #[serde(default)]
+    pub runner: RunnerConfig,
+    /// Backfill settings.
+    #[serde(default)]
+    pub backfill: BackfillConfig,
+    /// The folder the config file is in (paths in it are relative to it).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[kubernetes]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The namespace the apps run in (default: in-cluster namespace / kubeconfig context's).
+    pub namespace: Option<String>,
+    /// The kubeconfig context to use (default: the current one).
+    pub context: Option<String>,
+}
+
+/// `[apps.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// A Kubernetes label selector matching the app's pods.
+    pub selector: String,
+    /// Where a pod's version is read from.
+    pub version: VersionSource,
+}
+
+/// Where a pod's app version is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum VersionSource {
+    /// `label:KEY`
+    Label(String),
+    /// `annotation:KEY`
+    Annotation(String),
+    /// `image:CONTAINER`: the tag of that container's image.
+    Image(String),
+}
+
+impl TryFrom<String> for VersionSource {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let (kind, key) = text.split_once(':').ok_or_else(|| {
+            format!("version = \"{text}\": expected \"label:KEY\", \"annotation:KEY\" or \"image:CONTAINER\"")
+        })?;
+        let key = key.trim().to_string();
+        if key.is_empty() {
+            return Err(format!("version = \"{text}\": the part after `{kind}:` is empty"));
+        }
+        match kind.trim() {
+            "label" => Ok(VersionSource::Label(key)),
+            "annotation" => Ok(VersionSource::Annotation(key)),
+            "image" => Ok(VersionSource::Image(key)),
+            other => Err(format!(
+                "version = \"{text}\": unknown source `{other}`; use label:KEY, annotation:KEY or image:CONTAINER"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for VersionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VersionSource::Label(k) => write!(f, "label:{k}"),
+            VersionSource::Annotation(k) => write!(f, "annotation:{k}"),
+            VersionSource::Image(k) => write!(f, "image:{k}"),
+        }
+    }
+}
+
+/// `[runner]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerConfig {
+    /// `SET LOCAL lock_timeout` for DDL, e.g. "2s" (default 2s).
+    #[serde(default, with = "opt_duration")]
+    pub lock_timeout: Option<Duration>,
+    /// How long a second runner waits for the advisory lock, e.g. "60s" (default 60s).
+    #[serde(default, with = "opt_duration")]
+    pub lock_wait: Option<Duration>,
+    /// Attempts per migration on lock timeouts before giving up with exit 3 (default 10).
+    pub max_attempts: Option<u32>,
+}
+
+/// `[backfill]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillConfig {
+    /// Starting batch size in rows.
+    pub batch_size: Option<u64>,
+    /// Target duration of one batch in milliseconds.
+    pub target_batch_ms: Option<u64>,
+    /// Pause between batches in milliseconds.
+    pub sleep_ms: Option<u64>,
+    /// Pause while replica replay lag is above this, e.g. "10s".
+    #[serde(default, with = "opt_duration")]
+    pub max_replication_lag: Option<Duration>,
+    /// `SET LOCAL statement_timeout` of one batch, e.g. "30s".
+    #[serde(default, with = "opt_duration")]
+    pub statement_timeout: Option<Duration>,
+}
+
+mod opt_duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| {
+            humantime::parse_duration(&t)
+                .map_err(|e| serde::de::Error::custom(format!("`{t}` is not a duration like \"2s\" or \"500ms\": {e}")))
+        })
+        .transpose()
+    }
+}
+
+/// A config file that cannot be read or understood.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {source}")]
+    Unreadable {
+        /// The config file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown/malformed keys.
+    #[error("config {path}: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `explicit` if given (it must exist), else `./concertina.toml` if present,
+    /// else the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = match explicit {
+            Some(path) => path.to_path_buf(),
+            None => {
+                let default = PathBuf::from(DEFAULT_FILE);
+                if !default.exists() {
+                    return Ok(Config::default());
+                }
+                default
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.clone(),
+            message,
+        })?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(config)
+    }
+
+    /// Parses config text (paths stay relative to the working directory).
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        for (name, app) in &config.apps {
+            if app.selector.trim().is_empty() {
+                return Err(format!("[apps.{name}] selector is empty; give a label selector such as \"app={name}\""));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The migrations folder: `--migrations` if given, else the config's (relative to the
+    /// config file), else `./migrations`.
+    pub fn migrations_dir(&self, cli: Option<&Path>) -> PathBuf {
+        match (cli, &self.migrations) {
+            (Some(dir), _) => dir.to_path_buf(),
+            (None, Some(dir)) => self.base_dir.join(dir),
+            (None, None) => PathBuf::from("migrations"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_design_example_parses() {
+        let config = Config::parse(
+            r#"
+            [kubernetes]
+            namespace = "shop"
+            [apps.api]
+            selector = "app.kubernetes.io/name=api"
+            version = "label:app.kubernetes.io/version"
+            [apps.worker]
+            selector = "app=worker"
+            version = "image:worker"
+            [runner]
+            lock_timeout = "2s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.kubernetes.namespace.as_deref(), Some("shop"));
+        assert_eq!(config.apps["worker"].version, VersionSource::Image("worker".into()));
+        assert_eq!(config.runner.lock_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        let unknown = Config::parse("[apps.api]\nselector = \"a=b\"\nversoin = \"label:v\"\n").unwrap_err();
+        assert!(unknown.contains("verso"), "{unknown}");
+        let source = Config::parse("[apps.api]\nselector = \"a=b\"\nversion = \"tag:v\"\n").unwrap_err();
+        assert!(source.contains("unknown source"), "{source}");
+        let duration = Config::parse("[runner]\nlock_timeout = \"soon\"\n").unwrap_err();
+        assert!(duration.contains("not a duration"), "{duration}");
+        assert!(Config::parse("[apps.api\n").is_err());
+    }
+}

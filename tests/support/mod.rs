@@ -1,0 +1,96 @@
+//! Shared test harness: a fresh PostgreSQL database per test.
+//!
+//! Order: `DATABASE_URL` if set → a server on 127.0.0.1:5432 → a testcontainers Postgres
+//! where a Docker engine exists → fail saying what to do.
+#![allow(dead_code)]
+
+use sqlx::{Connection, PgConnection};
+use std::sync::OnceLock;
+use tokio::sync::OnceCell;
+
+/// An admin URL (to a database from which others can be created).
+static ADMIN_URL: OnceCell<String> = OnceCell::const_new();
+/// Keeps a started container alive for the whole test binary.
+static CONTAINER: OnceLock<testcontainers::ContainerAsync<testcontainers_modules::postgres::Postgres>> = OnceLock::new();
+
+const LOCAL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+async fn reachable(url: &str) -> bool {
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), PgConnection::connect(url)).await,
+        Ok(Ok(_))
+    )
+}
+
+async fn admin_url() -> String {
+    ADMIN_URL
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("DATABASE_URL") {
+                if reachable(&url).await {
+                    return url;
+                }
+                panic!("DATABASE_URL is set but the database cannot be reached; start PostgreSQL or unset DATABASE_URL");
+            }
+            if reachable(LOCAL).await {
+                return LOCAL.to_string();
+            }
+            if let Some(url) = start_container().await {
+                return url;
+            }
+            panic!(
+                "no PostgreSQL for the tests: set DATABASE_URL, start a server on 127.0.0.1:5432 \
+                 (trust auth, user postgres: `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`), \
+                 or run a Docker engine so testcontainers can start one"
+            )
+        })
+        .await
+        .clone()
+}
+
+async fn start_container() -> Option<String> {
+    use testcontainers::ImageExt;
+    use testcontainers::runners::AsyncRunner;
+    let image = testcontainers_modules::postgres::Postgres::default().with_tag("16-alpine");
+    let container = image.start().await.ok()?;
+    let port = container.get_host_port_ipv4(5432).await.ok()?;
+    let _ = CONTAINER.set(container);
+    Some(format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"))
+}
+
+/// Creates a fresh, empty database and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = admin_url().await;
+    let name = format!(
+        "concertina_test_{}_{}",
+        std::process::id(),
+        rand_suffix()
+    );
+    let mut conn = PgConnection::connect(&admin).await.expect("connect to the admin database");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    replace_database(&admin, &name)
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{nanos}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `url` with its database name replaced by `database`.
+pub fn replace_database(url: &str, database: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("a database URL");
+    parsed.set_path(&format!("/{database}"));
+    parsed.to_string()
+}
+
+/// The path of the built `concertina` binary (for end-to-end tests).
+pub fn binary() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_concertina"))
+}
