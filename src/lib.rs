@@ -16,3 +16,4 @@ pub mod report;
 pub mod requires;
 pub mod runner;
 pub mod sql;
+pub mod state;
