@@ -1,0 +1,226 @@
+//! `concertina lint` and `plan` end to end: exit codes, formats, bad input.
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn concertina(dir: &Path, args: &[&str]) -> Output {
+    Command::new(support::binary())
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .args(args)
+        .output()
+        .expect("run concertina")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("concertina.toml"),
+        "[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n",
+    )
+    .expect("config");
+    for (name, body) in files {
+        std::fs::write(dir.path().join("migrations").join(name), body).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn the_shop_example_lints_clean_and_plans_its_streams() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lint = concertina(root, &["--config", "examples/shop/concertina.toml", "lint"]);
+    assert_eq!(lint.status.code(), Some(0), "{}", text(&lint));
+    let plan = concertina(
+        root,
+        &["--config", "examples/shop/concertina.toml", "--format", "json", "plan"],
+    );
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let json: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan json");
+    let phases: Vec<(&str, &str)> = json["migrations"]
+        .as_array()
+        .expect("migrations")
+        .iter()
+        .map(|m| (m["phase"].as_str().unwrap_or(""), m["stream"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        phases,
+        vec![
+            ("expand", "pre-deploy"),
+            ("expand", "pre-deploy"),
+            ("backfill", "post-deploy"),
+            ("contract", "post-deploy")
+        ]
+    );
+    assert_eq!(json["migrations"][3]["gate"], "api>=3.0.0");
+}
+
+#[test]
+fn a_file_that_does_not_parse_is_reported_at_its_line_and_the_others_still_are() {
+    let dir = folder(&[
+        ("1_ok.sql", "CREATE TABLE a (id int PRIMARY KEY);\n"),
+        ("2_broken.sql", "CREATE TABLE b (id int);\nALTER TABLE b ADD COLUMN;\n"),
+        ("3_drop.sql", "DROP TABLE a;\n"),
+    ]);
+    let out = concertina(dir.path(), &["lint"]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("migrations/2_broken.sql:2:1"), "{report}");
+    assert!(report.contains("syntax-error"), "{report}");
+    assert!(report.contains("3_drop.sql"), "the other files are still reported: {report}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_clear_message() {
+    let cases: Vec<(tempfile::TempDir, Vec<&str>, &str)> = vec![
+        (folder(&[]), vec!["--migrations", "nowhere", "lint"], "cannot read nowhere"),
+        (
+            folder(&[("1_a.sql", "-- concertina: phaze=expand\nSELECT 1;\n")]),
+            vec!["lint"],
+            "unknown concertina directive",
+        ),
+        (
+            folder(&[("1_a.sql", "SELECT 1;"), ("01_b.sql", "SELECT 2;")]),
+            vec!["lint"],
+            "duplicate version 1",
+        ),
+        (folder(&[("init.sql", "SELECT 1;")]), vec!["lint"], "not a migration file name"),
+    ];
+    for (dir, args, expected) in cases {
+        let out = concertina(dir.path(), &args);
+        let report = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {report}");
+        assert!(report.contains(expected), "{args:?}: expected `{expected}` in {report}");
+        assert!(!report.contains("panicked"), "{report}");
+    }
+    let dir = folder(&[]);
+    std::fs::write(dir.path().join("concertina.toml"), "[apps.api]\nselector = 3\n").expect("config");
+    let out = concertina(dir.path(), &["lint"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("concertina.toml"), "{}", text(&out));
+    let out = concertina(dir.path(), &["--config", "missing.toml", "lint"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("missing.toml"), "{}", text(&out));
+}
+
+#[test]
+fn json_github_and_sarif_reports_carry_rule_line_and_severity() {
+    let dir = folder(&[
+        ("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY);\n"),
+        ("2_drop.expand.sql", "SELECT 1;\nALTER TABLE t DROP COLUMN id;\n"),
+    ]);
+    let json = concertina(dir.path(), &["--format", "json", "lint"]);
+    assert_eq!(json.status.code(), Some(1), "{}", text(&json));
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    let file = &doc["files"][1];
+    assert_eq!(file["path"], "migrations/2_drop.expand.sql");
+    assert_eq!(file["phase"], "expand");
+    let finding = file["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["rule"] == "phase-mismatch"))
+        .expect("phase-mismatch finding");
+    assert_eq!(finding["severity"], "error");
+    assert_eq!(finding["line"], 2);
+
+    let github = concertina(dir.path(), &["--format", "github", "lint"]);
+    let annotations = String::from_utf8_lossy(&github.stdout).to_string();
+    assert!(
+        annotations.contains("::error file=migrations/2_drop.expand.sql,line=2,col=1,title=concertina phase-mismatch::"),
+        "{annotations}"
+    );
+
+    let sarif = concertina(dir.path(), &["--format", "sarif", "lint"]);
+    let doc: serde_json::Value = serde_json::from_slice(&sarif.stdout).expect("sarif json");
+    assert_eq!(doc["version"], "2.1.0");
+    let results = doc["runs"][0]["results"].as_array().expect("results");
+    let result = results
+        .iter()
+        .find(|r| r["ruleId"] == "phase-mismatch")
+        .expect("phase-mismatch result");
+    assert_eq!(result["level"], "error");
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
+    let rule_index = result["ruleIndex"].as_u64().expect("ruleIndex") as usize;
+    assert_eq!(doc["runs"][0]["tool"]["driver"]["rules"][rule_index]["id"], "phase-mismatch");
+}
+
+#[test]
+fn base_lints_only_new_and_changed_files_and_flags_edits() {
+    let dir = folder(&[
+        ("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY);\n"),
+        ("2_u.sql", "CREATE TABLE u (id int PRIMARY KEY);\n"),
+    ]);
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .current_dir(dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "base"]);
+    std::fs::write(
+        dir.path().join("migrations/2_u.sql"),
+        "CREATE TABLE u (id bigint PRIMARY KEY);\n",
+    )
+    .expect("edit");
+    std::fs::write(
+        dir.path().join("migrations/3_v.sql"),
+        "CREATE TABLE v (id int PRIMARY KEY);\n",
+    )
+    .expect("add");
+    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let paths: Vec<&str> = doc["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert_eq!(paths, vec!["migrations/2_u.sql", "migrations/3_v.sql"]);
+    assert_eq!(doc["files"][0]["findings"][0]["rule"], "edited-migration");
+    let out = concertina(dir.path(), &["lint", "--base", "no-such-ref"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn allow_needs_a_reason_and_then_suppresses_the_finding() {
+    let without = folder(&[(
+        "1_d.contract.sql",
+        "-- concertina: allow contract-without-requires\nDROP TABLE IF EXISTS gone;\n",
+    )]);
+    let out = concertina(without.path(), &["--format", "json", "lint"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("invalid-allow"), "{}", text(&out));
+    let with = folder(&[(
+        "1_d.contract.sql",
+        "-- concertina: allow contract-without-requires no app uses this table\nDROP TABLE IF EXISTS gone;\n",
+    )]);
+    let out = concertina(with.path(), &["lint"]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("allowed[contract-without-requires]"), "{report}");
+    assert!(report.contains("no app uses this table"), "{report}");
+}
+
+#[test]
+fn other_commands_reject_lint_only_formats() {
+    let dir = folder(&[("1_t.sql", "CREATE TABLE t (id int);\n")]);
+    let out = concertina(dir.path(), &["--format", "sarif", "plan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
