@@ -390,7 +390,17 @@ pub fn plan_output(
         }
         rows.push(row);
     }
-    table(&rows)
+    let (errors, warnings) = count(analyzed);
+    let verdict = if errors == 0 { "passes" } else { "fails" };
+    format!(
+        "{}\nlint {verdict}: {} migration{}, {errors} error{}, {warnings} warning{}{}\n",
+        table(&rows),
+        analyzed.len(),
+        plural(analyzed.len()),
+        plural(errors),
+        plural(warnings),
+        if errors + warnings > 0 { " (run `concertina lint` for details)" } else { "" }
+    )
 }
 
 /// Left-aligned columns separated by two spaces.
