@@ -17,3 +17,4 @@ pub mod requires;
 pub mod runner;
 pub mod sql;
 pub mod state;
+pub mod streams;

@@ -123,6 +123,11 @@ pub const RULES: &[Rule] = &[
         summary: "a statement concertina cannot judge (DO block, dynamic SQL) in a file without a declared phase",
     },
     Rule {
+        id: "expand-touches-waiting-contract",
+        severity: Severity::Warning,
+        summary: "an expand touches a table that an older, still pending contract changes too",
+    },
+    Rule {
         id: "edited-migration",
         severity: Severity::Error,
         summary: "a migration that existed at --base was edited",

@@ -22,6 +22,8 @@ pub async fn run_lint(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandErr
         analysis::analyze(&set, &ctx.config).map_err(|e| CommandError::usage(e.to_string()))?;
     if let Some(base) = &args.base {
         analyzed = since_base(analyzed, base)?;
+        // Offline, "pending" can only mean "new in this change": every file kept by --base.
+        crate::streams::flag_expands_touching_waiting_contracts(&mut analyzed, |_| true);
     }
     let output = match ctx.format {
         Format::Human => human_lint(&analyzed),
@@ -399,7 +401,11 @@ pub fn plan_output(
         plural(analyzed.len()),
         plural(errors),
         plural(warnings),
-        if errors + warnings > 0 { " (run `concertina lint` for details)" } else { "" }
+        if errors + warnings > 0 {
+            " (run `concertina lint` for details)"
+        } else {
+            ""
+        }
     )
 }
 

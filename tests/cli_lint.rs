@@ -42,7 +42,13 @@ fn the_shop_example_lints_clean_and_plans_its_streams() {
     assert_eq!(lint.status.code(), Some(0), "{}", text(&lint));
     let plan = concertina(
         root,
-        &["--config", "examples/shop/concertina.toml", "--format", "json", "plan"],
+        &[
+            "--config",
+            "examples/shop/concertina.toml",
+            "--format",
+            "json",
+            "plan",
+        ],
     );
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let json: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan json");
@@ -50,7 +56,12 @@ fn the_shop_example_lints_clean_and_plans_its_streams() {
         .as_array()
         .expect("migrations")
         .iter()
-        .map(|m| (m["phase"].as_str().unwrap_or(""), m["stream"].as_str().unwrap_or("")))
+        .map(|m| {
+            (
+                m["phase"].as_str().unwrap_or(""),
+                m["stream"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         phases,
@@ -68,7 +79,10 @@ fn the_shop_example_lints_clean_and_plans_its_streams() {
 fn a_file_that_does_not_parse_is_reported_at_its_line_and_the_others_still_are() {
     let dir = folder(&[
         ("1_ok.sql", "CREATE TABLE a (id int PRIMARY KEY);\n"),
-        ("2_broken.sql", "CREATE TABLE b (id int);\nALTER TABLE b ADD COLUMN;\n"),
+        (
+            "2_broken.sql",
+            "CREATE TABLE b (id int);\nALTER TABLE b ADD COLUMN;\n",
+        ),
         ("3_drop.sql", "DROP TABLE a;\n"),
     ]);
     let out = concertina(dir.path(), &["lint"]);
@@ -76,13 +90,20 @@ fn a_file_that_does_not_parse_is_reported_at_its_line_and_the_others_still_are()
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(report.contains("migrations/2_broken.sql:2:1"), "{report}");
     assert!(report.contains("syntax-error"), "{report}");
-    assert!(report.contains("3_drop.sql"), "the other files are still reported: {report}");
+    assert!(
+        report.contains("3_drop.sql"),
+        "the other files are still reported: {report}"
+    );
 }
 
 #[test]
 fn bad_input_exits_2_with_one_clear_message() {
     let cases: Vec<(tempfile::TempDir, Vec<&str>, &str)> = vec![
-        (folder(&[]), vec!["--migrations", "nowhere", "lint"], "cannot read nowhere"),
+        (
+            folder(&[]),
+            vec!["--migrations", "nowhere", "lint"],
+            "cannot read nowhere",
+        ),
         (
             folder(&[("1_a.sql", "-- concertina: phaze=expand\nSELECT 1;\n")]),
             vec!["lint"],
@@ -93,17 +114,28 @@ fn bad_input_exits_2_with_one_clear_message() {
             vec!["lint"],
             "duplicate version 1",
         ),
-        (folder(&[("init.sql", "SELECT 1;")]), vec!["lint"], "not a migration file name"),
+        (
+            folder(&[("init.sql", "SELECT 1;")]),
+            vec!["lint"],
+            "not a migration file name",
+        ),
     ];
     for (dir, args, expected) in cases {
         let out = concertina(dir.path(), &args);
         let report = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {report}");
-        assert!(report.contains(expected), "{args:?}: expected `{expected}` in {report}");
+        assert!(
+            report.contains(expected),
+            "{args:?}: expected `{expected}` in {report}"
+        );
         assert!(!report.contains("panicked"), "{report}");
     }
     let dir = folder(&[]);
-    std::fs::write(dir.path().join("concertina.toml"), "[apps.api]\nselector = 3\n").expect("config");
+    std::fs::write(
+        dir.path().join("concertina.toml"),
+        "[apps.api]\nselector = 3\n",
+    )
+    .expect("config");
     let out = concertina(dir.path(), &["lint"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("concertina.toml"), "{}", text(&out));
@@ -116,7 +148,10 @@ fn bad_input_exits_2_with_one_clear_message() {
 fn json_github_and_sarif_reports_carry_rule_line_and_severity() {
     let dir = folder(&[
         ("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY);\n"),
-        ("2_drop.expand.sql", "SELECT 1;\nALTER TABLE t DROP COLUMN id;\n"),
+        (
+            "2_drop.expand.sql",
+            "SELECT 1;\nALTER TABLE t DROP COLUMN id;\n",
+        ),
     ]);
     let json = concertina(dir.path(), &["--format", "json", "lint"]);
     assert_eq!(json.status.code(), Some(1), "{}", text(&json));
@@ -152,7 +187,10 @@ fn json_github_and_sarif_reports_carry_rule_line_and_severity() {
         2
     );
     let rule_index = result["ruleIndex"].as_u64().expect("ruleIndex") as usize;
-    assert_eq!(doc["runs"][0]["tool"]["driver"]["rules"][rule_index]["id"], "phase-mismatch");
+    assert_eq!(
+        doc["runs"][0]["tool"]["driver"]["rules"][rule_index]["id"],
+        "phase-mismatch"
+    );
 }
 
 #[test]
@@ -214,7 +252,10 @@ fn allow_needs_a_reason_and_then_suppresses_the_finding() {
     let out = concertina(with.path(), &["lint"]);
     let report = text(&out);
     assert_eq!(out.status.code(), Some(0), "{report}");
-    assert!(report.contains("allowed[contract-without-requires]"), "{report}");
+    assert!(
+        report.contains("allowed[contract-without-requires]"),
+        "{report}"
+    );
     assert!(report.contains("no app uses this table"), "{report}");
 }
 
@@ -223,4 +264,67 @@ fn other_commands_reject_lint_only_formats() {
     let dir = folder(&[("1_t.sql", "CREATE TABLE t (id int);\n")]);
     let out = concertina(dir.path(), &["--format", "sarif", "plan"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn an_expand_touching_a_table_of_a_waiting_contract_is_a_warning() {
+    let dir = folder(&[("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY, x int);\n")]);
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .current_dir(dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "base"]);
+    for (name, body) in [
+        (
+            "2_drop_x.contract.sql",
+            "-- concertina: requires api>=2.0.0\nALTER TABLE t DROP COLUMN x;\n",
+        ),
+        (
+            "3_add_y.expand.sql",
+            "ALTER TABLE public.t ADD COLUMN y int;\n",
+        ),
+        ("4_other.expand.sql", "CREATE TABLE other (id int);\n"),
+    ] {
+        std::fs::write(dir.path().join("migrations").join(name), body).expect("write");
+    }
+    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
+    assert_eq!(out.status.code(), Some(0), "warnings only: {}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rules = |index: usize| -> Vec<String> {
+        doc["files"][index]["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert!(
+        rules(1).contains(&"expand-touches-waiting-contract".to_string()),
+        "{doc}"
+    );
+    assert!(
+        !rules(2).contains(&"expand-touches-waiting-contract".to_string()),
+        "{doc}"
+    );
+    let finding = doc["files"][1]["findings"]
+        .as_array()
+        .and_then(|f| {
+            f.iter()
+                .find(|f| f["rule"] == "expand-touches-waiting-contract")
+        })
+        .expect("finding");
+    assert_eq!(finding["severity"], "warning");
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("api>=2.0.0")
+    );
 }

@@ -5,13 +5,15 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
 
 fn documents(file: &str) -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/kubernetes")
+        .join(file);
     let text = std::fs::read_to_string(&path).expect("read manifest");
     serde_yaml::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).expect("yaml"))
@@ -61,9 +63,15 @@ fn helm_hooks_parse_and_put_rbac_first() {
     let jobs: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Job").collect();
     assert_eq!(jobs.len(), 2);
     assert!(annotation(jobs[0], "helm.sh/hook").contains("pre-upgrade"));
-    assert_eq!(jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"][0], "pre-deploy");
+    assert_eq!(
+        jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"][0],
+        "pre-deploy"
+    );
     assert!(annotation(jobs[1], "helm.sh/hook").contains("post-upgrade"));
-    assert_eq!(jobs[1]["spec"]["template"]["spec"]["containers"][0]["args"][0], "post-deploy");
+    assert_eq!(
+        jobs[1]["spec"]["template"]["spec"]["containers"][0]["args"][0],
+        "post-deploy"
+    );
     for rbac in docs.iter().filter(|d| d["kind"] != "Job") {
         assert!(annotation(rbac, "helm.sh/hook").contains("pre-upgrade"));
         assert!(weight(rbac, "helm.sh/hook-weight") < weight(jobs[0], "helm.sh/hook-weight"));
@@ -79,7 +87,8 @@ fn argocd_hooks_parse_and_put_rbac_first() {
     for rbac in docs.iter().filter(|d| d["kind"] != "Job") {
         assert_eq!(annotation(rbac, "argocd.argoproj.io/hook"), "PreSync");
         assert!(
-            weight(rbac, "argocd.argoproj.io/sync-wave") < weight(jobs[0], "argocd.argoproj.io/sync-wave")
+            weight(rbac, "argocd.argoproj.io/sync-wave")
+                < weight(jobs[0], "argocd.argoproj.io/sync-wave")
         );
     }
 }
@@ -105,12 +114,19 @@ fn the_app_manifests_carry_the_version_label_the_gate_reads() {
 #[test]
 fn the_dockerfile_builds_like_the_readme_and_runs_as_non_root() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dockerfile = std::fs::read_to_string(root.join("examples/kubernetes/Dockerfile")).expect("Dockerfile");
+    let dockerfile =
+        std::fs::read_to_string(root.join("examples/kubernetes/Dockerfile")).expect("Dockerfile");
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
-    for step in ["apt-get install -y --no-install-recommends libclang-dev", "cargo build --release --locked"] {
+    for step in [
+        "apt-get install -y --no-install-recommends libclang-dev",
+        "cargo build --release --locked",
+    ] {
         assert!(dockerfile.contains(step), "Dockerfile lacks `{step}`");
         assert!(readme.contains(step), "README lacks `{step}`");
     }
-    assert!(dockerfile.contains("USER 65532"), "runtime image must not run as root");
+    assert!(
+        dockerfile.contains("USER 65532"),
+        "runtime image must not run as root"
+    );
     assert_eq!(dockerfile.matches("FROM ").count(), 2, "multi-stage build");
 }
