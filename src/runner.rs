@@ -24,6 +24,8 @@ pub async fn run_verify(_ctx: &Context) -> Result<Exit, CommandError> {
 }
 
 /// The state of each migration for `plan`, when a database URL is given (`None` otherwise).
-pub async fn plan_states(_ctx: &Context) -> Result<Option<std::collections::BTreeMap<u64, String>>, CommandError> {
+pub async fn plan_states(
+    _ctx: &Context,
+) -> Result<Option<std::collections::BTreeMap<u64, String>>, CommandError> {
     Ok(None)
 }
