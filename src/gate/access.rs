@@ -124,8 +124,9 @@ pub fn describe_error(
         kube::Error::SerdeError(e) => format!(
             "malformed {what} from the API server ({e}); the gate cannot judge objects it cannot read"
         ),
+        // Not about one resource: worded alike for all, so the report shows it once.
         other => format!(
-            "cannot reach the Kubernetes API server to {verb} {what} in namespace {namespace}: {}; check the cluster address, network and TLS settings of the kubeconfig or service account",
+            "cannot reach the Kubernetes API server: {}; check the cluster address, network and TLS settings of the kubeconfig or service account",
             error_chain(other)
         ),
     }
