@@ -130,13 +130,21 @@ impl FakeKube {
 
     /// Loads every document of `tests/fixtures/kube/<name>.yaml`.
     pub fn load(&self, name: &str) {
+        self.load_text(&FakeKube::fixture_text(name));
+    }
+
+    /// Reads a fixture's text (to edit it before loading it with [`FakeKube::load_text`]).
+    pub fn fixture_text(name: &str) -> String {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join(format!("tests/fixtures/kube/{name}.yaml"));
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        for document in serde_yaml::Deserializer::from_str(&text) {
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    }
+
+    /// Loads every document of a multi-document YAML text.
+    pub fn load_text(&self, text: &str) {
+        for document in serde_yaml::Deserializer::from_str(text) {
             let value =
-                Value::deserialize(document).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                Value::deserialize(document).unwrap_or_else(|e| panic!("fixture YAML: {e}"));
             if !value.is_null() {
                 self.apply(value);
             }
