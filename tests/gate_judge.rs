@@ -397,3 +397,69 @@ async fn no_requires_holds_without_asking_the_cluster() {
     .await;
     assert!(verdict.holds);
 }
+
+#[tokio::test]
+async fn the_example_rbac_grants_exactly_what_the_gate_reads() {
+    use serde::Deserialize;
+    use std::collections::BTreeSet;
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes/rbac.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut granted = BTreeSet::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let object = serde_json::Value::deserialize(document).unwrap();
+        if object["kind"] != "Role" {
+            continue;
+        }
+        for rule in object["rules"].as_array().unwrap() {
+            let verbs: BTreeSet<&str> = rule["verbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert_eq!(verbs, BTreeSet::from(["get", "list", "watch"]));
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    granted.insert(format!(
+                        "{}/{}",
+                        group.as_str().unwrap(),
+                        resource.as_str().unwrap()
+                    ));
+                }
+            }
+        }
+    }
+    // What a judgment and a wait actually ask for.
+    let fake = FakeKube::with_fixtures(&["api-v2"]).await;
+    judge(&fake, "api>=2.0.0", None).await;
+    judge_with_client(
+        fake.client("shop"),
+        "shop",
+        &shop_apps(),
+        &req("api>=2.0.0"),
+        None,
+        Some(std::time::Duration::from_millis(300)),
+    )
+    .await;
+    let used: BTreeSet<String> = fake
+        .requests()
+        .iter()
+        .map(|r| {
+            let path = r
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap();
+            let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+            match parts.as_slice() {
+                ["api", "v1", "namespaces", "shop", plural] => format!("/{plural}"),
+                ["apis", group, _, "namespaces", "shop", plural] => format!("{group}/{plural}"),
+                other => panic!("unexpected request {other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(used, granted);
+}

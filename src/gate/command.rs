@@ -238,14 +238,18 @@ fn print_verdict(ctx: &Context, migration: &AnalyzedMigration, verdict: &GateVer
         if verdict.blocking.len() == 1 { "" } else { "s" }
     );
     for b in &verdict.blocking {
-        let object = if b.name.is_empty() {
-            b.namespace.clone()
-        } else {
-            format!("{}/{}", b.namespace, b.name)
-        };
+        if b.kind == "API" || b.kind == "Config" {
+            println!(
+                "  {} ({} in namespace {}): {}",
+                b.kind, b.name, b.namespace, b.reason
+            );
+            continue;
+        }
         println!(
-            "  {} {object} (app {}, seen {}, required {}): {}",
+            "  {} {}/{} (app {}, seen {}, required {}): {}",
             b.kind,
+            b.namespace,
+            b.name,
             b.app,
             b.version_seen.as_deref().unwrap_or("-"),
             b.required,
