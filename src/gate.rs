@@ -1,17 +1,32 @@
 //! The Kubernetes gate: every pod that can reach the database runs a compatible version.
+//!
+//! - [`judge`] is the rule book, a pure function over listed objects;
+//! - [`access`] lists them (and words API errors), [`watch`] keeps them current for `--wait`;
+//! - [`version`] and [`selector`] read versions and match labels;
+//! - [`command`] is `concertina gate`.
+
+pub mod access;
+pub mod command;
+pub mod judge;
+pub mod selector;
+pub mod version;
+pub mod watch;
 
 use crate::cli::{CommandError, Context, Exit, GateArgs};
+use crate::config::AppConfig;
 use crate::requires::Requirement;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One pod or workload that keeps a gate from holding.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Blocker {
-    /// `Pod`, `Deployment`, `StatefulSet`, `DaemonSet`, `CronJob`, `Rollout`, or `API`.
+    /// `Pod`, `Deployment`, `ReplicaSet`, `StatefulSet`, `DaemonSet`, `Job`, `CronJob`,
+    /// `Rollout`, `API` (the cluster could not be read) or `Config`.
     pub kind: String,
     /// The object's namespace.
     pub namespace: String,
-    /// The object's name.
+    /// The object's name (for `API`: the resources that could not be read).
     pub name: String,
     /// The app (as named in the config) it belongs to.
     pub app: String,
@@ -32,32 +47,191 @@ pub struct GateVerdict {
     pub blocking: Vec<Blocker>,
 }
 
+impl GateVerdict {
+    /// A verdict that blocks for one reason outside the cluster's objects.
+    fn blocked(
+        kind: &str,
+        namespace: &str,
+        requires: &[Requirement],
+        reason: String,
+    ) -> GateVerdict {
+        GateVerdict {
+            holds: false,
+            blocking: vec![Blocker {
+                kind: kind.into(),
+                namespace: namespace.into(),
+                name: String::new(),
+                app: requires
+                    .iter()
+                    .map(|r| r.app.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                version_seen: None,
+                required: requires
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason,
+            }],
+        }
+    }
+}
+
+/// How long one judgment without `--wait` may take before it blocks as unanswered.
+const SINGLE_JUDGMENT_LIMIT: Duration = Duration::from_secs(60);
+
+/// The name of the pod the gate itself runs in (`POD_NAME`, else `HOSTNAME`), ignored by
+/// the judgment even when it matches an app's selector.
+pub fn own_pod_name() -> Option<String> {
+    std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|name| !name.is_empty())
+}
+
 /// Judges `requires` against the cluster once, or — with `wait` — watches until it holds or
 /// the wait ends. Fails closed: any API error is a blocking verdict, never "holds".
+///
+/// Credentials: `context` (the `--context` flag) picks a kubeconfig context; otherwise the
+/// in-cluster service account when running in a pod, else the kubeconfig (`KUBECONFIG` or
+/// `~/.kube/config`) with the config's `[kubernetes] context` or the current one. The
+/// namespace is the config's, else the client's default.
 pub async fn judge_requires(
-    _ctx: &Context,
+    ctx: &Context,
     requires: &[Requirement],
-    _context: Option<&str>,
-    _wait: Option<Duration>,
+    context: Option<&str>,
+    wait: Option<Duration>,
 ) -> GateVerdict {
-    GateVerdict {
-        holds: requires.is_empty(),
-        blocking: requires
-            .iter()
-            .map(|r| Blocker {
-                kind: "API".into(),
-                namespace: String::new(),
-                name: String::new(),
-                app: r.app.clone(),
-                version_seen: None,
-                required: r.to_string(),
-                reason: "the Kubernetes gate is not built yet; failing closed".into(),
-            })
-            .collect(),
+    if requires.is_empty() {
+        return GateVerdict {
+            holds: true,
+            blocking: Vec::new(),
+        };
+    }
+    let configured_ns = ctx.config.kubernetes.namespace.as_deref().unwrap_or("");
+    let config = match kube_config(context, ctx.config.kubernetes.context.as_deref()).await {
+        Ok(config) => config,
+        Err(reason) => return GateVerdict::blocked("API", configured_ns, requires, reason),
+    };
+    let namespace = ctx
+        .config
+        .kubernetes
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let cluster = config.cluster_url.to_string();
+    let client = match kube::Client::try_from(config) {
+        Ok(client) => client,
+        Err(e) => {
+            return GateVerdict::blocked(
+                "API",
+                &namespace,
+                requires,
+                format!(
+                    "cannot build a Kubernetes client for {cluster}: {}",
+                    access::error_chain(&e)
+                ),
+            );
+        }
+    };
+    let own_pod = own_pod_name();
+    judge_with_client(
+        client,
+        &namespace,
+        &ctx.config.apps,
+        requires,
+        own_pod.as_deref(),
+        wait,
+    )
+    .await
+}
+
+/// The client configuration: see [`judge_requires`] for the order. The error says what to set.
+pub async fn kube_config(
+    cli_context: Option<&str>,
+    config_context: Option<&str>,
+) -> Result<kube::Config, String> {
+    use kube::config::KubeConfigOptions;
+    let from_kubeconfig = |context: Option<&str>| {
+        let options = KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..KubeConfigOptions::default()
+        };
+        async move { kube::Config::from_kubeconfig(&options).await }
+    };
+    if let Some(context) = cli_context {
+        return from_kubeconfig(Some(context)).await.map_err(|e| {
+            format!(
+                "cannot load kubeconfig context `{context}`: {}",
+                access::error_chain(&e)
+            )
+        });
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        return kube::Config::incluster().map_err(|e| {
+            format!(
+                "running in a pod but the service account cannot be read: {}; mount a service account token (automountServiceAccountToken) for the `concertina` ServiceAccount",
+                access::error_chain(&e)
+            )
+        });
+    }
+    from_kubeconfig(config_context).await.map_err(|e| {
+        format!(
+            "no Kubernetes credentials: not running in a pod and no usable kubeconfig (KUBECONFIG or ~/.kube/config{}): {}",
+            config_context.map(|c| format!(", context `{c}`")).unwrap_or_default(),
+            access::error_chain(&e)
+        )
+    })
+}
+
+/// Judges `requires` with a ready client, in `namespace`. `own_pod` is never counted.
+/// Without `wait` it lists once; with it, it watches until the gate holds (returning within
+/// moments of the event that makes it hold) or `wait` ends.
+pub async fn judge_with_client(
+    client: kube::Client,
+    namespace: &str,
+    apps: &BTreeMap<String, AppConfig>,
+    requires: &[Requirement],
+    own_pod: Option<&str>,
+    wait: Option<Duration>,
+) -> GateVerdict {
+    if requires.is_empty() {
+        return GateVerdict {
+            holds: true,
+            blocking: Vec::new(),
+        };
+    }
+    // Only the apps named by the requirements are read (unknown ones block in the judgment).
+    let used: BTreeMap<String, &AppConfig> = requires
+        .iter()
+        .filter_map(|r| apps.get(&r.app).map(|app| (r.app.clone(), app)))
+        .filter(|(_, app)| selector::Selector::parse(&app.selector).is_ok())
+        .collect();
+    let rule = |view: &judge::ClusterView| judge::judge(view, apps, requires, own_pod);
+    match wait {
+        Some(wait) => watch::judge_watching(&client, namespace, &used, wait, rule).await,
+        None => match tokio::time::timeout(
+            SINGLE_JUDGMENT_LIMIT,
+            access::read_view(&client, namespace, &used),
+        )
+        .await
+        {
+            Ok(view) => rule(&view),
+            Err(_) => GateVerdict::blocked(
+                "API",
+                namespace,
+                requires,
+                format!(
+                    "the Kubernetes API server did not answer within {}s; check that it is reachable",
+                    SINGLE_JUDGMENT_LIMIT.as_secs()
+                ),
+            ),
+        },
     }
 }
 
 /// `concertina gate`.
-pub async fn run_gate(_ctx: &Context, _args: &GateArgs) -> Result<Exit, CommandError> {
-    Err(CommandError::failure("`gate` is not built yet"))
+pub async fn run_gate(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
+    command::run(ctx, args).await
 }

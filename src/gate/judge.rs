@@ -1,0 +1,589 @@
+//! The judgment itself: a pure function from what the cluster shows to a verdict, so every
+//! rule can be tested without a cluster.
+
+use super::selector::Selector;
+use super::version::read_version;
+use super::{Blocker, GateVerdict};
+use crate::config::{AppConfig, VersionSource};
+use crate::requires::{self, Op, Requirement};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::DynamicObject;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A resource that could not be read: the gate cannot see it, so it blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessFailure {
+    /// The resource (`pods`, `deployments.apps`, `rollouts.argoproj.io`).
+    pub resource: String,
+    /// What went wrong and what to do about it.
+    pub reason: String,
+}
+
+/// The objects of one resource, or why they could not be read.
+pub type Listing<T> = Result<Vec<T>, AccessFailure>;
+
+/// Everything the gate looks at in one namespace.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    /// The namespace the apps run in.
+    pub namespace: String,
+    /// Pods matching each app's selector, by app name.
+    pub pods: BTreeMap<String, Listing<Pod>>,
+    /// All Deployments of the namespace.
+    pub deployments: Listing<Deployment>,
+    /// All ReplicaSets.
+    pub replica_sets: Listing<ReplicaSet>,
+    /// All StatefulSets.
+    pub stateful_sets: Listing<StatefulSet>,
+    /// All DaemonSets.
+    pub daemon_sets: Listing<DaemonSet>,
+    /// All Jobs.
+    pub jobs: Listing<Job>,
+    /// All CronJobs.
+    pub cron_jobs: Listing<CronJob>,
+    /// All Argo Rollouts (empty when the CRD is not installed).
+    pub rollouts: Listing<DynamicObject>,
+}
+
+impl ClusterView {
+    /// A view in which nothing has been read yet (every resource blocks until listed).
+    pub fn unread(namespace: &str, apps: impl IntoIterator<Item = String>) -> ClusterView {
+        fn waiting<T>(resource: &str) -> Listing<T> {
+            Err(AccessFailure {
+                resource: resource.to_string(),
+                reason: format!("{resource} not listed yet"),
+            })
+        }
+        ClusterView {
+            namespace: namespace.to_string(),
+            pods: apps.into_iter().map(|app| (app, waiting("pods"))).collect(),
+            deployments: waiting("deployments.apps"),
+            replica_sets: waiting("replicasets.apps"),
+            stateful_sets: waiting("statefulsets.apps"),
+            daemon_sets: waiting("daemonsets.apps"),
+            jobs: waiting("jobs.batch"),
+            cron_jobs: waiting("cronjobs.batch"),
+            rollouts: waiting("rollouts.argoproj.io"),
+        }
+    }
+
+    fn failures(&self, apps: &[&str]) -> Vec<&AccessFailure> {
+        let pods = self
+            .pods
+            .iter()
+            .filter(|(app, _)| apps.contains(&app.as_str()))
+            .filter_map(|(_, l)| l.as_ref().err());
+        let workloads = [
+            self.deployments.as_ref().err(),
+            self.replica_sets.as_ref().err(),
+            self.stateful_sets.as_ref().err(),
+            self.daemon_sets.as_ref().err(),
+            self.jobs.as_ref().err(),
+            self.cron_jobs.as_ref().err(),
+            self.rollouts.as_ref().err(),
+        ];
+        pods.chain(workloads.into_iter().flatten()).collect()
+    }
+}
+
+/// Judges `requires` against `view`. `own_pod` (the gate's own pod) is ignored.
+pub fn judge(
+    view: &ClusterView,
+    apps: &BTreeMap<String, AppConfig>,
+    requires: &[Requirement],
+    own_pod: Option<&str>,
+) -> GateVerdict {
+    let mut blocking = Vec::new();
+    let requires_text = requires
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut judged: Vec<(&Requirement, &AppConfig, Selector)> = Vec::new();
+    for requirement in requires {
+        let config_blocker = |reason: String| Blocker {
+            kind: "Config".into(),
+            namespace: view.namespace.clone(),
+            name: format!("apps.{}", requirement.app),
+            app: requirement.app.clone(),
+            version_seen: None,
+            required: requirement.to_string(),
+            reason,
+        };
+        let Some(app) = apps.get(&requirement.app) else {
+            blocking.push(config_blocker(format!(
+                "app `{}` is not configured; add [apps.{}] with a selector and a version source to concertina.toml",
+                requirement.app, requirement.app
+            )));
+            continue;
+        };
+        match Selector::parse(&app.selector) {
+            Ok(selector) => judged.push((requirement, app, selector)),
+            Err(e) => blocking.push(config_blocker(format!("[apps.{}] {e}", requirement.app))),
+        }
+    }
+
+    // One blocker per distinct access problem (an unreachable server fails every list alike).
+    let judged_apps: Vec<&str> = judged.iter().map(|(r, _, _)| r.app.as_str()).collect();
+    let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
+    for failure in view.failures(&judged_apps) {
+        match by_reason
+            .iter_mut()
+            .find(|(reason, _)| *reason == failure.reason)
+        {
+            Some((_, resources)) if !resources.contains(&failure.resource) => {
+                resources.push(failure.resource.clone())
+            }
+            Some(_) => {}
+            None => by_reason.push((failure.reason.clone(), vec![failure.resource.clone()])),
+        }
+    }
+    for (reason, resources) in by_reason {
+        let mut app_names: Vec<&str> = judged_apps.clone();
+        app_names.dedup();
+        blocking.push(Blocker {
+            kind: "API".into(),
+            namespace: view.namespace.clone(),
+            name: resources.join(", "),
+            app: app_names.join(", "),
+            version_seen: None,
+            required: requires_text.clone(),
+            reason,
+        });
+    }
+
+    for (requirement, app, selector) in &judged {
+        let judge = Judge {
+            view,
+            requirement,
+            source: &app.version,
+            selector,
+        };
+        if let Some(Ok(pods)) = view.pods.get(&requirement.app) {
+            judge.pods(pods, own_pod, &mut blocking);
+        }
+        judge.workloads(&mut blocking);
+    }
+    GateVerdict {
+        holds: blocking.is_empty(),
+        blocking,
+    }
+}
+
+/// The version check of one object against one requirement.
+struct VersionProblem {
+    seen: Option<String>,
+    problem: String,
+}
+
+struct Judge<'a> {
+    view: &'a ClusterView,
+    requirement: &'a Requirement,
+    source: &'a VersionSource,
+    selector: &'a Selector,
+}
+
+impl Judge<'_> {
+    fn check(
+        &self,
+        meta: &ObjectMeta,
+        spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
+    ) -> Result<String, VersionProblem> {
+        let raw = read_version(self.source, meta, spec).map_err(|problem| VersionProblem {
+            seen: None,
+            problem,
+        })?;
+        let version = requires::parse_version(&raw).map_err(|_| VersionProblem {
+            seen: Some(raw.clone()),
+            problem: format!("version `{raw}` is not semver"),
+        })?;
+        if self.requirement.is_satisfied_by(&version) {
+            return Ok(raw);
+        }
+        let relation = match self.requirement.op {
+            Op::AtLeast => "<",
+            Op::Above => "<=",
+            Op::Exactly => "!=",
+        };
+        Err(VersionProblem {
+            problem: format!("{raw} {relation} {}", self.requirement.version),
+            seen: Some(raw),
+        })
+    }
+
+    fn blocker(
+        &self,
+        kind: &str,
+        meta: &ObjectMeta,
+        seen: Option<String>,
+        reason: String,
+    ) -> Blocker {
+        Blocker {
+            kind: kind.to_string(),
+            namespace: meta
+                .namespace
+                .clone()
+                .unwrap_or_else(|| self.view.namespace.clone()),
+            name: meta.name.clone().unwrap_or_default(),
+            app: self.requirement.app.clone(),
+            version_seen: seen,
+            required: self.requirement.to_string(),
+            reason,
+        }
+    }
+
+    fn pods(&self, pods: &[Pod], own_pod: Option<&str>, out: &mut Vec<Blocker>) {
+        for pod in pods {
+            let meta = &pod.metadata;
+            if own_pod.is_some() && meta.name.as_deref() == own_pod {
+                continue;
+            }
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or("Unknown");
+            if matches!(phase, "Succeeded" | "Failed") {
+                continue;
+            }
+            // The server selected these already; checking again costs nothing.
+            if !self
+                .selector
+                .matches(meta.labels.as_ref().unwrap_or(&BTreeMap::new()))
+            {
+                continue;
+            }
+            let state = if meta.deletion_timestamp.is_some() {
+                "terminating".to_string()
+            } else {
+                phase.to_ascii_lowercase()
+            };
+            if let Err(p) = self.check(meta, pod.spec.as_ref()) {
+                out.push(self.blocker("Pod", meta, p.seen, format!("{state}, {}", p.problem)));
+            }
+        }
+    }
+
+    /// Judges one workload whose template may create the app's pods: its template's version
+    /// plus the `rollout` problems found by its kind's completeness rules.
+    fn workload(
+        &self,
+        kind: &str,
+        meta: &ObjectMeta,
+        template: Option<&PodTemplateSpec>,
+        template_note: &str,
+        rollout: Vec<String>,
+        out: &mut Vec<Blocker>,
+    ) {
+        let mut problems = Vec::new();
+        let mut seen = None;
+        if let Some(template) = template {
+            let empty = ObjectMeta::default();
+            let template_meta = template.metadata.as_ref().unwrap_or(&empty);
+            match self.check(template_meta, template.spec.as_ref()) {
+                Ok(version) => seen = Some(version),
+                Err(p) => {
+                    seen = p.seen;
+                    problems.push(format!("template {}{template_note}", p.problem));
+                }
+            }
+        }
+        problems.extend(rollout);
+        if !problems.is_empty() {
+            out.push(self.blocker(kind, meta, seen, problems.join("; ")));
+        }
+    }
+
+    fn template_matches(&self, template: Option<&PodTemplateSpec>) -> bool {
+        template
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.as_ref())
+            .is_some_and(|labels| self.selector.matches(labels))
+    }
+
+    fn workloads(&self, out: &mut Vec<Blocker>) {
+        let view = self.view;
+        for d in view.deployments.iter().flatten() {
+            let template = d.spec.as_ref().map(|s| &s.template);
+            if self.template_matches(template) {
+                let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let note = if desired == 0 {
+                    " (scaled to 0: scaling it up starts old pods)"
+                } else {
+                    ""
+                };
+                self.workload(
+                    "Deployment",
+                    &d.metadata,
+                    template,
+                    note,
+                    deployment_rollout(d),
+                    out,
+                );
+            }
+        }
+        for rs in view.replica_sets.iter().flatten() {
+            let template = rs.spec.as_ref().and_then(|s| s.template.as_ref());
+            let desired = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let running = rs.status.as_ref().map_or(0, |s| s.replicas);
+            let controlled = rs
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true));
+            // A controller's old ReplicaSet at zero is history; the controller is judged itself.
+            if controlled && desired == 0 && running == 0 {
+                continue;
+            }
+            if self.template_matches(template) {
+                let note = format!(" ({desired} replicas)");
+                self.workload("ReplicaSet", &rs.metadata, template, &note, Vec::new(), out);
+            }
+        }
+        for s in view.stateful_sets.iter().flatten() {
+            let template = s.spec.as_ref().map(|s| &s.template);
+            if self.template_matches(template) {
+                self.workload(
+                    "StatefulSet",
+                    &s.metadata,
+                    template,
+                    "",
+                    stateful_set_rollout(s),
+                    out,
+                );
+            }
+        }
+        for d in view.daemon_sets.iter().flatten() {
+            let template = d.spec.as_ref().map(|s| &s.template);
+            if self.template_matches(template) {
+                self.workload(
+                    "DaemonSet",
+                    &d.metadata,
+                    template,
+                    "",
+                    daemon_set_rollout(d),
+                    out,
+                );
+            }
+        }
+        for job in view.jobs.iter().flatten() {
+            let template = job.spec.as_ref().map(|s| &s.template);
+            if !job_finished(job) && self.template_matches(template) {
+                self.workload(
+                    "Job",
+                    &job.metadata,
+                    template,
+                    " (the job is still running)",
+                    Vec::new(),
+                    out,
+                );
+            }
+        }
+        for cron in view.cron_jobs.iter().flatten() {
+            let template = cron
+                .spec
+                .as_ref()
+                .and_then(|s| s.job_template.spec.as_ref())
+                .map(|s| &s.template);
+            if self.template_matches(template) {
+                self.workload(
+                    "CronJob",
+                    &cron.metadata,
+                    template,
+                    " (its next run starts old pods)",
+                    Vec::new(),
+                    out,
+                );
+            }
+        }
+        for rollout in view.rollouts.iter().flatten() {
+            let spec_template = rollout.data.pointer("/spec/template");
+            let template =
+                match spec_template.map(|t| serde_json::from_value::<PodTemplateSpec>(t.clone())) {
+                    Some(Ok(template)) => Some(template),
+                    Some(Err(e)) => {
+                        // A malformed object fails closed when it may be one of ours.
+                        out.push(self.blocker(
+                            "Rollout",
+                            &rollout.metadata,
+                            None,
+                            format!("malformed spec.template: {e}"),
+                        ));
+                        continue;
+                    }
+                    None => None,
+                };
+            if self.template_matches(template.as_ref()) {
+                self.workload(
+                    "Rollout",
+                    &rollout.metadata,
+                    template.as_ref(),
+                    "",
+                    argo_rollout(rollout),
+                    out,
+                );
+            }
+        }
+    }
+}
+
+fn not_observed(meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
+    let generation = meta.generation.unwrap_or(0);
+    let observed = observed.unwrap_or(0);
+    (observed < generation).then(|| {
+        format!(
+            "rollout not observed yet (observedGeneration {observed} < generation {generation})"
+        )
+    })
+}
+
+/// kubectl's `rollout status` rules for a Deployment.
+pub fn deployment_rollout(d: &Deployment) -> Vec<String> {
+    let status = d.status.clone().unwrap_or_default();
+    let mut problems: Vec<String> = not_observed(&d.metadata, status.observed_generation)
+        .into_iter()
+        .collect();
+    let deadline_exceeded = status.conditions.iter().flatten().any(|c| {
+        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    if deadline_exceeded {
+        problems.push("rollout failed: progress deadline exceeded".into());
+    }
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let replicas = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < desired {
+        problems.push(format!(
+            "rollout in progress: {updated} of {desired} replicas updated"
+        ));
+    }
+    if replicas > updated {
+        problems.push(format!(
+            "rollout in progress: {} old replicas pending termination",
+            replicas - updated
+        ));
+    }
+    if available < updated {
+        problems.push(format!(
+            "rollout in progress: {available} of {updated} updated replicas available"
+        ));
+    }
+    problems
+}
+
+/// kubectl's `rollout status` rules for a StatefulSet.
+pub fn stateful_set_rollout(s: &StatefulSet) -> Vec<String> {
+    let status = s.status.clone().unwrap_or_default();
+    let mut problems: Vec<String> = not_observed(&s.metadata, status.observed_generation)
+        .into_iter()
+        .collect();
+    let spec = s.spec.as_ref();
+    let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+    if strategy.and_then(|u| u.type_.as_deref()) == Some("OnDelete") {
+        // Pods are replaced only when deleted: the pods themselves tell.
+        return problems;
+    }
+    let ready = status.ready_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(ready);
+    let updated = status.updated_replicas.unwrap_or(0);
+    if ready < desired || available < desired {
+        problems.push(format!(
+            "rollout in progress: {} of {desired} replicas available",
+            ready.min(available)
+        ));
+    }
+    let partition = strategy
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
+    if partition > 0 {
+        if updated < desired - partition {
+            problems.push(format!(
+                "rollout in progress: {updated} of {} replicas updated (partition {partition})",
+                desired - partition
+            ));
+        }
+    } else if status.update_revision != status.current_revision || updated < desired {
+        problems.push(format!(
+            "rollout in progress: {updated} of {desired} replicas updated (current revision {}, update revision {})",
+            status.current_revision.as_deref().unwrap_or("?"),
+            status.update_revision.as_deref().unwrap_or("?")
+        ));
+    }
+    problems
+}
+
+/// kubectl's `rollout status` rules for a DaemonSet.
+pub fn daemon_set_rollout(d: &DaemonSet) -> Vec<String> {
+    let status = d.status.clone().unwrap_or_default();
+    let mut problems: Vec<String> = not_observed(&d.metadata, status.observed_generation)
+        .into_iter()
+        .collect();
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    if updated < desired {
+        problems.push(format!(
+            "rollout in progress: {updated} of {desired} nodes updated"
+        ));
+    }
+    if available < desired {
+        problems.push(format!(
+            "rollout in progress: {available} of {desired} pods available"
+        ));
+    }
+    problems
+}
+
+fn job_finished(job: &Job) -> bool {
+    let status = job.status.as_ref();
+    status.and_then(|s| s.completion_time.as_ref()).is_some()
+        || status
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True")
+}
+
+/// Argo Rollouts' completeness: observed, not aborted, not paused, stable = current.
+pub fn argo_rollout(rollout: &DynamicObject) -> Vec<String> {
+    let data = &rollout.data;
+    let status = data.get("status").unwrap_or(&Value::Null);
+    // Argo writes observedGeneration as a string; accept a number too.
+    let observed = match status.get("observedGeneration") {
+        Some(Value::String(s)) => s.parse::<i64>().ok(),
+        Some(v) => v.as_i64(),
+        None => None,
+    };
+    let mut problems: Vec<String> = not_observed(&rollout.metadata, observed)
+        .into_iter()
+        .collect();
+    if status.get("abort").and_then(Value::as_bool) == Some(true) {
+        problems.push("rollout aborted (the stable pods run the old version)".into());
+    }
+    let paused_spec = data.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+    let pause_conditions = status
+        .get("pauseConditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty());
+    if paused_spec || pause_conditions {
+        problems.push("rollout paused".into());
+    }
+    let stable = status.get("stableRS").and_then(Value::as_str);
+    let current = status.get("currentPodHash").and_then(Value::as_str);
+    match (stable, current) {
+        (Some(stable), Some(current)) if stable == current => {}
+        (Some(stable), Some(current)) => problems.push(format!(
+            "rollout in progress: stable ReplicaSet {stable} is not the current one {current}"
+        )),
+        _ => problems.push("rollout in progress: status has no stableRS/currentPodHash yet".into()),
+    }
+    problems
+}
