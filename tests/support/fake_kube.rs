@@ -623,13 +623,11 @@ fn watch(
                             continue;
                         }
                         last = record.rv;
-                        if ours(&record, &gv, &plural, &namespace) {
-                            if let Some(line) = render(&record, selector.as_ref()) {
-                                if tx.send(line).await.is_err() {
+                        if ours(&record, &gv, &plural, &namespace)
+                            && let Some(line) = render(&record, selector.as_ref())
+                                && tx.send(line).await.is_err() {
                                     return;
                                 }
-                            }
-                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410});
