@@ -62,11 +62,7 @@ impl AnalyzedMigration {
 
     /// The gate as text (`api>=2.0.0, worker>=1.9.0`), empty when none.
     pub fn gate_text(&self) -> String {
-        self.requires
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.requires.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -81,10 +77,7 @@ pub struct AnalysisError {
 }
 
 /// Analyzes every migration of `set`.
-pub fn analyze(
-    set: &MigrationSet,
-    config: &Config,
-) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
+pub fn analyze(set: &MigrationSet, config: &Config) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
     set.migrations
         .iter()
         .map(|migration| analyze_one(migration, config))
@@ -92,10 +85,7 @@ pub fn analyze(
 }
 
 /// Analyzes one migration file.
-pub fn analyze_one(
-    migration: &Migration,
-    config: &Config,
-) -> Result<AnalyzedMigration, AnalysisError> {
+pub fn analyze_one(migration: &Migration, config: &Config) -> Result<AnalyzedMigration, AnalysisError> {
     let directive_error = |error| AnalysisError {
         path: migration.path.clone(),
         error,
@@ -153,9 +143,7 @@ pub fn analyze_one(
             }
             Directive::Requires(text) => requires_text.push((text.clone(), d.line)),
             Directive::NoTransaction => no_transaction = true,
-            Directive::Key(columns) if d.end <= first_statement_offset => {
-                header_key = Some(columns.clone())
-            }
+            Directive::Key(columns) if d.end <= first_statement_offset => header_key = Some(columns.clone()),
             Directive::Key(_) => {}
             Directive::Allow { rule, reason } => {
                 if lint::rule(rule).is_none() {
@@ -164,14 +152,7 @@ pub fn analyze_one(
                         d.line,
                         1,
                         format!("`allow {rule}` names no rule concertina knows"),
-                        format!(
-                            "use one of: {}",
-                            lint::RULES
-                                .iter()
-                                .map(|r| r.id)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
+                        format!("use one of: {}", lint::RULES.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")),
                     ));
                 } else if reason.is_empty() {
                     findings.push(lint::finding(
@@ -179,9 +160,7 @@ pub fn analyze_one(
                         d.line,
                         1,
                         format!("`allow {rule}` gives no reason"),
-                        format!(
-                            "write why it is safe here: `-- concertina: allow {rule} <reason>`"
-                        ),
+                        format!("write why it is safe here: `-- concertina: allow {rule} <reason>`"),
                     ));
                 }
             }
@@ -272,7 +251,12 @@ pub fn analyze_one(
         }
     }
 
-    let inferred_phase = infer_phase(&statements, file.is_some(), declared_phase, &mut findings);
+    let inferred_phase = infer_phase(
+        &statements,
+        file.is_some(),
+        declared_phase,
+        &mut findings,
+    );
     let phase = declared_phase.or(inferred_phase).unwrap_or(Phase::Contract);
 
     if phase == Phase::Contract && requires_text.is_empty() {
@@ -286,12 +270,7 @@ pub fn analyze_one(
         ));
     }
 
-    apply_allows(
-        &located,
-        first_statement_offset,
-        file.as_ref(),
-        &mut findings,
-    );
+    apply_allows(&located, first_statement_offset, file.as_ref(), &mut findings);
     findings.sort_by_key(|f| (f.line, f.column));
 
     Ok(AnalyzedMigration {
@@ -328,19 +307,13 @@ fn infer_phase(
     if !parsed {
         return None;
     }
-    let unknown: Vec<&AnalyzedStatement> = statements
-        .iter()
-        .filter(|s| s.verdict.class == Class::Unknown)
-        .collect();
+    let unknown: Vec<&AnalyzedStatement> = statements.iter().filter(|s| s.verdict.class == Class::Unknown).collect();
     for statement in &unknown {
         let mut f = lint::finding(
             "unknown-statement",
             statement.line,
             statement.column,
-            format!(
-                "concertina cannot judge this statement ({}): {}",
-                statement.verdict.kind, statement.verdict.reason
-            ),
+            format!("concertina cannot judge this statement ({}): {}", statement.verdict.kind, statement.verdict.reason),
             "declare the file's phase: `-- concertina: phase=expand|backfill|contract` (or a .<phase>.sql suffix)",
         );
         if declared.is_some() {
@@ -355,11 +328,7 @@ fn infer_phase(
         .collect();
     let highest = judged.iter().map(|(p, _)| *p).max();
     let lowest = judged.iter().map(|(p, _)| *p).min();
-    let inferred = if unknown.is_empty() {
-        highest.or(Some(Phase::Expand))
-    } else {
-        None
-    };
+    let inferred = if unknown.is_empty() { highest.or(Some(Phase::Expand)) } else { None };
 
     if let (Some(highest), Some(lowest)) = (highest, lowest) {
         if highest != lowest {
@@ -382,9 +351,7 @@ fn infer_phase(
                 if has_backfill {
                     "move the data change into its own .backfill.sql file; DDL and backfills never share a file".to_string()
                 } else {
-                    format!(
-                        "split the file by phase, or declare `-- concertina: phase={highest}` to run it all after the rollout"
-                    )
+                    format!("split the file by phase, or declare `-- concertina: phase={highest}` to run it all after the rollout")
                 },
             );
             if tolerated {

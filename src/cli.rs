@@ -33,24 +33,15 @@ pub struct CommandError {
 impl CommandError {
     /// A usage or configuration error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        CommandError {
-            exit: Exit::Usage,
-            message: message.into(),
-        }
+        CommandError { exit: Exit::Usage, message: message.into() }
     }
     /// A failure (exit 1).
     pub fn failure(message: impl Into<String>) -> Self {
-        CommandError {
-            exit: Exit::Failure,
-            message: message.into(),
-        }
+        CommandError { exit: Exit::Failure, message: message.into() }
     }
     /// Blocked: a gate or lock did not clear (exit 3).
     pub fn blocked(message: impl Into<String>) -> Self {
-        CommandError {
-            exit: Exit::Blocked,
-            message: message.into(),
-        }
+        CommandError { exit: Exit::Blocked, message: message.into() }
     }
 }
 
@@ -89,13 +80,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub migrations: Option<PathBuf>,
     /// PostgreSQL URL (postgres://user@host/db?sslmode=require)
-    #[arg(
-        long,
-        global = true,
-        env = "DATABASE_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Output format (github and sarif: `lint` only)
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
@@ -221,8 +206,7 @@ pub struct PostDeployArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration like 30s, 5m or 500ms: {e}"))
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration like 30s, 5m or 500ms: {e}"))
 }
 
 /// What every command needs: the config, the migrations folder, the database URL, the format.
@@ -241,19 +225,10 @@ pub struct Context {
 impl Context {
     /// Builds the context from the global options (exit 2 on a bad config).
     pub fn from_cli(cli: &Cli) -> Result<Context, CommandError> {
-        let config =
-            Config::load(cli.config.as_deref()).map_err(|e| CommandError::usage(e.to_string()))?;
+        let config = Config::load(cli.config.as_deref()).map_err(|e| CommandError::usage(e.to_string()))?;
         let migrations_dir = config.migrations_dir(cli.migrations.as_deref());
-        let database_url = cli
-            .database_url
-            .clone()
-            .or_else(|| config.database_url.clone());
-        Ok(Context {
-            config,
-            migrations_dir,
-            database_url,
-            format: cli.format,
-        })
+        let database_url = cli.database_url.clone().or_else(|| config.database_url.clone());
+        Ok(Context { config, migrations_dir, database_url, format: cli.format })
     }
 
     /// Loads the migrations folder (exit 2 when it cannot be loaded).
@@ -280,9 +255,7 @@ impl Context {
             Format::Human | Format::Json => Ok(()),
             other => Err(CommandError::usage(format!(
                 "--format {} is for `lint` only; `{command}` prints human or json",
-                other
-                    .to_possible_value()
-                    .map_or_else(String::new, |v| v.get_name().to_string())
+                other.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string())
             ))),
         }
     }

@@ -73,9 +73,7 @@ impl TryFrom<String> for VersionSource {
         })?;
         let key = key.trim().to_string();
         if key.is_empty() {
-            return Err(format!(
-                "version = \"{text}\": the part after `{kind}:` is empty"
-            ));
+            return Err(format!("version = \"{text}\": the part after `{kind}:` is empty"));
         }
         match kind.trim() {
             "label" => Ok(VersionSource::Label(key)),
@@ -137,11 +135,8 @@ mod opt_duration {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text = Option::<String>::deserialize(d)?;
         text.map(|t| {
-            humantime::parse_duration(&t).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "`{t}` is not a duration like \"2s\" or \"500ms\": {e}"
-                ))
-            })
+            humantime::parse_duration(&t)
+                .map_err(|e| serde::de::Error::custom(format!("`{t}` is not a duration like \"2s\" or \"500ms\": {e}")))
         })
         .transpose()
     }
@@ -196,13 +191,10 @@ impl Config {
 
     /// Parses config text (paths stay relative to the working directory).
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
         for (name, app) in &config.apps {
             if app.selector.trim().is_empty() {
-                return Err(format!(
-                    "[apps.{name}] selector is empty; give a label selector such as \"app={name}\""
-                ));
+                return Err(format!("[apps.{name}] selector is empty; give a label selector such as \"app={name}\""));
             }
         }
         Ok(config)
@@ -241,20 +233,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.kubernetes.namespace.as_deref(), Some("shop"));
-        assert_eq!(
-            config.apps["worker"].version,
-            VersionSource::Image("worker".into())
-        );
+        assert_eq!(config.apps["worker"].version, VersionSource::Image("worker".into()));
         assert_eq!(config.runner.lock_timeout, Some(Duration::from_secs(2)));
     }
 
     #[test]
     fn bad_configs_say_what_is_wrong() {
-        let unknown =
-            Config::parse("[apps.api]\nselector = \"a=b\"\nversoin = \"label:v\"\n").unwrap_err();
+        let unknown = Config::parse("[apps.api]\nselector = \"a=b\"\nversoin = \"label:v\"\n").unwrap_err();
         assert!(unknown.contains("verso"), "{unknown}");
-        let source =
-            Config::parse("[apps.api]\nselector = \"a=b\"\nversion = \"tag:v\"\n").unwrap_err();
+        let source = Config::parse("[apps.api]\nselector = \"a=b\"\nversion = \"tag:v\"\n").unwrap_err();
         assert!(source.contains("unknown source"), "{source}");
         let duration = Config::parse("[runner]\nlock_timeout = \"soon\"\n").unwrap_err();
         assert!(duration.contains("not a duration"), "{duration}");

@@ -1,7 +1,7 @@
 //! Connecting to PostgreSQL, and keeping passwords out of every message.
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -50,9 +50,7 @@ fn redact_password_params(text: &str) -> String {
 
 /// A database that cannot be reached; the message never holds the password.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot connect to the database {url}: {reason}; check --database-url / DATABASE_URL and that the server is up"
-)]
+#[error("cannot connect to the database {url}: {reason}; check --database-url / DATABASE_URL and that the server is up")]
 pub struct ConnectError {
     /// The URL with its password redacted.
     pub url: String,
@@ -88,17 +86,8 @@ mod tests {
             "cannot reach postgres://app:***@db:5432/shop?sslmode=require now"
         );
         assert_eq!(redact("postgres://app@db/shop"), "postgres://app@db/shop");
-        assert_eq!(
-            redact("host=db password=s3cret user=app"),
-            "host=db password=*** user=app"
-        );
-        assert_eq!(
-            redact("postgresql://u:p%40ss@h/d?password=x&x=1"),
-            "postgresql://u:***@h/d?password=***&x=1"
-        );
-        assert!(
-            !redact("postgres://u:pa:ss@word@h/d").contains("word@h/d")
-                || !redact("postgres://u:pa:ss@word@h/d").contains("pa:ss")
-        );
+        assert_eq!(redact("host=db password=s3cret user=app"), "host=db password=*** user=app");
+        assert_eq!(redact("postgresql://u:p%40ss@h/d?password=x&x=1"), "postgresql://u:***@h/d?password=***&x=1");
+        assert!(!redact("postgres://u:pa:ss@word@h/d").contains("word@h/d") || !redact("postgres://u:pa:ss@word@h/d").contains("pa:ss"));
     }
 }

@@ -118,10 +118,7 @@ fn parse_one(text: &str) -> Result<Directive, String> {
         }
         "requires" => {
             if rest.is_empty() {
-                Err(
-                    "`requires` needs at least one app and version, e.g. `requires api>=2.4.0`"
-                        .into(),
-                )
+                Err("`requires` needs at least one app and version, e.g. `requires api>=2.4.0`".into())
             } else {
                 Ok(Directive::Requires(rest.to_string()))
             }
@@ -168,14 +165,8 @@ mod tests {
 
     #[test]
     fn every_directive_form_parses() {
-        assert_eq!(
-            parse_one("phase=contract"),
-            Ok(Directive::Phase(Phase::Contract))
-        );
-        assert_eq!(
-            parse_one("phase = expand"),
-            Ok(Directive::Phase(Phase::Expand))
-        );
+        assert_eq!(parse_one("phase=contract"), Ok(Directive::Phase(Phase::Contract)));
+        assert_eq!(parse_one("phase = expand"), Ok(Directive::Phase(Phase::Expand)));
         assert_eq!(
             parse_one("requires api>=2.4.0, worker>=1.9"),
             Ok(Directive::Requires("api>=2.4.0, worker>=1.9".into()))
@@ -203,16 +194,8 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_directives_are_errors() {
-        assert!(
-            parse_one("phaze=contract")
-                .unwrap_err()
-                .contains("unknown concertina directive")
-        );
-        assert!(
-            parse_one("phase=later")
-                .unwrap_err()
-                .contains("unknown phase")
-        );
+        assert!(parse_one("phaze=contract").unwrap_err().contains("unknown concertina directive"));
+        assert!(parse_one("phase=later").unwrap_err().contains("unknown phase"));
         assert!(parse_one("requires").is_err());
         assert!(parse_one("key=()").is_err());
         assert!(parse_one("no-transaction please").is_err());
@@ -221,10 +204,8 @@ mod tests {
 
     #[test]
     fn plain_text_directives_keep_their_lines() {
-        let found = parse_lines(
-            "-- concertina: phase=contract\nDROP TABLE x;\n  -- Concertina: no-transaction\n",
-        )
-        .expect("parses");
+        let found = parse_lines("-- concertina: phase=contract\nDROP TABLE x;\n  -- Concertina: no-transaction\n")
+            .expect("parses");
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].line, 1);
         assert_eq!(found[1].line, 3);

@@ -52,9 +52,7 @@ impl MigrationSet {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The folder or file cannot be read.
-    #[error(
-        "cannot read {path}: {source}; check that it exists and is readable, or pass --migrations DIR"
-    )]
+    #[error("cannot read {path}: {source}; check that it exists and is readable, or pass --migrations DIR")]
     Unreadable {
         /// What could not be read.
         path: PathBuf,
@@ -62,25 +60,19 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// A `.sql` file whose name is not a migration name.
-    #[error(
-        "{path}: not a migration file name; expected <version>_<description>[.expand|.backfill|.contract].sql (or sqlx-cli's <version>_<description>[.up|.down].sql)"
-    )]
+    #[error("{path}: not a migration file name; expected <version>_<description>[.expand|.backfill|.contract].sql (or sqlx-cli's <version>_<description>[.up|.down].sql)")]
     BadName {
         /// The offending file.
         path: PathBuf,
     },
     /// A version too long for 64 bits.
-    #[error(
-        "{path}: version has more than 19 digits; use a timestamp (YYYYMMDDHHMMSS) or a sequence number"
-    )]
+    #[error("{path}: version has more than 19 digits; use a timestamp (YYYYMMDDHHMMSS) or a sequence number")]
     VersionTooLong {
         /// The offending file.
         path: PathBuf,
     },
     /// Two forward files share a version.
-    #[error(
-        "duplicate version {version}: {first} and {second}; give each migration its own version"
-    )]
+    #[error("duplicate version {version}: {first} and {second}; give each migration its own version")]
     DuplicateVersion {
         /// The shared version.
         version: u64,
@@ -200,8 +192,7 @@ fn load_files(paths: &[PathBuf]) -> Result<MigrationSet, LoadError> {
             source,
         })?;
         let checksum = hex::encode(Sha256::digest(&bytes));
-        let sql =
-            String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 { path: path.clone() })?;
+        let sql = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 { path: path.clone() })?;
         let migration = Migration {
             version: name.version,
             description: name.description,
@@ -249,15 +240,9 @@ mod tests {
     #[test]
     fn concertina_and_sqlx_names_parse() {
         let n = name("0002_add_email_verified.expand.sql").unwrap().unwrap();
-        assert_eq!(
-            (n.version, n.description.as_str(), n.phase),
-            (2, "add_email_verified", Some(Phase::Expand))
-        );
+        assert_eq!((n.version, n.description.as_str(), n.phase), (2, "add_email_verified", Some(Phase::Expand)));
         let n = name("20240101120000_init.sql").unwrap().unwrap();
-        assert_eq!(
-            (n.version, n.phase, n.is_rollback),
-            (20240101120000, None, false)
-        );
+        assert_eq!((n.version, n.phase, n.is_rollback), (20240101120000, None, false));
         let n = name("3_drop_old.up.sql").unwrap().unwrap();
         assert_eq!((n.version, n.is_rollback), (3, false));
         let n = name("3_drop_old.down.sql").unwrap().unwrap();
@@ -267,14 +252,7 @@ mod tests {
 
     #[test]
     fn bad_names_are_errors() {
-        for bad in [
-            "init.sql",
-            "abc_init.sql",
-            "1_.sql",
-            "1_x.later.sql",
-            "99999999999999999999_x.sql",
-            "_x.sql",
-        ] {
+        for bad in ["init.sql", "abc_init.sql", "1_.sql", "1_x.later.sql", "99999999999999999999_x.sql", "_x.sql"] {
             assert!(name(bad).is_err(), "{bad} should be rejected");
         }
     }
@@ -312,9 +290,6 @@ mod tests {
     fn non_utf8_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("1_a.sql"), [0xff, 0xfe, 0x00]).unwrap();
-        assert!(matches!(
-            load_dir(dir.path()),
-            Err(LoadError::NotUtf8 { .. })
-        ));
+        assert!(matches!(load_dir(dir.path()), Err(LoadError::NotUtf8 { .. })));
     }
 }

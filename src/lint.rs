@@ -62,86 +62,22 @@ pub struct Rule {
 
 /// Every rule concertina reports. `allow` accepts exactly these ids.
 pub const RULES: &[Rule] = &[
-    Rule {
-        id: "index-not-concurrent",
-        severity: Severity::Error,
-        summary: "CREATE/DROP/REINDEX INDEX without CONCURRENTLY on an existing table blocks writes for the whole build",
-    },
-    Rule {
-        id: "constraint-not-valid",
-        severity: Severity::Error,
-        summary: "FOREIGN KEY/CHECK added without NOT VALID scans the table under a lock",
-    },
-    Rule {
-        id: "unique-without-index",
-        severity: Severity::Error,
-        summary: "ADD UNIQUE/PRIMARY KEY without USING INDEX builds the index under ACCESS EXCLUSIVE",
-    },
-    Rule {
-        id: "volatile-default",
-        severity: Severity::Error,
-        summary: "ADD COLUMN with a volatile default or GENERATED STORED rewrites the table",
-    },
-    Rule {
-        id: "type-change-rewrite",
-        severity: Severity::Error,
-        summary: "ALTER COLUMN TYPE that rewrites the table under ACCESS EXCLUSIVE",
-    },
-    Rule {
-        id: "set-not-null-scan",
-        severity: Severity::Error,
-        summary: "SET NOT NULL without a validated CHECK (col IS NOT NULL) scans the table under ACCESS EXCLUSIVE",
-    },
-    Rule {
-        id: "blocking-maintenance",
-        severity: Severity::Error,
-        summary: "VACUUM FULL, CLUSTER and LOCK TABLE block the table",
-    },
-    Rule {
-        id: "concurrently-in-transaction",
-        severity: Severity::Error,
-        summary: "CONCURRENTLY (or another non-transactional statement) inside an explicit transaction block fails",
-    },
-    Rule {
-        id: "phase-mismatch",
-        severity: Severity::Error,
-        summary: "the declared phase is lower than the statements need (or the file name and directive disagree)",
-    },
-    Rule {
-        id: "mixed-phases",
-        severity: Severity::Error,
-        summary: "one file holds statements of different phases",
-    },
-    Rule {
-        id: "contract-without-requires",
-        severity: Severity::Error,
-        summary: "a contract migration names no `requires` gate",
-    },
-    Rule {
-        id: "unknown-statement",
-        severity: Severity::Error,
-        summary: "a statement concertina cannot judge (DO block, dynamic SQL) in a file without a declared phase",
-    },
-    Rule {
-        id: "edited-migration",
-        severity: Severity::Error,
-        summary: "a migration that existed at --base was edited",
-    },
-    Rule {
-        id: "invalid-requires",
-        severity: Severity::Error,
-        summary: "a `requires` directive is malformed or names an app the config does not define",
-    },
-    Rule {
-        id: "invalid-allow",
-        severity: Severity::Error,
-        summary: "an `allow` directive names no known rule or gives no reason",
-    },
-    Rule {
-        id: "syntax-error",
-        severity: Severity::Error,
-        summary: "a statement PostgreSQL's parser rejects",
-    },
+    Rule { id: "index-not-concurrent", severity: Severity::Error, summary: "CREATE/DROP/REINDEX INDEX without CONCURRENTLY on an existing table blocks writes for the whole build" },
+    Rule { id: "constraint-not-valid", severity: Severity::Error, summary: "FOREIGN KEY/CHECK added without NOT VALID scans the table under a lock" },
+    Rule { id: "unique-without-index", severity: Severity::Error, summary: "ADD UNIQUE/PRIMARY KEY without USING INDEX builds the index under ACCESS EXCLUSIVE" },
+    Rule { id: "volatile-default", severity: Severity::Error, summary: "ADD COLUMN with a volatile default or GENERATED STORED rewrites the table" },
+    Rule { id: "type-change-rewrite", severity: Severity::Error, summary: "ALTER COLUMN TYPE that rewrites the table under ACCESS EXCLUSIVE" },
+    Rule { id: "set-not-null-scan", severity: Severity::Error, summary: "SET NOT NULL without a validated CHECK (col IS NOT NULL) scans the table under ACCESS EXCLUSIVE" },
+    Rule { id: "blocking-maintenance", severity: Severity::Error, summary: "VACUUM FULL, CLUSTER and LOCK TABLE block the table" },
+    Rule { id: "concurrently-in-transaction", severity: Severity::Error, summary: "CONCURRENTLY (or another non-transactional statement) inside an explicit transaction block fails" },
+    Rule { id: "phase-mismatch", severity: Severity::Error, summary: "the declared phase is lower than the statements need (or the file name and directive disagree)" },
+    Rule { id: "mixed-phases", severity: Severity::Error, summary: "one file holds statements of different phases" },
+    Rule { id: "contract-without-requires", severity: Severity::Error, summary: "a contract migration names no `requires` gate" },
+    Rule { id: "unknown-statement", severity: Severity::Error, summary: "a statement concertina cannot judge (DO block, dynamic SQL) in a file without a declared phase" },
+    Rule { id: "edited-migration", severity: Severity::Error, summary: "a migration that existed at --base was edited" },
+    Rule { id: "invalid-requires", severity: Severity::Error, summary: "a `requires` directive is malformed or names an app the config does not define" },
+    Rule { id: "invalid-allow", severity: Severity::Error, summary: "an `allow` directive names no known rule or gives no reason" },
+    Rule { id: "syntax-error", severity: Severity::Error, summary: "a statement PostgreSQL's parser rejects" },
 ];
 
 /// The catalog entry for `id`.
@@ -151,13 +87,7 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 
 /// Builds a finding of `rule_id` with the rule's default severity (error for ids not in
 /// [`RULES`], which a test forbids).
-pub fn finding(
-    rule_id: &'static str,
-    line: u32,
-    column: u32,
-    message: impl Into<String>,
-    help: impl Into<String>,
-) -> Finding {
+pub fn finding(rule_id: &'static str, line: u32, column: u32, message: impl Into<String>, help: impl Into<String>) -> Finding {
     let severity = rule(rule_id).map_or(Severity::Error, |r| r.severity);
     Finding {
         rule: rule_id,

@@ -5,7 +5,7 @@ use crate::cli::{CommandError, Context, Exit, Format, LintArgs};
 use crate::files::{self, Migration};
 use crate::lint::{self, Finding, Severity};
 use crate::sql::LineIndex;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,20 +18,15 @@ pub async fn run_lint(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandErr
     } else {
         files::load_paths(&args.paths).map_err(|e| CommandError::usage(e.to_string()))?
     };
-    let mut analyzed =
-        analysis::analyze(&set, &ctx.config).map_err(|e| CommandError::usage(e.to_string()))?;
+    let mut analyzed = analysis::analyze(&set, &ctx.config).map_err(|e| CommandError::usage(e.to_string()))?;
     if let Some(base) = &args.base {
         analyzed = since_base(analyzed, base)?;
     }
     let output = match ctx.format {
         Format::Human => human_lint(&analyzed),
-        Format::Json => {
-            serde_json::to_string_pretty(&json_lint(&analyzed)).unwrap_or_default() + "\n"
-        }
+        Format::Json => serde_json::to_string_pretty(&json_lint(&analyzed)).unwrap_or_default() + "\n",
         Format::Github => github_lint(&analyzed),
-        Format::Sarif => {
-            serde_json::to_string_pretty(&sarif_lint(&analyzed)).unwrap_or_default() + "\n"
-        }
+        Format::Sarif => serde_json::to_string_pretty(&sarif_lint(&analyzed)).unwrap_or_default() + "\n",
     };
     print!("{output}");
     let failed = analyzed.iter().any(AnalyzedMigration::has_errors);
@@ -39,17 +34,9 @@ pub async fn run_lint(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandErr
 }
 
 /// Keeps the migrations added or changed since git `base`; flags edits of existing ones.
-fn since_base(
-    analyzed: Vec<AnalyzedMigration>,
-    base: &str,
-) -> Result<Vec<AnalyzedMigration>, CommandError> {
+fn since_base(analyzed: Vec<AnalyzedMigration>, base: &str) -> Result<Vec<AnalyzedMigration>, CommandError> {
     let verify = Command::new("git")
-        .args([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("{base}^{{commit}}"),
-        ])
+        .args(["rev-parse", "--verify", "--quiet", &format!("{base}^{{commit}}")])
         .output()
         .map_err(|e| CommandError::usage(format!("--base needs git, which cannot run: {e}")))?;
     if !verify.status.success() {
@@ -85,14 +72,8 @@ fn since_base(
 
 /// The bytes of `path` at git ref `base`, or `None` when it did not exist there.
 fn file_at_ref(path: &Path, base: &str) -> Result<Option<Vec<u8>>, CommandError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -103,10 +84,7 @@ fn file_at_ref(path: &Path, base: &str) -> Result<Option<Vec<u8>>, CommandError>
 }
 
 fn count(analyzed: &[AnalyzedMigration]) -> (usize, usize) {
-    let findings = analyzed
-        .iter()
-        .flat_map(|m| &m.findings)
-        .filter(|f| f.allowed.is_none());
+    let findings = analyzed.iter().flat_map(|m| &m.findings).filter(|f| f.allowed.is_none());
     findings.fold((0, 0), |(e, w), f| match f.severity {
         Severity::Error => (e + 1, w),
         Severity::Warning => (e, w + 1),
@@ -151,11 +129,7 @@ pub fn human_lint(analyzed: &[AnalyzedMigration]) -> String {
             migration.migration.display_path(),
             phase_label(migration),
             migration.stream(),
-            if gate.is_empty() {
-                String::new()
-            } else {
-                format!(", gate {gate}")
-            }
+            if gate.is_empty() { String::new() } else { format!(", gate {gate}") }
         );
     }
     let (errors, warnings) = count(analyzed);
@@ -176,9 +150,7 @@ fn plural(n: usize) -> &'static str {
 
 fn phase_label(migration: &AnalyzedMigration) -> String {
     match (migration.declared_phase, migration.inferred_phase) {
-        (Some(d), Some(i)) if d != i => {
-            format!("{} (declared; statements need {i})", migration.phase)
-        }
+        (Some(d), Some(i)) if d != i => format!("{} (declared; statements need {i})", migration.phase),
         (Some(_), None) => format!("{} (declared)", migration.phase),
         (None, None) => format!("{} (unknown: assumed)", migration.phase),
         _ => migration.phase.to_string(),
@@ -233,9 +205,7 @@ pub fn json_lint(analyzed: &[AnalyzedMigration]) -> Value {
 }
 
 fn escape_data(text: &str) -> String {
-    text.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 fn escape_property(text: &str) -> String {
@@ -322,32 +292,21 @@ pub async fn run_plan(ctx: &Context) -> Result<Exit, CommandError> {
 }
 
 /// Renders the plan; `states` maps versions to their state when a database was read.
-pub fn plan_output(
-    analyzed: &[AnalyzedMigration],
-    states: Option<&BTreeMap<u64, String>>,
-    format: Format,
-) -> String {
+pub fn plan_output(analyzed: &[AnalyzedMigration], states: Option<&BTreeMap<u64, String>>, format: Format) -> String {
     if format == Format::Json {
         let migrations: Vec<Value> = analyzed
             .iter()
             .map(|m| {
                 let mut object = migration_json(m);
                 object["gate"] = json!(m.gate_text());
-                object["lint_errors"] =
-                    json!(m.findings.iter().filter(|f| f.is_blocking()).count());
+                object["lint_errors"] = json!(m.findings.iter().filter(|f| f.is_blocking()).count());
                 if let Some(states) = states {
-                    object["state"] = json!(
-                        states
-                            .get(&m.migration.version)
-                            .map_or("pending", String::as_str)
-                    );
+                    object["state"] = json!(states.get(&m.migration.version).map_or("pending", String::as_str));
                 }
                 object
             })
             .collect();
-        return serde_json::to_string_pretty(&json!({"migrations": migrations}))
-            .unwrap_or_default()
-            + "\n";
+        return serde_json::to_string_pretty(&json!({"migrations": migrations})).unwrap_or_default() + "\n";
     }
     let mut rows = vec![vec![
         "VERSION".to_string(),
@@ -371,22 +330,11 @@ pub fn plan_output(
             m.declared_phase.map_or("-".into(), |p| p.to_string()),
             m.inferred_phase.map_or("unknown".into(), |p| p.to_string()),
             m.stream().to_string(),
-            Some(m.gate_text())
-                .filter(|g| !g.is_empty())
-                .unwrap_or_else(|| "-".into()),
-            if errors == 0 {
-                "ok".into()
-            } else {
-                format!("{errors} error{}", plural(errors))
-            },
+            Some(m.gate_text()).filter(|g| !g.is_empty()).unwrap_or_else(|| "-".into()),
+            if errors == 0 { "ok".into() } else { format!("{errors} error{}", plural(errors)) },
         ];
         if let Some(states) = states {
-            row.push(
-                states
-                    .get(&m.migration.version)
-                    .cloned()
-                    .unwrap_or_else(|| "pending".into()),
-            );
+            row.push(states.get(&m.migration.version).cloned().unwrap_or_else(|| "pending".into()));
         }
         rows.push(row);
     }
@@ -397,13 +345,7 @@ pub fn plan_output(
 pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for row in rows {

@@ -70,13 +70,11 @@ pub fn parse_requires(text: &str) -> Result<Vec<Requirement>, String> {
     for part in text.split(',') {
         let part = part.trim();
         if part.is_empty() {
-            return Err(format!(
-                "empty requirement in `{text}`; write e.g. `api>=2.4.0, worker>=1.9`"
-            ));
+            return Err(format!("empty requirement in `{text}`; write e.g. `api>=2.4.0, worker>=1.9`"));
         }
-        let at = part.find(['>', '=', '<', '!', '~', '^']).ok_or_else(|| {
-            format!("`{part}` has no comparison; write e.g. `{part}>=1.0.0` (>=, > or =)")
-        })?;
+        let at = part
+            .find(['>', '=', '<', '!', '~', '^'])
+            .ok_or_else(|| format!("`{part}` has no comparison; write e.g. `{part}>=1.0.0` (>=, > or =)"))?;
         let app = part[..at].trim();
         let rest = &part[at..];
         let (op, version) = if let Some(v) = rest.strip_prefix(">=") {
@@ -88,11 +86,7 @@ pub fn parse_requires(text: &str) -> Result<Vec<Requirement>, String> {
         } else {
             return Err(format!("`{part}`: only >=, > and = are supported"));
         };
-        if app.is_empty()
-            || !app
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if app.is_empty() || !app.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(format!("`{part}`: `{app}` is not an app name"));
         }
         let version = parse_version(version.trim()).map_err(|e| format!("`{part}`: {e}"))?;
@@ -120,11 +114,7 @@ pub fn parse_version(text: &str) -> Result<Version, String> {
     let split = bare.find(['-', '+']).unwrap_or(bare.len());
     let (core, tail) = bare.split_at(split);
     let numbers: Vec<&str> = core.split('.').collect();
-    if (1..=2).contains(&numbers.len())
-        && numbers
-            .iter()
-            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if (1..=2).contains(&numbers.len()) && numbers.iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
         let mut padded = numbers.join(".");
         for _ in numbers.len()..3 {
             padded.push_str(".0");
@@ -133,9 +123,7 @@ pub fn parse_version(text: &str) -> Result<Version, String> {
             return Ok(version);
         }
     }
-    Err(format!(
-        "`{text}` is not a semantic version (like 2.4.0 or v2.4.0)"
-    ))
+    Err(format!("`{text}` is not a semantic version (like 2.4.0 or v2.4.0)"))
 }
 
 #[cfg(test)]
@@ -156,15 +144,7 @@ mod tests {
 
     #[test]
     fn malformed_requires_say_what_is_wrong() {
-        for bad in [
-            "api",
-            "api>=",
-            "api<2.0",
-            ">=2.0",
-            "api>=two",
-            "api>=1.0,",
-            "a b>=1",
-        ] {
+        for bad in ["api", "api>=", "api<2.0", ">=2.0", "api>=two", "api>=1.0,", "a b>=1"] {
             assert!(parse_requires(bad).is_err(), "{bad} should be rejected");
         }
         assert!(parse_version("latest").is_err());

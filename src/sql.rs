@@ -140,11 +140,7 @@ pub fn parse_file(sql: &str) -> Result<ParsedFile, Vec<SqlError>> {
                 };
                 let start = first_token_at(&tokens, location, end).unwrap_or(location);
                 statements.push(ParsedStatement {
-                    text: sql
-                        .get(start..end)
-                        .unwrap_or_default()
-                        .trim_end()
-                        .to_string(),
+                    text: sql.get(start..end).unwrap_or_default().trim_end().to_string(),
                     start: index.position(start),
                     end,
                     node: raw.stmt.and_then(|node| node.node),
@@ -234,7 +230,11 @@ fn is_comment(token: &protobuf::ScanToken) -> bool {
     token.token == Token::SqlComment as i32 || token.token == Token::CComment as i32
 }
 
-fn line_comments(sql: &str, tokens: &[protobuf::ScanToken], index: &LineIndex) -> Vec<LineComment> {
+fn line_comments(
+    sql: &str,
+    tokens: &[protobuf::ScanToken],
+    index: &LineIndex,
+) -> Vec<LineComment> {
     tokens
         .iter()
         .filter(|t| t.token == Token::SqlComment as i32)
@@ -269,20 +269,8 @@ mod tests {
         let sql = "-- header\nCREATE TABLE a (id int);\n\n  ALTER TABLE a\n  ADD COLUMN b int;\n";
         let file = parse_file(sql).expect("parses");
         assert_eq!(file.statements.len(), 2);
-        assert_eq!(
-            (
-                file.statements[0].start.line,
-                file.statements[0].start.column
-            ),
-            (2, 1)
-        );
-        assert_eq!(
-            (
-                file.statements[1].start.line,
-                file.statements[1].start.column
-            ),
-            (4, 3)
-        );
+        assert_eq!((file.statements[0].start.line, file.statements[0].start.column), (2, 1));
+        assert_eq!((file.statements[1].start.line, file.statements[1].start.column), (4, 3));
         assert_eq!(file.statements[1].text, "ALTER TABLE a\n  ADD COLUMN b int");
         assert_eq!(file.comments[0].body, "header");
     }
@@ -293,11 +281,7 @@ mod tests {
         let errors = parse_file(sql).expect_err("fails");
         let lines: Vec<u32> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 4]);
-        assert!(
-            errors[0].message.contains("syntax error"),
-            "{}",
-            errors[0].message
-        );
+        assert!(errors[0].message.contains("syntax error"), "{}", errors[0].message);
     }
 
     #[test]

@@ -16,9 +16,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The state schema could not be created or upgraded.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot set up concertina's state schema `concertina`: {0}; the database user needs CREATE on the database (or create schema `concertina` owned by it)"
-)]
+#[error("cannot set up concertina's state schema `concertina`: {0}; the database user needs CREATE on the database (or create schema `concertina` owned by it)")]
 pub struct StateError(String);
 
 impl From<sqlx::Error> for StateError {

@@ -18,9 +18,7 @@ async fn state_schema_is_idempotent_and_race_safe() {
         task.await.expect("task").expect("ensure_schema");
     }
     let pool = PgPool::connect(&url).await.expect("connect");
-    concertina::state::ensure_schema(&pool)
-        .await
-        .expect("again");
+    concertina::state::ensure_schema(&pool).await.expect("again");
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'concertina' ORDER BY 1",
     )
@@ -29,13 +27,7 @@ async fn state_schema_is_idempotent_and_race_safe() {
     .expect("query");
     assert_eq!(
         tables,
-        vec![
-            "_sqlx_migrations",
-            "applied_migrations",
-            "backfill_progress",
-            "gate_verdicts",
-            "migration_progress"
-        ]
+        vec!["_sqlx_migrations", "applied_migrations", "backfill_progress", "gate_verdicts", "migration_progress"]
     );
     let public: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
