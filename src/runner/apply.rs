@@ -664,10 +664,7 @@ async fn run_alone(
         } else {
             run_in_short_transaction(conn, &statement.text, settings).await
         };
-        let error = match result {
-            Ok(()) => None,
-            Err(error) => Some(error),
-        };
+        let error = result.err();
         if !outside && error.as_ref().and_then(sqlstate) == Some(ACTIVE_SQL_TRANSACTION) {
             // PostgreSQL refuses it in a transaction block: run it bare (not an attempt).
             outside = true;
