@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::migrate::Migrator;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{Acquire, PgConnection, PgPool, Postgres, Row};
 use std::collections::BTreeMap;
 
 /// The advisory-lock key that serializes state-schema setup (`hashtext('concertina.state')`
@@ -35,6 +35,9 @@ impl From<sqlx::migrate::MigrateError> for StateError {
 /// on a fresh database at once: they take turns on an advisory lock, because
 /// `CREATE SCHEMA IF NOT EXISTS` itself races.
 pub async fn ensure_schema(pool: &PgPool) -> Result<(), StateError> {
+    if schema_up_to_date(pool).await {
+        return Ok(());
+    }
     let mut conn = pool.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(STATE_LOCK_KEY)
@@ -57,6 +60,29 @@ pub async fn ensure_schema(pool: &PgPool) -> Result<(), StateError> {
     result?;
     unlock?;
     Ok(())
+}
+
+/// Whether every embedded state migration is already applied, unchanged: one query, no
+/// lock, so that a runner with nothing to do opens no second connection. Any doubt
+/// (no table yet, an error) answers `false` and the full, locked setup runs.
+async fn schema_up_to_date(pool: &PgPool) -> bool {
+    let applied: Vec<(i64, Vec<u8>, bool)> =
+        match sqlx::query_as("SELECT version, checksum, success FROM concertina._sqlx_migrations")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(_) => return false,
+        };
+    MIGRATOR
+        .migrations
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .all(|m| {
+            applied.iter().any(|(version, checksum, success)| {
+                *version == m.version && *success && checksum[..] == m.checksum[..]
+            })
+        })
 }
 
 /// A read or write of concertina's state tables failed.
@@ -221,25 +247,31 @@ fn version_from_db(version: i64) -> u64 {
 }
 
 /// Whether a table of the state schema exists (read-only commands never create it).
-pub async fn table_exists(pool: &PgPool, table: &str) -> Result<bool, StateQueryError> {
+pub async fn table_exists(conn: &mut PgConnection, table: &str) -> Result<bool, StateQueryError> {
     let name = format!("concertina.{table}");
     sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
         .bind(name)
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await
         .map_err(StateQueryError::wrap("look for"))
 }
 
 /// Every applied migration by version (empty when the state schema does not exist yet).
-pub async fn applied(pool: &PgPool) -> Result<BTreeMap<u64, AppliedRow>, StateQueryError> {
-    if !table_exists(pool, "applied_migrations").await? {
+pub async fn applied<'c>(
+    db: impl Acquire<'c, Database = Postgres>,
+) -> Result<BTreeMap<u64, AppliedRow>, StateQueryError> {
+    let mut conn = db
+        .acquire()
+        .await
+        .map_err(StateQueryError::wrap("connect to read"))?;
+    if !table_exists(&mut conn, "applied_migrations").await? {
         return Ok(BTreeMap::new());
     }
     let rows = sqlx::query(
         "SELECT version, name, phase, checksum, started_at, finished_at, duration_ms, applied_by, concertina_version \
          FROM concertina.applied_migrations ORDER BY version",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(StateQueryError::wrap("read applied migrations from"))?;
     let read = StateQueryError::wrap("read applied migrations from");
@@ -289,8 +321,14 @@ pub async fn insert_applied(
 
 /// Unfinished statement-by-statement migrations by version (empty when the table does not
 /// exist yet).
-pub async fn progress(pool: &PgPool) -> Result<BTreeMap<u64, ProgressRow>, StateQueryError> {
-    if !table_exists(pool, "migration_progress").await? {
+pub async fn progress<'c>(
+    db: impl Acquire<'c, Database = Postgres>,
+) -> Result<BTreeMap<u64, ProgressRow>, StateQueryError> {
+    let mut conn = db
+        .acquire()
+        .await
+        .map_err(StateQueryError::wrap("connect to read"))?;
+    if !table_exists(&mut conn, "migration_progress").await? {
         return Ok(BTreeMap::new());
     }
     let read = StateQueryError::wrap("read migration progress from");
@@ -298,7 +336,7 @@ pub async fn progress(pool: &PgPool) -> Result<BTreeMap<u64, ProgressRow>, State
         "SELECT version, name, phase, checksum, done_digest, statements_done, statements_total, state, \
          last_error, started_at, updated_at, applied_by FROM concertina.migration_progress ORDER BY version",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(&read)?;
     let mut out = BTreeMap::new();
@@ -375,8 +413,14 @@ pub fn statements_digest<'a>(statements: impl IntoIterator<Item = &'a str>) -> S
 }
 
 /// Every backfill's progress (empty when the state schema does not exist yet).
-pub async fn backfills(pool: &PgPool) -> Result<Vec<BackfillRow>, StateQueryError> {
-    if !table_exists(pool, "backfill_progress").await? {
+pub async fn backfills<'c>(
+    db: impl Acquire<'c, Database = Postgres>,
+) -> Result<Vec<BackfillRow>, StateQueryError> {
+    let mut conn = db
+        .acquire()
+        .await
+        .map_err(StateQueryError::wrap("connect to read"))?;
+    if !table_exists(&mut conn, "backfill_progress").await? {
         return Ok(Vec::new());
     }
     let read = StateQueryError::wrap("read backfill progress from");
@@ -384,7 +428,7 @@ pub async fn backfills(pool: &PgPool) -> Result<Vec<BackfillRow>, StateQueryErro
         "SELECT version, statement_index, table_name, rows_done, rows_estimated, batches, state, last_error, \
          started_at, updated_at, finished_at FROM concertina.backfill_progress ORDER BY version, statement_index",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(&read)?;
     rows.iter()
@@ -407,8 +451,14 @@ pub async fn backfills(pool: &PgPool) -> Result<Vec<BackfillRow>, StateQueryErro
 }
 
 /// The latest gate verdict of every migration that was judged (empty when none).
-pub async fn latest_gate_verdicts(pool: &PgPool) -> Result<Vec<GateVerdictRow>, StateQueryError> {
-    if !table_exists(pool, "gate_verdicts").await? {
+pub async fn latest_gate_verdicts<'c>(
+    db: impl Acquire<'c, Database = Postgres>,
+) -> Result<Vec<GateVerdictRow>, StateQueryError> {
+    let mut conn = db
+        .acquire()
+        .await
+        .map_err(StateQueryError::wrap("connect to read"))?;
+    if !table_exists(&mut conn, "gate_verdicts").await? {
         return Ok(Vec::new());
     }
     let read = StateQueryError::wrap("read gate verdicts from");
@@ -416,7 +466,7 @@ pub async fn latest_gate_verdicts(pool: &PgPool) -> Result<Vec<GateVerdictRow>, 
         "SELECT DISTINCT ON (version) version, judged_at, holds, requires, blocking, judged_by \
          FROM concertina.gate_verdicts ORDER BY version, judged_at DESC, id DESC",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(&read)?;
     rows.iter()
@@ -434,11 +484,12 @@ pub async fn latest_gate_verdicts(pool: &PgPool) -> Result<Vec<GateVerdictRow>, 
 }
 
 /// The session holding the session-level advisory lock `key` in this database, if any.
-pub async fn advisory_lock_holder(
-    pool: &PgPool,
+pub async fn advisory_lock_holder<'c>(
+    db: impl Acquire<'c, Database = Postgres>,
     key: i64,
 ) -> Result<Option<LockHolder>, StateQueryError> {
     let read = StateQueryError::wrap("look up the holder of the runner lock in");
+    let mut conn = db.acquire().await.map_err(&read)?;
     // A bigint key is stored as classid = high 32 bits, objid = low 32 bits, objsubid = 1.
     let row = sqlx::query(
         "SELECT a.pid, coalesce(a.application_name, '') AS application_name, host(a.client_addr) AS client_addr, \
@@ -449,7 +500,7 @@ pub async fn advisory_lock_holder(
          LIMIT 1",
     )
     .bind(key)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(&read)?;
     row.map(|row| {

@@ -79,7 +79,9 @@ async fn two_pre_deploys_started_together_apply_each_migration_once() {
     );
 }
 
-#[tokio::test]
+// Multi-threaded: a dropped lock closes its connection on a runtime task, which must run
+// while this test blocks on the child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_runner_gives_up_with_exit_3_naming_the_holder() {
     let url = support::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();

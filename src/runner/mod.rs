@@ -242,14 +242,14 @@ pub async fn run_pre_deploy(ctx: &Context, args: &PreDeployArgs) -> Result<Exit,
         return pre_deploy_dry_run(ctx, &pool, &analyzed, &settings).await;
     }
     state::ensure_schema(&pool).await.map_err(failure)?;
-    let lock = match RunnerLock::acquire(&pool, settings.lock_wait).await {
+    let mut lock = match RunnerLock::acquire(&pool, settings.lock_wait).await {
         Ok(lock) => lock,
         Err(error @ LockError::Busy { .. }) => {
             return Err(CommandError::blocked(error.to_string()));
         }
         Err(error) => return Err(failure(error)),
     };
-    let result = pre_deploy_locked(ctx, &pool, &analyzed, &settings).await;
+    let result = pre_deploy_locked(ctx, &pool, &mut lock, &analyzed, &settings).await;
     if let Err(error) = lock.release().await {
         tracing::warn!("{error}; the lock is released when the connection closes");
     }
@@ -260,10 +260,12 @@ pub async fn run_pre_deploy(ctx: &Context, args: &PreDeployArgs) -> Result<Exit,
 async fn pre_deploy_locked(
     ctx: &Context,
     pool: &PgPool,
+    lock: &mut RunnerLock,
     analyzed: &[AnalyzedMigration],
     settings: &RunSettings,
 ) -> Result<Exit, CommandError> {
-    let applied = state::applied(pool).await.map_err(failure)?;
+    // Read on the lock's connection: with nothing pending, the run needs no other.
+    let applied = state::applied(lock.connection()).await.map_err(failure)?;
     let pending = pending_pre_deploy(analyzed, &applied);
     check_before_applying(analyzed, &applied, &pending)?;
     let mut records = Vec::new();
