@@ -24,7 +24,8 @@ fn main() {
 /// Logs go to stderr: human lines on a terminal, JSON lines otherwise (Jobs, CI).
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONCERTINA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // PostgreSQL's NOTICEs ("already exists, skipping") are noise in a deploy log.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Human => false,

@@ -33,7 +33,8 @@ async fn state_schema_is_idempotent_and_race_safe() {
             "_sqlx_migrations",
             "applied_migrations",
             "backfill_progress",
-            "gate_verdicts"
+            "gate_verdicts",
+            "migration_progress"
         ]
     );
     let public: i64 = sqlx::query_scalar(
