@@ -9,6 +9,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Executor, PgPool, Postgres, Row, SqlSafeStr};
 use std::time::{Duration, Instant};
 
+/// The alias of the walked table in the key queries.
+const KEYS_ALIAS: &str = "concertina_keys";
+
 /// One statement, checked against the catalog, with the SQL of its batches.
 #[derive(Debug)]
 pub(super) struct StatementPlan {
@@ -26,11 +29,17 @@ impl StatementPlan {
         self.table.key.iter().map(|k| k.name.clone()).collect()
     }
 
+    /// A key column qualified with [`KEYS_ALIAS`]: in ORDER BY an unqualified name would
+    /// pick the `::text` output column of the same name and sort as text.
+    fn column(name: &str) -> String {
+        format!("{KEYS_ALIAS}.{}", quote_ident(name))
+    }
+
     fn columns(&self) -> String {
         self.table
             .key
             .iter()
-            .map(|k| quote_ident(&k.name))
+            .map(|k| Self::column(&k.name))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -52,7 +61,7 @@ impl StatementPlan {
             .table
             .key
             .iter()
-            .map(|k| quote_ident(&k.name))
+            .map(|k| Self::column(&k.name))
             .collect();
         let params = self
             .table
@@ -68,7 +77,7 @@ impl StatementPlan {
         self.table
             .key
             .iter()
-            .map(|k| format!("{}::text", quote_ident(&k.name)))
+            .map(|k| format!("{}::text", Self::column(&k.name)))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -81,7 +90,7 @@ impl StatementPlan {
             1
         };
         format!(
-            "SELECT {} FROM {}{} ORDER BY {} LIMIT 1 OFFSET ${offset_param}::int8",
+            "SELECT {} FROM {} AS {KEYS_ALIAS}{} ORDER BY {} LIMIT 1 OFFSET ${offset_param}::int8",
             self.key_as_text(),
             self.table.from_sql,
             self.after_last(with_lower),
@@ -95,11 +104,11 @@ impl StatementPlan {
             .table
             .key
             .iter()
-            .map(|k| format!("{} DESC", quote_ident(&k.name)))
+            .map(|k| format!("{} DESC", Self::column(&k.name)))
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "SELECT {}, count(*) OVER () FROM {}{} ORDER BY {descending} LIMIT 1",
+            "SELECT {}, count(*) OVER () FROM {} AS {KEYS_ALIAS}{} ORDER BY {descending} LIMIT 1",
             self.key_as_text(),
             self.table.from_sql,
             self.after_last(with_lower),
