@@ -23,10 +23,14 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 #[tokio::main]
 async fn main() -> Result<()> {
     let rows: i64 = match std::env::args().nth(1) {
-        Some(text) => text.replace(['_', ','], "").parse().map_err(|_| format!("ROWS must be a number, got `{text}`"))?,
+        Some(text) => text
+            .replace(['_', ','], "")
+            .parse()
+            .map_err(|_| format!("ROWS must be a number, got `{text}`"))?,
         None => 2_000_000,
     };
-    let admin = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("concertina_bench_{}", std::process::id());
     let mut admin_conn = PgConnection::connect(&admin).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -37,9 +41,11 @@ async fn main() -> Result<()> {
     let url = url.to_string();
 
     let result = bench(&url, rows).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-        .execute(&mut admin_conn)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin_conn)
+    .await?;
     result
 }
 
@@ -66,10 +72,18 @@ async fn bench(url: &str, rows: i64) -> Result<()> {
     // Baseline: one UPDATE of the whole table, with the writer running.
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let single_writer = tokio::spawn(writer_until(url.to_string(), "bench_single", rows, stop.clone()));
+    let single_writer = tokio::spawn(writer_until(
+        url.to_string(),
+        "bench_single",
+        rows,
+        stop.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    let updated = sqlx::query("UPDATE bench_single SET n = n + 1").execute(&pool).await?.rows_affected();
+    let updated = sqlx::query("UPDATE bench_single SET n = n + 1")
+        .execute(&pool)
+        .await?
+        .rows_affected();
     let single_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -89,10 +103,18 @@ async fn bench(url: &str, rows: i64) -> Result<()> {
         format: Format::Human,
     };
     let migrations = ctx.analyze().map_err(|e| e.message)?;
-    let settings = BackfillSettings { progress: ProgressMode::Quiet, ..BackfillSettings::default() };
+    let settings = BackfillSettings {
+        progress: ProgressMode::Quiet,
+        ..BackfillSettings::default()
+    };
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let backfill_writer = tokio::spawn(writer_until(url.to_string(), "bench_backfill", rows, stop.clone()));
+    let backfill_writer = tokio::spawn(writer_until(
+        url.to_string(),
+        "bench_backfill",
+        rows,
+        stop.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     let outcome = backfill::run_backfills(&ctx, &pool, &migrations, &settings).await?;
@@ -104,7 +126,9 @@ async fn bench(url: &str, rows: i64) -> Result<()> {
     if !outcome.all_done() {
         return Err(format!("backfill did not finish: {:?}", report.message).into());
     }
-    let wrong: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_backfill WHERE n <> 1").fetch_one(&pool).await?;
+    let wrong: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_backfill WHERE n <> 1")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(wrong, 0, "every row must be updated exactly once");
 
     let single_rate = rows as f64 / single_s;
@@ -116,8 +140,14 @@ async fn bench(url: &str, rows: i64) -> Result<()> {
     println!();
     println!("rows                          {rows}");
     println!("single UPDATE                 {single_s:8.2} s  {single_rate:>10.0} rows/s");
-    println!("concertina backfill           {backfill_s:8.2} s  {backfill_rate:>10.0} rows/s  ({} batches)", report.batches);
-    println!("throughput ratio              {:8.2}  (goal >= 0.9)", backfill_rate / single_rate);
+    println!(
+        "concertina backfill           {backfill_s:8.2} s  {backfill_rate:>10.0} rows/s  ({} batches)",
+        report.batches
+    );
+    println!(
+        "throughput ratio              {:8.2}  (goal >= 0.9)",
+        backfill_rate / single_rate
+    );
     println!(
         "batch duration                max {:.1} ms, p99 {:.1} ms, median {:.1} ms  (goal <= 250 ms)",
         batches.last().copied().unwrap_or(0.0),
@@ -139,12 +169,21 @@ async fn bench(url: &str, rows: i64) -> Result<()> {
         percentile(&during_single, 1.0),
         percentile(&during_backfill, 1.0)
     );
-    println!("writer p99 during backfill    {:8.2}x idle  (goal <= 2x)", backfill_p99 / idle_p99.max(0.001));
+    println!(
+        "writer p99 during backfill    {:8.2}x idle  (goal <= 2x)",
+        backfill_p99 / idle_p99.max(0.001)
+    );
     Ok(())
 }
 
 /// Single-row UPDATEs of random rows for `how_long`; returns sorted latencies in ms.
-async fn writer(url: &str, table: &str, rows: i64, stop: Option<Arc<AtomicBool>>, how_long: Duration) -> Result<Vec<f64>> {
+async fn writer(
+    url: &str,
+    table: &str,
+    rows: i64,
+    stop: Option<Arc<AtomicBool>>,
+    how_long: Duration,
+) -> Result<Vec<f64>> {
     let mut conn = PgConnection::connect(url).await?;
     let sql = format!("UPDATE {table} SET touched = touched + 1 WHERE id = $1");
     let mut latencies = Vec::new();
@@ -159,7 +198,10 @@ async fn writer(url: &str, table: &str, rows: i64, stop: Option<Arc<AtomicBool>>
         }
         let id = rand::rng().random_range(1..=rows);
         let t = Instant::now();
-        sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(id).execute(&mut conn).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(id)
+            .execute(&mut conn)
+            .await?;
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
         // About 200 updates a second: a steady app load, not a second bulk writer.
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -168,7 +210,12 @@ async fn writer(url: &str, table: &str, rows: i64, stop: Option<Arc<AtomicBool>>
     Ok(latencies)
 }
 
-async fn writer_until(url: String, table: &'static str, rows: i64, stop: Arc<AtomicBool>) -> Result<Vec<f64>> {
+async fn writer_until(
+    url: String,
+    table: &'static str,
+    rows: i64,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<f64>> {
     writer(&url, table, rows, Some(stop), Duration::MAX).await
 }
 

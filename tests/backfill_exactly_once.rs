@@ -1,7 +1,7 @@
 //! A backfill SIGKILLed at random moments and resumed changes every row exactly once.
-mod support;
 #[path = "support/backfill.rs"]
 mod helpers;
+mod support;
 
 use helpers::{command, exec, project, scalar};
 use rand::Rng;
@@ -23,9 +23,23 @@ async fn killed_backfills_resume_and_change_every_row_exactly_once() {
         ),
     )
     .await;
-    let dir = project(&[("0001_count.backfill.sql", "UPDATE counters SET n = n + 1;\n")], None);
+    let dir = project(
+        &[(
+            "0001_count.backfill.sql",
+            "UPDATE counters SET n = n + 1;\n",
+        )],
+        None,
+    );
     // Tiny batches with a pause, so every run is cut off somewhere in the middle.
-    let args = ["backfill", "--batch-size", "10", "--target-batch-ms", "1", "--sleep-ms", "2"];
+    let args = [
+        "backfill",
+        "--batch-size",
+        "10",
+        "--target-batch-ms",
+        "1",
+        "--sleep-ms",
+        "2",
+    ];
     let mut rng = rand::rng();
     let mut killed_mid_run = 0;
     let started = Instant::now();
@@ -52,7 +66,10 @@ async fn killed_backfills_resume_and_change_every_row_exactly_once() {
             "SELECT coalesce((SELECT rows_done FROM concertina.backfill_progress WHERE version = 1), 0)",
         )
         .await;
-        assert_eq!(changed, checkpoint, "run {run}: the checkpoint and the rows disagree");
+        assert_eq!(
+            changed, checkpoint,
+            "run {run}: the checkpoint and the rows disagree"
+        );
         let last_key = scalar(
             &pool,
             "SELECT coalesce((SELECT last_key[1]::int8 FROM concertina.backfill_progress WHERE version = 1), 0)",
@@ -63,23 +80,51 @@ async fn killed_backfills_resume_and_change_every_row_exactly_once() {
             &format!("SELECT count(*) FROM counters WHERE (id <= {last_key}) <> (n = 1)"),
         )
         .await;
-        assert_eq!(wrong_side, 0, "run {run}: rows on the wrong side of checkpoint {last_key}");
+        assert_eq!(
+            wrong_side, 0,
+            "run {run}: rows on the wrong side of checkpoint {last_key}"
+        );
     }
-    assert!(killed_mid_run >= 15, "only {killed_mid_run} of 20 runs were cut off; the test did not test much");
+    assert!(
+        killed_mid_run >= 15,
+        "only {killed_mid_run} of 20 runs were cut off; the test did not test much"
+    );
     let partial = scalar(&pool, "SELECT count(*) FROM counters WHERE n = 1").await;
-    assert!(partial < ROWS, "the killed runs already finished everything");
+    assert!(
+        partial < ROWS,
+        "the killed runs already finished everything"
+    );
 
-    let output = command(dir.path(), &url, &["backfill"]).output().expect("final run");
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM counters WHERE n <> 1").await, 0);
+    let output = command(dir.path(), &url, &["backfill"])
+        .output()
+        .expect("final run");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM counters WHERE n <> 1").await,
+        0
+    );
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM concertina.applied_migrations WHERE version = 1 AND phase = 'backfill'").await,
         1
     );
     // Recorded as applied: a further run changes nothing.
-    let output = command(dir.path(), &url, &["backfill"]).output().expect("another run");
+    let output = command(dir.path(), &url, &["backfill"])
+        .output()
+        .expect("another run");
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout).contains("no pending backfills"));
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM counters WHERE n <> 1").await, 0);
-    assert!(started.elapsed() < Duration::from_secs(90), "took {:?}", started.elapsed());
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM counters WHERE n <> 1").await,
+        0
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -1,7 +1,7 @@
 //! Backfills walk every kind of key completely, and refuse what they cannot split.
-mod support;
 #[path = "support/backfill.rs"]
 mod helpers;
+mod support;
 
 use concertina::backfill::BackfillState;
 use helpers::{exec, project, quick, run, run_library, scalar};
@@ -32,7 +32,10 @@ async fn composite_uuid_text_and_declared_keys_are_walked_completely() {
     let dir = project(
         &[
             ("0001_comp.backfill.sql", "UPDATE comp SET n = n + 1;\n"),
-            ("0002_uuid.backfill.sql", "UPDATE uu AS u SET n = u.n + 1 WHERE true;\n"),
+            (
+                "0002_uuid.backfill.sql",
+                "UPDATE uu AS u SET n = u.n + 1 WHERE true;\n",
+            ),
             ("0003_text.backfill.sql", "UPDATE tx SET n = n + 1;\n"),
             (
                 "0004_declared.backfill.sql",
@@ -60,19 +63,34 @@ async fn composite_uuid_text_and_declared_keys_are_walked_completely() {
     assert_eq!(scalar(&pool, "SELECT count(*) FROM src").await, 2667);
     assert_eq!(outcome.backfills[4].statements[0].rows_done, 2667);
     assert_eq!(outcome.backfills[4].statements[1].rows_done, 1333);
-    assert_eq!(outcome.backfills[3].statements[0].key, vec!["Bucket", "label"]);
+    assert_eq!(
+        outcome.backfills[3].statements[0].key,
+        vec!["Bucket", "label"]
+    );
 
-    let applied = scalar(&pool, "SELECT count(*) FROM concertina.applied_migrations WHERE phase = 'backfill'").await;
+    let applied = scalar(
+        &pool,
+        "SELECT count(*) FROM concertina.applied_migrations WHERE phase = 'backfill'",
+    )
+    .await;
     assert_eq!(applied, 5);
     let progress = concertina::backfill::progress(&pool).await.unwrap();
     assert_eq!(progress.len(), 6);
-    assert!(progress.iter().all(|p| p.state == "done" && p.percent == Some(100.0)), "{progress:?}");
+    assert!(
+        progress
+            .iter()
+            .all(|p| p.state == "done" && p.percent == Some(100.0)),
+        "{progress:?}"
+    );
     assert_eq!(progress[0].rows_scanned, 5000);
 
     // Finished backfills never run again.
     let again = run_library(dir.path(), &url, &pool, &quick(97)).await;
     assert!(again.backfills.is_empty());
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM comp WHERE n <> 1").await, 0);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM comp WHERE n <> 1").await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -92,18 +110,46 @@ async fn unsplittable_statements_and_bad_keys_are_clear_errors_that_change_nothi
     )
     .await;
     let cases: &[(&str, &str, &[&str])] = &[
-        ("UPDATE nokey SET n = n + 1;\n", "0001_nokey.backfill.sql:2", &["nokey has no primary key", "key=("]),
+        (
+            "UPDATE nokey SET n = n + 1;\n",
+            "0001_nokey.backfill.sql:2",
+            &["nokey has no primary key", "key=("],
+        ),
         (
             "UPDATE t SET n = o.v FROM o WHERE o.id = t.other;\n",
             "0001_join.backfill.sql:2",
             &["UPDATE … FROM", "correlated subquery"],
         ),
-        ("-- concertina: key=(maybe)\nUPDATE t SET n = 1;\n", "0001_nullable.backfill.sql:3", &["nullable", "NOT NULL"]),
-        ("-- concertina: key=(other)\nUPDATE t SET n = 1;\n", "0001_notunique.backfill.sql:3", &["not unique", "UNIQUE INDEX"]),
-        ("-- concertina: key=(nope)\nUPDATE t SET n = 1;\n", "0001_missing.backfill.sql:3", &["`nope` does not exist"]),
-        ("UPDATE t SET id = id + 1000;\n", "0001_keymove.backfill.sql:2", &["assigns key column"]),
-        ("UPDATE t SET n = missing_column;\n", "0001_badcol.backfill.sql:2", &["missing_column"]),
-        ("UPDATE t SET n = 1 RETURNING id;\n", "0001_returning.backfill.sql:2", &["RETURNING"]),
+        (
+            "-- concertina: key=(maybe)\nUPDATE t SET n = 1;\n",
+            "0001_nullable.backfill.sql:3",
+            &["nullable", "NOT NULL"],
+        ),
+        (
+            "-- concertina: key=(other)\nUPDATE t SET n = 1;\n",
+            "0001_notunique.backfill.sql:3",
+            &["not unique", "UNIQUE INDEX"],
+        ),
+        (
+            "-- concertina: key=(nope)\nUPDATE t SET n = 1;\n",
+            "0001_missing.backfill.sql:3",
+            &["`nope` does not exist"],
+        ),
+        (
+            "UPDATE t SET id = id + 1000;\n",
+            "0001_keymove.backfill.sql:2",
+            &["assigns key column"],
+        ),
+        (
+            "UPDATE t SET n = missing_column;\n",
+            "0001_badcol.backfill.sql:2",
+            &["missing_column"],
+        ),
+        (
+            "UPDATE t SET n = 1 RETURNING id;\n",
+            "0001_returning.backfill.sql:2",
+            &["RETURNING"],
+        ),
     ];
     for (sql, location, expected) in cases {
         let name = location.split(':').next().unwrap();
@@ -111,13 +157,31 @@ async fn unsplittable_statements_and_bad_keys_are_clear_errors_that_change_nothi
         let output = run(dir.path(), &url, &["backfill"]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(1), "{name}: {stdout}");
-        assert!(stdout.contains(location), "{name}: expected {location} in {stdout}");
+        assert!(
+            stdout.contains(location),
+            "{name}: expected {location} in {stdout}"
+        );
         for text in *expected {
-            assert!(stdout.contains(text), "{name}: expected `{text}` in {stdout}");
+            assert!(
+                stdout.contains(text),
+                "{name}: expected `{text}` in {stdout}"
+            );
         }
     }
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM nokey WHERE n <> 0").await, 0);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM t WHERE n <> 0 OR id > 100").await, 0);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM concertina.backfill_progress").await, 0);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM concertina.applied_migrations").await, 0);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM nokey WHERE n <> 0").await,
+        0
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM t WHERE n <> 0 OR id > 100").await,
+        0
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM concertina.backfill_progress").await,
+        0
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM concertina.applied_migrations").await,
+        0
+    );
 }

@@ -169,18 +169,17 @@ async fn check_semantics(
     statement: &BatchableStatement,
     table: &ResolvedTable,
 ) -> Result<(), String> {
-    if statement.kind == DmlKind::Update {
-        if let Some(column) = statement
+    if statement.kind == DmlKind::Update
+        && let Some(column) = statement
             .assigned_columns
             .iter()
             .find(|c| table.key.iter().any(|k| &k.name == *c))
-        {
-            return Err(format!(
-                "this UPDATE assigns key column {}.{column}, which moves rows between key ranges (a row could be updated twice or never); \
-                 declare another unique key with `-- concertina: key=(…)`",
-                table.display
-            ));
-        }
+    {
+        return Err(format!(
+            "this UPDATE assigns key column {}.{column}, which moves rows between key ranges (a row could be updated twice or never); \
+             declare another unique key with `-- concertina: key=(…)`",
+            table.display
+        ));
     }
     if let Some(target) = &statement.insert_target {
         let target_oid: Option<i64> = sqlx::query_scalar("SELECT to_regclass($1)::oid::int8")
@@ -271,14 +270,14 @@ pub(super) async fn run(
         applied_by: applied_by(),
     };
     tracing::info!(version, file = %path, statements = plans.len(), "backfill starting");
-    if plans.is_empty() {
-        if let Err(e) = record_empty(pool, &record).await {
-            report.message = Some(format!(
-                "{path}: cannot record the backfill as applied: {}",
-                database_message(&e)
-            ));
-            return;
-        }
+    if plans.is_empty()
+        && let Err(e) = record_empty(pool, &record).await
+    {
+        report.message = Some(format!(
+            "{path}: cannot record the backfill as applied: {}",
+            database_message(&e)
+        ));
+        return;
     }
     for (i, plan) in plans.iter().enumerate() {
         let is_last = i + 1 == plans.len();
@@ -429,15 +428,15 @@ async fn start_checkpoints(
                  (`DELETE FROM concertina.backfill_progress WHERE version = {version}`) to start over"
             ));
         }
-        if let Some(plan) = plans.iter().find(|p| p.index as i32 == *index) {
-            if &plan.key_names() != key {
-                return Err(format!(
-                    "{path}:{}: its checkpoint walks key ({}) but the statement's key is now ({}); restore the key declaration",
-                    plan.line,
-                    key.join(", "),
-                    plan.key_names().join(", ")
-                ));
-            }
+        if let Some(plan) = plans.iter().find(|p| p.index as i32 == *index)
+            && &plan.key_names() != key
+        {
+            return Err(format!(
+                "{path}:{}: its checkpoint walks key ({}) but the statement's key is now ({}); restore the key declaration",
+                plan.line,
+                key.join(", "),
+                plan.key_names().join(", ")
+            ));
         }
     }
     for plan in plans {

@@ -554,10 +554,11 @@ pub fn human(outcome: &BackfillOutcome) -> String {
                 "{head}: not run (an earlier backfill has not finished)"
             ),
         };
-        if b.state != BackfillState::Done && b.state != BackfillState::NotRun {
-            if let Some(message) = &b.message {
-                let _ = writeln!(out, "       {message}");
-            }
+        if b.state != BackfillState::Done
+            && b.state != BackfillState::NotRun
+            && let Some(message) = &b.message
+        {
+            let _ = writeln!(out, "       {message}");
         }
         for blocker in &b.blocking {
             let _ = writeln!(

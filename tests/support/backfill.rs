@@ -17,7 +17,11 @@ pub fn project(files: &[(&str, &str)], config: Option<&str>) -> tempfile::TempDi
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
     for (name, sql) in files {
-        std::fs::write(dir.path().join("migrations").join(name), format!("{HEADER}{sql}")).expect("write");
+        std::fs::write(
+            dir.path().join("migrations").join(name),
+            format!("{HEADER}{sql}"),
+        )
+        .expect("write");
     }
     if let Some(config) = config {
         std::fs::write(dir.path().join("concertina.toml"), config).expect("write config");
@@ -49,7 +53,12 @@ pub fn run(dir: &Path, url: &str, args: &[&str]) -> Output {
 }
 
 /// The library entry point over `dir`'s migrations.
-pub async fn run_library(dir: &Path, url: &str, pool: &PgPool, settings: &BackfillSettings) -> BackfillOutcome {
+pub async fn run_library(
+    dir: &Path,
+    url: &str,
+    pool: &PgPool,
+    settings: &BackfillSettings,
+) -> BackfillOutcome {
     let config = if dir.join("concertina.toml").exists() {
         Config::load(Some(&dir.join("concertina.toml"))).expect("config")
     } else {
