@@ -570,3 +570,84 @@ pub fn human(outcome: &BackfillOutcome) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(batch_size: Option<u64>, target: Option<u64>) -> BackfillArgs {
+        BackfillArgs {
+            batch_size,
+            target_batch_ms: target,
+            sleep_ms: None,
+            max_replication_lag: None,
+        }
+    }
+
+    #[test]
+    fn flags_override_config_which_overrides_defaults() {
+        let config = Config::parse(
+            "[backfill]\nbatch_size = 5000\ntarget_batch_ms = 100\nsleep_ms = 7\nstatement_timeout = \"5s\"\n[runner]\nlock_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        let from_file = BackfillSettings::from_config(&config, &args(None, None)).unwrap();
+        assert_eq!(from_file.batch_size, 5000);
+        assert_eq!(from_file.target_batch, Duration::from_millis(100));
+        assert_eq!(from_file.sleep, Duration::from_millis(7));
+        assert_eq!(from_file.statement_timeout, Duration::from_secs(5));
+        assert_eq!(from_file.lock_timeout, Duration::from_secs(3));
+        let from_flags = BackfillSettings::from_config(&config, &args(Some(5), Some(50))).unwrap();
+        assert_eq!(from_flags.batch_size, 5);
+        assert_eq!(from_flags.min_batch_size, 5);
+        assert_eq!(from_flags.target_batch, Duration::from_millis(50));
+        let defaults =
+            BackfillSettings::from_config(&Config::default(), &args(None, None)).unwrap();
+        assert_eq!(defaults.batch_size, 1000);
+        assert_eq!(defaults.target_batch, Duration::from_millis(200));
+        let zero =
+            BackfillSettings::from_config(&Config::default(), &args(Some(0), None)).unwrap_err();
+        assert_eq!(zero.exit, Exit::Usage);
+    }
+
+    #[test]
+    fn the_worst_state_decides_the_exit_code() {
+        let report = |state| BackfillReport {
+            version: 1,
+            name: "x".into(),
+            path: "x".into(),
+            state,
+            message: None,
+            blocking: Vec::new(),
+            statements: Vec::new(),
+            rows_done: 0,
+            rows_scanned: 0,
+            batches: 0,
+            duration_ms: 0,
+            max_batch_ms: 0.0,
+            p99_batch_ms: 0.0,
+            batch_ms: Vec::new(),
+        };
+        let outcome = |states: &[BackfillState]| BackfillOutcome {
+            backfills: states.iter().map(|s| report(*s)).collect(),
+        };
+        assert_eq!(outcome(&[]).exit(), Exit::Ok);
+        assert_eq!(
+            outcome(&[BackfillState::Done, BackfillState::AlreadyDone]).exit(),
+            Exit::Ok
+        );
+        assert_eq!(
+            outcome(&[
+                BackfillState::Done,
+                BackfillState::WaitingGate,
+                BackfillState::NotRun
+            ])
+            .exit(),
+            Exit::Blocked
+        );
+        assert_eq!(
+            outcome(&[BackfillState::Failed, BackfillState::NotRun]).exit(),
+            Exit::Failure
+        );
+        assert!(human(&outcome(&[])).contains("no pending backfills"));
+    }
+}
