@@ -604,11 +604,12 @@ async fn run_statement(
     }
 }
 
-/// The next batch size: toward the target duration, at most ×2 or ÷2 per step, within bounds.
+/// The next batch size: toward the target duration, growing at most ×1.25 per step (so a
+/// batch overshoots the target by little) and shrinking at most ÷2, within bounds.
 fn adapt(size: u64, elapsed: Duration, settings: &BackfillSettings) -> u64 {
     let actual = elapsed.as_secs_f64().max(0.000_1);
     let ideal = size as f64 * settings.target_batch.as_secs_f64() / actual;
-    let next = ideal.clamp(size as f64 / 2.0, size as f64 * 2.0).round() as u64;
+    let next = ideal.clamp(size as f64 / 2.0, size as f64 * 1.25).round() as u64;
     next.clamp(settings.min_batch_size, settings.max_batch_size)
 }
 
@@ -903,10 +904,10 @@ mod tests {
     #[test]
     fn batch_size_moves_toward_the_target_within_bounds() {
         let settings = BackfillSettings::default();
-        assert_eq!(adapt(1000, Duration::from_millis(100), &settings), 2000);
+        assert_eq!(adapt(1000, Duration::from_millis(100), &settings), 1250);
         assert_eq!(adapt(1000, Duration::from_millis(400), &settings), 500);
         assert_eq!(adapt(1000, Duration::from_millis(250), &settings), 800);
-        assert_eq!(adapt(80_000, Duration::from_millis(10), &settings), 100_000);
+        assert_eq!(adapt(90_000, Duration::from_millis(10), &settings), 100_000);
         assert_eq!(adapt(12, Duration::from_secs(10), &settings), 10);
     }
 
