@@ -208,3 +208,56 @@ async fn two_runners_never_run_the_same_backfill_twice() {
         0
     );
 }
+
+#[tokio::test]
+async fn lock_timeouts_are_retried_then_reported_as_busy_and_resume() {
+    let url = support::fresh_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    exec(
+        &pool,
+        "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+         INSERT INTO t (id) SELECT g FROM generate_series(1, 1000) g;",
+    )
+    .await;
+    let dir = project(
+        &[("0001_count.backfill.sql", "UPDATE t SET n = n + 1;\n")],
+        None,
+    );
+    // An app transaction holds row 500 for longer than the backfill is willing to wait.
+    let mut app = pool.begin().await.unwrap();
+    sqlx::query("UPDATE t SET n = n WHERE id = 500")
+        .execute(&mut *app)
+        .await
+        .unwrap();
+    let mut settings = quick(100);
+    settings.lock_timeout = std::time::Duration::from_millis(100);
+    settings.max_attempts = 3;
+    settings.target_batch = std::time::Duration::from_secs(10);
+    let blocked = run_library(dir.path(), &url, &pool, &settings).await;
+    let report = &blocked.backfills[0];
+    assert_eq!(
+        report.state,
+        BackfillState::WaitingLock,
+        "{:?}",
+        report.message
+    );
+    assert_eq!(blocked.exit(), concertina::cli::Exit::Blocked);
+    assert!(
+        report.message.as_deref().unwrap().contains("timed out"),
+        "{:?}",
+        report.message
+    );
+    let done = scalar(&pool, "SELECT count(*) FROM t WHERE n = 1").await;
+    assert!(
+        done > 0 && done < 500,
+        "batches before the locked row are kept ({done})"
+    );
+    app.rollback().await.unwrap();
+
+    let resumed = run_library(dir.path(), &url, &pool, &settings).await;
+    assert_eq!(resumed.backfills[0].state, BackfillState::Done);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM t WHERE n <> 1").await,
+        0
+    );
+}
