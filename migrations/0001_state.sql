@@ -25,6 +25,16 @@ CREATE TABLE concertina.backfill_progress (
     rows_estimated  bigint,
     batches         bigint      NOT NULL DEFAULT 0,
     batch_size      integer,
+    -- Keys walked so far (rows_done counts rows the statement changed, which may be fewer).
+    rows_scanned    bigint      NOT NULL DEFAULT 0,
+    -- The file's checksum when the backfill started: a changed file is never resumed.
+    checksum        text,
+    -- 1-based line of the statement in its file.
+    statement_line  integer,
+    last_batch_ms   integer,
+    max_batch_ms    integer,
+    -- Time spent in batches and pauses, summed over every run (for the rate and ETA).
+    elapsed_ms      bigint      NOT NULL DEFAULT 0,
     state           text        NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'failed')),
     last_error      text,
     started_at      timestamptz NOT NULL DEFAULT now(),

@@ -1,0 +1,653 @@
+//! The backfill engine: keyset batches with exactly-once checkpoints.
+//!
+//! Each UPDATE / DELETE / INSERT … SELECT of a backfill file runs in ranges of its table's
+//! key (`(key) > last AND (key) <= upper`); every batch is one transaction that also moves
+//! the checkpoint in `concertina.backfill_progress`, so a crash can neither skip nor
+//! repeat a batch. A file whose statements are all done is recorded in
+//! `concertina.applied_migrations` in the transaction of its final checkpoint.
+
+pub mod catalog;
+mod engine;
+pub mod rewrite;
+
+use crate::analysis::AnalyzedMigration;
+use crate::cli::{BackfillArgs, CommandError, Context, Exit, Format};
+use crate::config::Config;
+use crate::gate::Blocker;
+use crate::phase::Phase;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// How progress is shown while a backfill runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// An indicatif bar on stderr (a terminal).
+    Bar,
+    /// One structured `tracing` line every few seconds (Jobs, CI).
+    Log,
+    /// Nothing (library callers that report on their own).
+    Quiet,
+}
+
+/// Settings of one backfill run: CLI flags over `[backfill]` config over defaults.
+#[derive(Debug, Clone)]
+pub struct BackfillSettings {
+    /// Rows in the first batch (default 1000).
+    pub batch_size: u64,
+    /// Smallest batch the size adapts down to (default 10, or the start size if smaller).
+    pub min_batch_size: u64,
+    /// Largest batch the size adapts up to (default 100,000).
+    pub max_batch_size: u64,
+    /// The batch duration the size adapts toward (default 200 ms).
+    pub target_batch: Duration,
+    /// Pause between batches (default none).
+    pub sleep: Duration,
+    /// Pause while a replica's replay lag is above this (default 10 s).
+    pub max_replication_lag: Duration,
+    /// `SET LOCAL lock_timeout` of each batch (default: `[runner] lock_timeout`, else 2 s).
+    pub lock_timeout: Duration,
+    /// `SET LOCAL statement_timeout` of each batch (default 30 s).
+    pub statement_timeout: Duration,
+    /// Consecutive lock/statement timeouts of one batch before giving up (default 10).
+    pub max_attempts: u32,
+    /// How long to wait for another process running the same backfill (default 5 s).
+    pub lock_wait: Duration,
+    /// The kubeconfig context for gates (default: the config's / current one).
+    pub gate_context: Option<String>,
+    /// Wait (watching) for a gate to hold, up to this long (default: judge once).
+    pub gate_wait: Option<Duration>,
+    /// How progress is shown.
+    pub progress: ProgressMode,
+}
+
+impl Default for BackfillSettings {
+    fn default() -> Self {
+        BackfillSettings {
+            batch_size: 1000,
+            min_batch_size: 10,
+            max_batch_size: 100_000,
+            target_batch: Duration::from_millis(200),
+            sleep: Duration::ZERO,
+            max_replication_lag: Duration::from_secs(10),
+            lock_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(30),
+            max_attempts: 10,
+            lock_wait: Duration::from_secs(5),
+            gate_context: None,
+            gate_wait: None,
+            progress: ProgressMode::Log,
+        }
+    }
+}
+
+impl BackfillSettings {
+    /// Defaults, overridden by `[backfill]` (and `[runner] lock_timeout`), overridden by flags.
+    /// Exit 2 on a zero batch size or target.
+    pub fn from_config(
+        config: &Config,
+        args: &BackfillArgs,
+    ) -> Result<BackfillSettings, CommandError> {
+        let mut settings = BackfillSettings::default();
+        let file = &config.backfill;
+        if let Some(size) = args.batch_size.or(file.batch_size) {
+            if size == 0 {
+                return Err(CommandError::usage(
+                    "--batch-size / [backfill] batch_size must be at least 1",
+                ));
+            }
+            settings.batch_size = size;
+        }
+        if let Some(ms) = args.target_batch_ms.or(file.target_batch_ms) {
+            if ms == 0 {
+                return Err(CommandError::usage(
+                    "--target-batch-ms / [backfill] target_batch_ms must be at least 1",
+                ));
+            }
+            settings.target_batch = Duration::from_millis(ms);
+        }
+        if let Some(ms) = args.sleep_ms.or(file.sleep_ms) {
+            settings.sleep = Duration::from_millis(ms);
+        }
+        if let Some(lag) = args.max_replication_lag.or(file.max_replication_lag) {
+            settings.max_replication_lag = lag;
+        }
+        if let Some(timeout) = file.statement_timeout {
+            settings.statement_timeout = timeout;
+        }
+        if let Some(timeout) = config.runner.lock_timeout {
+            settings.lock_timeout = timeout;
+        }
+        settings.min_batch_size = settings.min_batch_size.min(settings.batch_size);
+        settings.max_batch_size = settings.max_batch_size.max(settings.batch_size);
+        Ok(settings)
+    }
+}
+
+/// Where one backfill stands after a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackfillState {
+    /// Finished in this run and recorded as applied.
+    Done,
+    /// Another process finished it while this one waited for its lock.
+    AlreadyDone,
+    /// Its `requires` gate does not hold; nothing ran (exit 3).
+    WaitingGate,
+    /// Another process holds it, or lock timeouts did not clear; safe to retry (exit 3).
+    WaitingLock,
+    /// It cannot run or a batch failed; it resumes from its checkpoint once fixed (exit 1).
+    Failed,
+    /// An earlier backfill did not finish, so version order keeps this one waiting.
+    NotRun,
+}
+
+/// One statement of a backfill after a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementReport {
+    /// 0-based index in its file.
+    pub index: usize,
+    /// 1-based line in its file.
+    pub line: u32,
+    /// `schema.table` whose key is walked.
+    pub table: String,
+    /// The key columns.
+    pub key: Vec<String>,
+    /// Rows the statement changed in this run.
+    pub rows_done: u64,
+    /// Keys walked in this run.
+    pub rows_scanned: u64,
+    /// Batches committed in this run.
+    pub batches: u64,
+}
+
+/// One backfill migration after a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillReport {
+    /// The migration version.
+    pub version: u64,
+    /// The migration name.
+    pub name: String,
+    /// The file.
+    pub path: String,
+    /// Where it stands.
+    pub state: BackfillState,
+    /// Why it failed, waits or did not run.
+    pub message: Option<String>,
+    /// What blocks its gate (state `waiting-gate`).
+    pub blocking: Vec<Blocker>,
+    /// Its statements (filled once it started).
+    pub statements: Vec<StatementReport>,
+    /// Rows changed in this run.
+    pub rows_done: u64,
+    /// Keys walked in this run.
+    pub rows_scanned: u64,
+    /// Batches committed in this run.
+    pub batches: u64,
+    /// Time spent on it in this run.
+    pub duration_ms: u64,
+    /// The longest batch of this run.
+    pub max_batch_ms: f64,
+    /// The 99th percentile batch duration of this run.
+    pub p99_batch_ms: f64,
+    /// Every batch duration of this run, in order (for benchmarks).
+    #[serde(skip)]
+    pub batch_ms: Vec<f64>,
+}
+
+impl BackfillReport {
+    fn new(m: &AnalyzedMigration, state: BackfillState) -> BackfillReport {
+        BackfillReport {
+            version: m.migration.version,
+            name: m.migration.description.clone(),
+            path: m.migration.display_path(),
+            state,
+            message: None,
+            blocking: Vec::new(),
+            statements: Vec::new(),
+            rows_done: 0,
+            rows_scanned: 0,
+            batches: 0,
+            duration_ms: 0,
+            max_batch_ms: 0.0,
+            p99_batch_ms: 0.0,
+            batch_ms: Vec::new(),
+        }
+    }
+}
+
+/// Every pending backfill after a run, in version order.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillOutcome {
+    /// The pending backfills (none when everything is applied).
+    pub backfills: Vec<BackfillReport>,
+}
+
+impl BackfillOutcome {
+    /// 1 if any failed, else 3 if any waits (gate or lock), else 0.
+    pub fn exit(&self) -> Exit {
+        let states = || self.backfills.iter().map(|b| b.state);
+        if states().any(|s| s == BackfillState::Failed) {
+            Exit::Failure
+        } else if states().any(|s| {
+            matches!(
+                s,
+                BackfillState::WaitingGate | BackfillState::WaitingLock | BackfillState::NotRun
+            )
+        }) {
+            Exit::Blocked
+        } else {
+            Exit::Ok
+        }
+    }
+
+    /// Whether every pending backfill is now applied.
+    pub fn all_done(&self) -> bool {
+        self.backfills
+            .iter()
+            .all(|b| matches!(b.state, BackfillState::Done | BackfillState::AlreadyDone))
+    }
+}
+
+/// An error that stops the whole run before any backfill could be judged.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    /// The state schema cannot be set up.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The database failed outside a batch.
+    #[error("database error while preparing backfills: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for BackfillError {
+    fn from(error: sqlx::Error) -> Self {
+        BackfillError::Database(crate::db::redact(&error.to_string()))
+    }
+}
+
+/// Runs the pending backfills of `migrations` (phase backfill, not in
+/// `concertina.applied_migrations`) in version order. A backfill runs only once its gate
+/// holds; the first one that waits or fails stops the run (later ones are `not-run`).
+pub async fn run_backfills(
+    ctx: &Context,
+    pool: &PgPool,
+    migrations: &[AnalyzedMigration],
+    settings: &BackfillSettings,
+) -> Result<BackfillOutcome, BackfillError> {
+    crate::state::ensure_schema(pool).await?;
+    let applied = applied_versions(pool).await?;
+    let mut pending: Vec<&AnalyzedMigration> = migrations
+        .iter()
+        .filter(|m| m.phase == Phase::Backfill && !applied.contains(&m.migration.version))
+        .collect();
+    pending.sort_by_key(|m| m.migration.version);
+
+    let mut reports = Vec::new();
+    let mut stopped = false;
+    for m in pending {
+        if stopped {
+            let mut report = BackfillReport::new(m, BackfillState::NotRun);
+            report.message =
+                Some("an earlier backfill has not finished; backfills run in version order".into());
+            reports.push(report);
+            continue;
+        }
+        let report = run_one(ctx, pool, migrations, &applied, m, settings).await;
+        stopped = !matches!(
+            report.state,
+            BackfillState::Done | BackfillState::AlreadyDone
+        );
+        reports.push(report);
+    }
+    Ok(BackfillOutcome { backfills: reports })
+}
+
+async fn run_one(
+    ctx: &Context,
+    pool: &PgPool,
+    migrations: &[AnalyzedMigration],
+    applied: &BTreeSet<u64>,
+    m: &AnalyzedMigration,
+    settings: &BackfillSettings,
+) -> BackfillReport {
+    let mut report = BackfillReport::new(m, BackfillState::Failed);
+    let path = m.migration.display_path();
+
+    if m.has_errors() || !m.parse_errors.is_empty() {
+        let first = m.findings.iter().find(|f| f.is_blocking());
+        report.message = Some(match first {
+            Some(f) => format!(
+                "{path}:{}: {} ({}); run `concertina lint` and fix its errors before backfilling",
+                f.line, f.message, f.rule
+            ),
+            None => format!("{path}: the file does not parse; run `concertina lint`"),
+        });
+        return report;
+    }
+    if let Some(expand) = migrations.iter().find(|e| {
+        e.phase == Phase::Expand
+            && e.migration.version < m.migration.version
+            && !applied.contains(&e.migration.version)
+    }) {
+        report.message = Some(format!(
+            "{path}: expand migration {} ({}) is not applied yet; run `concertina pre-deploy` first",
+            expand.migration.version,
+            expand.migration.display_path()
+        ));
+        return report;
+    }
+    let plans = match engine::prepare(pool, m).await {
+        Ok(plans) => plans,
+        Err(message) => {
+            report.message = Some(message);
+            return report;
+        }
+    };
+    if !m.requires.is_empty() {
+        let verdict = crate::gate::judge_requires(
+            ctx,
+            &m.requires,
+            settings.gate_context.as_deref(),
+            settings.gate_wait,
+        )
+        .await;
+        if !verdict.holds {
+            report.state = BackfillState::WaitingGate;
+            report.message = Some(format!(
+                "{path}: waiting for its gate `requires {}`; nothing ran. Retry after the rollout (or `concertina gate {} --wait`)",
+                m.gate_text(),
+                m.migration.version
+            ));
+            report.blocking = verdict.blocking;
+            return report;
+        }
+    }
+    engine::run(pool, m, &plans, settings, &mut report).await;
+    report
+}
+
+async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<u64>, sqlx::Error> {
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM concertina.applied_migrations")
+            .fetch_all(pool)
+            .await?;
+    Ok(versions
+        .into_iter()
+        .filter_map(|v| u64::try_from(v).ok())
+        .collect())
+}
+
+/// The progress of one backfill statement, as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillProgress {
+    /// The migration version.
+    pub version: i64,
+    /// 0-based statement index in its file.
+    pub statement_index: i32,
+    /// 1-based line of the statement, when known.
+    pub line: Option<i32>,
+    /// `schema.table` whose key is walked.
+    pub table: String,
+    /// The key columns.
+    pub key_columns: Vec<String>,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// Rows the statement changed.
+    pub rows_done: i64,
+    /// Keys walked.
+    pub rows_scanned: i64,
+    /// Estimated keys in the table.
+    pub rows_estimated: Option<i64>,
+    /// Share of keys walked, 0–100 (100 when done).
+    pub percent: Option<f64>,
+    /// Batches committed.
+    pub batches: i64,
+    /// The current batch size.
+    pub batch_size: Option<i32>,
+    /// Keys walked per second of run time.
+    pub rate_rows_per_s: Option<f64>,
+    /// Seconds left at that rate.
+    pub eta_seconds: Option<f64>,
+    /// The last batch's duration.
+    pub last_batch_ms: Option<i32>,
+    /// The last error, when failed.
+    pub last_error: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// The last checkpoint.
+    pub updated_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Every backfill statement ever started, with its progress (for `status`). Empty when
+/// the state schema does not exist yet.
+pub async fn progress(pool: &PgPool) -> Result<Vec<BackfillProgress>, sqlx::Error> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('concertina.backfill_progress') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT version, statement_index, statement_line, table_name, key_columns, state, rows_done,
+                rows_scanned, rows_estimated, batches, batch_size, elapsed_ms, last_batch_ms,
+                last_error, started_at, updated_at, finished_at
+         FROM concertina.backfill_progress ORDER BY version, statement_index",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            let scanned: i64 = r.try_get("rows_scanned")?;
+            let estimated: Option<i64> = r.try_get("rows_estimated")?;
+            let elapsed_ms: i64 = r.try_get("elapsed_ms")?;
+            let done = state == "done";
+            let rate = (elapsed_ms > 0).then(|| scanned as f64 * 1000.0 / elapsed_ms as f64);
+            let percent = if done {
+                Some(100.0)
+            } else {
+                estimated
+                    .filter(|e| *e > 0)
+                    .map(|e| (scanned as f64 * 100.0 / e as f64).min(99.9))
+            };
+            let eta = match (done, rate, estimated) {
+                (true, _, _) => Some(0.0),
+                (false, Some(rate), Some(estimated)) if rate > 0.0 => {
+                    Some((estimated - scanned).max(0) as f64 / rate)
+                }
+                _ => None,
+            };
+            Ok(BackfillProgress {
+                version: r.try_get("version")?,
+                statement_index: r.try_get("statement_index")?,
+                line: r.try_get("statement_line")?,
+                table: r.try_get("table_name")?,
+                key_columns: r.try_get("key_columns")?,
+                state,
+                rows_done: r.try_get("rows_done")?,
+                rows_scanned: scanned,
+                rows_estimated: estimated,
+                percent,
+                batches: r.try_get("batches")?,
+                batch_size: r.try_get("batch_size")?,
+                rate_rows_per_s: rate,
+                eta_seconds: eta,
+                last_batch_ms: r.try_get("last_batch_ms")?,
+                last_error: r.try_get("last_error")?,
+                started_at: r.try_get("started_at")?,
+                updated_at: r.try_get("updated_at")?,
+                finished_at: r.try_get("finished_at")?,
+            })
+        })
+        .collect()
+}
+
+/// `concertina backfill`.
+pub async fn run_backfill(ctx: &Context, args: &BackfillArgs) -> Result<Exit, CommandError> {
+    ctx.require_human_or_json("backfill")?;
+    let mut settings = BackfillSettings::from_config(&ctx.config, args)?;
+    let url = ctx.require_database_url()?;
+    let migrations = ctx.analyze()?;
+    let pool = crate::db::connect(url)
+        .await
+        .map_err(|e| CommandError::failure(e.to_string()))?;
+    settings.progress = if ctx.format == Format::Human && std::io::stderr().is_terminal() {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Log
+    };
+    let outcome = run_backfills(ctx, &pool, &migrations, &settings)
+        .await
+        .map_err(|e| CommandError::failure(e.to_string()))?;
+    match ctx.format {
+        Format::Json => {
+            let document = serde_json::json!({
+                "command": "backfill",
+                "exit": outcome.exit() as i32,
+                "backfills": outcome.backfills,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).unwrap_or_default()
+            );
+        }
+        _ => print!("{}", human(&outcome)),
+    }
+    Ok(outcome.exit())
+}
+
+/// The human summary of a run: one line per backfill, then blockers and errors.
+pub fn human(outcome: &BackfillOutcome) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if outcome.backfills.is_empty() {
+        out.push_str("no pending backfills\n");
+        return out;
+    }
+    for b in &outcome.backfills {
+        let head = format!("{:>4} {}", b.version, b.name);
+        let _ = match b.state {
+            BackfillState::Done => writeln!(
+                out,
+                "{head}: done, {} rows changed ({} keys) in {} batches, {:.1} s (longest batch {:.0} ms)",
+                b.rows_done,
+                b.rows_scanned,
+                b.batches,
+                b.duration_ms as f64 / 1000.0,
+                b.max_batch_ms
+            ),
+            BackfillState::AlreadyDone => {
+                writeln!(out, "{head}: done by another concertina process")
+            }
+            BackfillState::WaitingGate => writeln!(out, "{head}: waiting for its gate"),
+            BackfillState::WaitingLock => writeln!(out, "{head}: waiting (lock)"),
+            BackfillState::Failed => writeln!(out, "{head}: FAILED"),
+            BackfillState::NotRun => writeln!(
+                out,
+                "{head}: not run (an earlier backfill has not finished)"
+            ),
+        };
+        if b.state != BackfillState::Done
+            && b.state != BackfillState::NotRun
+            && let Some(message) = &b.message
+        {
+            let _ = writeln!(out, "       {message}");
+        }
+        for blocker in &b.blocking {
+            let _ = writeln!(
+                out,
+                "       blocked by {} {}/{} ({}): {}",
+                blocker.kind, blocker.namespace, blocker.name, blocker.required, blocker.reason
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(batch_size: Option<u64>, target: Option<u64>) -> BackfillArgs {
+        BackfillArgs {
+            batch_size,
+            target_batch_ms: target,
+            sleep_ms: None,
+            max_replication_lag: None,
+        }
+    }
+
+    #[test]
+    fn flags_override_config_which_overrides_defaults() {
+        let config = Config::parse(
+            "[backfill]\nbatch_size = 5000\ntarget_batch_ms = 100\nsleep_ms = 7\nstatement_timeout = \"5s\"\n[runner]\nlock_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        let from_file = BackfillSettings::from_config(&config, &args(None, None)).unwrap();
+        assert_eq!(from_file.batch_size, 5000);
+        assert_eq!(from_file.target_batch, Duration::from_millis(100));
+        assert_eq!(from_file.sleep, Duration::from_millis(7));
+        assert_eq!(from_file.statement_timeout, Duration::from_secs(5));
+        assert_eq!(from_file.lock_timeout, Duration::from_secs(3));
+        let from_flags = BackfillSettings::from_config(&config, &args(Some(5), Some(50))).unwrap();
+        assert_eq!(from_flags.batch_size, 5);
+        assert_eq!(from_flags.min_batch_size, 5);
+        assert_eq!(from_flags.target_batch, Duration::from_millis(50));
+        let defaults =
+            BackfillSettings::from_config(&Config::default(), &args(None, None)).unwrap();
+        assert_eq!(defaults.batch_size, 1000);
+        assert_eq!(defaults.target_batch, Duration::from_millis(200));
+        let zero =
+            BackfillSettings::from_config(&Config::default(), &args(Some(0), None)).unwrap_err();
+        assert_eq!(zero.exit, Exit::Usage);
+    }
+
+    #[test]
+    fn the_worst_state_decides_the_exit_code() {
+        let report = |state| BackfillReport {
+            version: 1,
+            name: "x".into(),
+            path: "x".into(),
+            state,
+            message: None,
+            blocking: Vec::new(),
+            statements: Vec::new(),
+            rows_done: 0,
+            rows_scanned: 0,
+            batches: 0,
+            duration_ms: 0,
+            max_batch_ms: 0.0,
+            p99_batch_ms: 0.0,
+            batch_ms: Vec::new(),
+        };
+        let outcome = |states: &[BackfillState]| BackfillOutcome {
+            backfills: states.iter().map(|s| report(*s)).collect(),
+        };
+        assert_eq!(outcome(&[]).exit(), Exit::Ok);
+        assert_eq!(
+            outcome(&[BackfillState::Done, BackfillState::AlreadyDone]).exit(),
+            Exit::Ok
+        );
+        assert_eq!(
+            outcome(&[
+                BackfillState::Done,
+                BackfillState::WaitingGate,
+                BackfillState::NotRun
+            ])
+            .exit(),
+            Exit::Blocked
+        );
+        assert_eq!(
+            outcome(&[BackfillState::Failed, BackfillState::NotRun]).exit(),
+            Exit::Failure
+        );
+        assert!(human(&outcome(&[])).contains("no pending backfills"));
+    }
+}
