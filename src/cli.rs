@@ -309,7 +309,7 @@ async fn dispatch(cli: &Cli) -> Result<Exit, CommandError> {
         Command::PreDeploy(args) => crate::runner::run_pre_deploy(&ctx, args).await,
         Command::Backfill(args) => crate::backfill::run_backfill(&ctx, args).await,
         Command::Gate(args) => crate::gate::run_gate(&ctx, args).await,
-        Command::PostDeploy(args) => crate::runner::run_post_deploy(&ctx, args).await,
+        Command::PostDeploy(args) => crate::post_deploy::run_post_deploy(&ctx, args).await,
         Command::Verify => crate::runner::run_verify(&ctx).await,
     }
 }

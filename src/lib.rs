@@ -12,6 +12,7 @@ pub mod files;
 pub mod gate;
 pub mod lint;
 pub mod phase;
+pub mod post_deploy;
 pub mod report;
 pub mod requires;
 pub mod runner;

@@ -162,7 +162,8 @@ async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<u64>, String> {
         .collect())
 }
 
-async fn record(
+/// Records a verdict in `concertina.gate_verdicts` (callers treat a failure as a warning).
+pub async fn record(
     pool: &PgPool,
     version: u64,
     requires: &[Requirement],
