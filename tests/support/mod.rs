@@ -11,13 +11,19 @@ use tokio::sync::OnceCell;
 /// An admin URL (to a database from which others can be created).
 static ADMIN_URL: OnceCell<String> = OnceCell::const_new();
 /// Keeps a started container alive for the whole test binary.
-static CONTAINER: OnceLock<testcontainers::ContainerAsync<testcontainers_modules::postgres::Postgres>> = OnceLock::new();
+static CONTAINER: OnceLock<
+    testcontainers::ContainerAsync<testcontainers_modules::postgres::Postgres>,
+> = OnceLock::new();
 
 const LOCAL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 async fn reachable(url: &str) -> bool {
     matches!(
-        tokio::time::timeout(std::time::Duration::from_secs(5), PgConnection::connect(url)).await,
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            PgConnection::connect(url)
+        )
+        .await,
         Ok(Ok(_))
     )
 }
@@ -54,18 +60,18 @@ async fn start_container() -> Option<String> {
     let container = image.start().await.ok()?;
     let port = container.get_host_port_ipv4(5432).await.ok()?;
     let _ = CONTAINER.set(container);
-    Some(format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"))
+    Some(format!(
+        "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
+    ))
 }
 
 /// Creates a fresh, empty database and returns its URL.
 pub async fn fresh_database() -> String {
     let admin = admin_url().await;
-    let name = format!(
-        "concertina_test_{}_{}",
-        std::process::id(),
-        rand_suffix()
-    );
-    let mut conn = PgConnection::connect(&admin).await.expect("connect to the admin database");
+    let name = format!("concertina_test_{}_{}", std::process::id(), rand_suffix());
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("connect to the admin database");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut conn)
         .await
