@@ -218,7 +218,10 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
             .contains("terminating"),
         "{report}"
     );
-    assert_eq!(report["contracts"][0]["state"], "waiting-backfill", "{report}");
+    assert_eq!(
+        report["contracts"][0]["state"], "waiting-backfill",
+        "{report}"
+    );
     assert_eq!(applied(&pool).await, vec![1, 2], "nothing ran");
     let verified: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email_verified")
         .fetch_one(&pool)

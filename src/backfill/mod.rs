@@ -355,6 +355,11 @@ async fn run_one(
             settings.gate_wait,
         )
         .await;
+        if let Err(message) =
+            crate::gate::command::record(pool, m.migration.version, &m.requires, &verdict).await
+        {
+            tracing::warn!("the verdict was not recorded in concertina.gate_verdicts: {message}");
+        }
         if !verdict.holds {
             report.state = BackfillState::WaitingGate;
             report.message = Some(format!(
