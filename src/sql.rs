@@ -118,6 +118,18 @@ pub fn parse_file(sql: &str) -> Result<ParsedFile, Vec<SqlError>> {
             message: "the file contains a NUL byte; it is not a SQL text file".into(),
         }]);
     }
+    // pg_query 18.1's scan_tokens builds a slice from a null pointer when the scanner
+    // yields no token (a blank file), which aborts the process: a blank file has nothing
+    // to scan anyway.
+    if sql
+        .chars()
+        .all(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0C' | '\x0B'))
+    {
+        return Ok(ParsedFile {
+            statements: Vec::new(),
+            comments: Vec::new(),
+        });
+    }
     let tokens = match pg_query::scan_tokens(sql) {
         Ok(tokens) => tokens,
         Err(error) => {
@@ -306,6 +318,14 @@ mod tests {
         let file = parse_file(sql).expect("parses");
         assert_eq!(file.statements.len(), 2);
         assert_eq!(file.statements[1].start.line, 2);
+    }
+
+    #[test]
+    fn blank_files_are_empty_not_a_crash() {
+        for blank in ["", " ", "\n\n", "\t \r\n\x0B\x0C"] {
+            let file = parse_file(blank).expect("a blank file parses");
+            assert!(file.statements.is_empty() && file.comments.is_empty());
+        }
     }
 
     #[test]
