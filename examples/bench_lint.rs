@@ -24,23 +24,41 @@ fn migration(i: usize) -> (String, String) {
                 "-- The {t} table.\nCREATE TABLE {t} (\n    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    name text NOT NULL,\n    owner_id bigint REFERENCES users (id),\n    created_at timestamptz NOT NULL DEFAULT now()\n);\nCREATE INDEX {t}_owner_idx ON {t} (owner_id);\nCOMMENT ON TABLE {t} IS 'generated';\n"
             ),
         ),
-        1 => (".expand", format!("SET lock_timeout = '2s';\nALTER TABLE {t} ADD COLUMN status text DEFAULT 'new';\nALTER TABLE {t} ADD COLUMN note text;\n")),
-        2 => (".expand", format!("CREATE INDEX CONCURRENTLY {t}_status_idx ON {t} (status) WHERE status <> 'done';\n")),
+        1 => (
+            ".expand",
+            format!(
+                "SET lock_timeout = '2s';\nALTER TABLE {t} ADD COLUMN status text DEFAULT 'new';\nALTER TABLE {t} ADD COLUMN note text;\n"
+            ),
+        ),
+        2 => (
+            ".expand",
+            format!(
+                "CREATE INDEX CONCURRENTLY {t}_status_idx ON {t} (status) WHERE status <> 'done';\n"
+            ),
+        ),
         3 => (
             ".backfill",
-            format!("-- concertina: requires api>=2.{i}.0\n-- concertina: key id\nUPDATE {t} SET status = CASE WHEN name LIKE 'x%' THEN 'old' ELSE 'new' END WHERE status IS NULL;\n"),
+            format!(
+                "-- concertina: requires api>=2.{i}.0\n-- concertina: key id\nUPDATE {t} SET status = CASE WHEN name LIKE 'x%' THEN 'old' ELSE 'new' END WHERE status IS NULL;\n"
+            ),
         ),
         4 => (
             ".expand",
-            format!("ALTER TABLE {t} ADD CONSTRAINT {t}_status_nn CHECK (status IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {t}_status_nn;\n"),
+            format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {t}_status_nn CHECK (status IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {t}_status_nn;\n"
+            ),
         ),
         5 => (
             ".contract",
-            format!("-- concertina: requires api>=3.{i}.0\nALTER TABLE {t} ALTER COLUMN status SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {t}_status_nn;\n"),
+            format!(
+                "-- concertina: requires api>=3.{i}.0\nALTER TABLE {t} ALTER COLUMN status SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {t}_status_nn;\n"
+            ),
         ),
         6 => (
             "",
-            format!("CREATE OR REPLACE VIEW {t}_open AS\n  SELECT id, name, status FROM {t} WHERE status <> 'done';\nGRANT SELECT ON {t}_open TO reporting;\n"),
+            format!(
+                "CREATE OR REPLACE VIEW {t}_open AS\n  SELECT id, name, status FROM {t} WHERE status <> 'done';\nGRANT SELECT ON {t}_open TO reporting;\n"
+            ),
         ),
         7 => (
             "",
@@ -48,10 +66,17 @@ fn migration(i: usize) -> (String, String) {
                 "CREATE TYPE {t}_kind AS ENUM ('a', 'b');\nCREATE OR REPLACE FUNCTION {t}_touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  NEW.created_at := now();\n  RETURN NEW;\nEND $$;\nCREATE TRIGGER {t}_touch BEFORE UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {t}_touch();\n"
             ),
         ),
-        8 => (".expand", format!("ALTER TYPE {t}_kind ADD VALUE IF NOT EXISTS 'c';\nINSERT INTO settings (key, value) VALUES ('{t}', '1') ON CONFLICT DO NOTHING;\n")),
+        8 => (
+            ".expand",
+            format!(
+                "ALTER TYPE {t}_kind ADD VALUE IF NOT EXISTS 'c';\nINSERT INTO settings (key, value) VALUES ('{t}', '1') ON CONFLICT DO NOTHING;\n"
+            ),
+        ),
         _ => (
             ".contract",
-            format!("-- concertina: requires api>=4.{i}.0\nALTER TABLE {t} DROP COLUMN IF EXISTS note;\nDROP INDEX CONCURRENTLY IF EXISTS {t}_status_idx;\n"),
+            format!(
+                "-- concertina: requires api>=4.{i}.0\nALTER TABLE {t} DROP COLUMN IF EXISTS note;\nDROP INDEX CONCURRENTLY IF EXISTS {t}_status_idx;\n"
+            ),
         ),
     };
     (format!("{:05}_step_{i}{suffix}.sql", i + 1), body)
@@ -77,10 +102,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bytes += body.len();
         std::fs::write(dir.path().join(name), body)?;
     }
-    let config = Config::parse("[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n")?;
+    let config =
+        Config::parse("[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n")?;
 
     // Baseline: the parser alone over the same texts (read once, outside the timing).
-    let texts: Vec<String> = files::load_dir(dir.path())?.migrations.into_iter().map(|m| m.sql).collect();
+    let texts: Vec<String> = files::load_dir(dir.path())?
+        .migrations
+        .into_iter()
+        .map(|m| m.sql)
+        .collect();
     let (parse_time, statements) = best_of(ROUNDS, || {
         texts
             .iter()
@@ -97,9 +127,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let errors = analyzed.iter().filter(|m| m.has_errors()).count();
     let findings: usize = analyzed.iter().map(|m| m.findings.len()).sum();
 
-    println!("files:             {FILES} ({} KiB, {statements} statements)", bytes / 1024);
-    println!("baseline pg_query::parse alone: {:>8.1} ms", parse_time.as_secs_f64() * 1e3);
-    println!("concertina lint (load+analyze): {:>8.1} ms", lint_time.as_secs_f64() * 1e3);
+    println!(
+        "files:             {FILES} ({} KiB, {statements} statements)",
+        bytes / 1024
+    );
+    println!(
+        "baseline pg_query::parse alone: {:>8.1} ms",
+        parse_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "concertina lint (load+analyze): {:>8.1} ms",
+        lint_time.as_secs_f64() * 1e3
+    );
     println!(
         "ratio lint / parse:             {:>8.2}x   (best of {ROUNDS} rounds each)",
         lint_time.as_secs_f64() / parse_time.as_secs_f64()
@@ -107,7 +146,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("findings: {findings} ({errors} files with errors)");
     println!(
         "goal: under 1 s for {FILES} files → {}",
-        if lint_time < Duration::from_secs(1) { "met" } else { "NOT met" }
+        if lint_time < Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     Ok(())
 }

@@ -15,5 +15,6 @@ pub mod phase;
 pub mod report;
 pub mod requires;
 pub mod runner;
+pub mod schema;
 pub mod sql;
 pub mod state;

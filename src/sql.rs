@@ -218,9 +218,10 @@ fn split_by_tokens(tokens: &[protobuf::ScanToken], len: usize) -> Vec<(usize, us
             continue;
         }
         start.get_or_insert(token.start as usize);
-        if kind == Token::Atomic as i32 && previous == Some(Token::BeginP as i32) {
-            atomic_depth += 1;
-        } else if atomic_depth > 0 && kind == Token::Case as i32 {
+        // BEGIN ATOMIC opens a body; CASE inside it opens a nested END.
+        let opens = (kind == Token::Atomic as i32 && previous == Some(Token::BeginP as i32))
+            || (atomic_depth > 0 && kind == Token::Case as i32);
+        if opens {
             atomic_depth += 1;
         } else if atomic_depth > 0 && kind == Token::EndP as i32 {
             atomic_depth -= 1;

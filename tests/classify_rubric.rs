@@ -4,11 +4,12 @@
 
 use concertina::classify::{StatementVerdict, classify_file};
 use concertina::phase::Class;
+use concertina::schema::SchemaModel;
 use concertina::sql::parse_file;
 
 fn classify(sql: &str) -> Vec<StatementVerdict> {
     let file = parse_file(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    classify_file(&file)
+    classify_file(&file, &SchemaModel::new())
 }
 
 use Class::{Backfill as B, Contract as C, Expand as E, Neutral as N, Unknown as U};

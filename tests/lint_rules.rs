@@ -7,13 +7,14 @@ use concertina::config::Config;
 use concertina::files::{Migration, checksum};
 use concertina::lint::{RULES, Severity};
 use concertina::phase::Phase;
+use concertina::schema::SchemaModel;
 use concertina::sql::parse_file;
 use std::path::PathBuf;
 
 /// The rule ids every statement of `sql` fires.
 fn hits(sql: &str) -> Vec<&'static str> {
     let file = parse_file(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    classify_file(&file)
+    classify_file(&file, &SchemaModel::new())
         .into_iter()
         .flat_map(|v| v.hits)
         .map(|h| h.rule)
@@ -320,7 +321,7 @@ fn every_lock_rule_fires_where_it_should_and_only_there() {
 #[test]
 fn messages_name_the_objects_and_help_gives_the_safe_sql() {
     let file = parse_file("CREATE INDEX users_email_idx ON users (email)").expect("parses");
-    let hit = &classify_file(&file)[0].hits[0];
+    let hit = &classify_file(&file, &SchemaModel::new())[0].hits[0];
     assert!(
         hit.message.contains("users_email_idx") && hit.message.contains("users"),
         "{}",
@@ -336,7 +337,7 @@ fn messages_name_the_objects_and_help_gives_the_safe_sql() {
     let file =
         parse_file("ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES users (id)")
             .expect("parses");
-    let hit = &classify_file(&file)[0].hits[0];
+    let hit = &classify_file(&file, &SchemaModel::new())[0].hits[0];
     assert!(
         hit.help.contains("NOT VALID") && hit.help.contains("VALIDATE CONSTRAINT fk"),
         "{}",
@@ -344,7 +345,7 @@ fn messages_name_the_objects_and_help_gives_the_safe_sql() {
     );
 
     let file = parse_file("ALTER TABLE users ALTER COLUMN email SET NOT NULL").expect("parses");
-    let hit = &classify_file(&file)[0].hits[0];
+    let hit = &classify_file(&file, &SchemaModel::new())[0].hits[0];
     assert!(
         hit.help.contains("CHECK (email IS NOT NULL) NOT VALID"),
         "{}",
@@ -353,7 +354,7 @@ fn messages_name_the_objects_and_help_gives_the_safe_sql() {
 
     let file = parse_file("ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email)")
         .expect("parses");
-    let hit = &classify_file(&file)[0].hits[0];
+    let hit = &classify_file(&file, &SchemaModel::new())[0].hits[0];
     assert!(
         hit.rule == "unique-without-index"
             && hit.help.contains("UNIQUE USING INDEX users_email_key"),
