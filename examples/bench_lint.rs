@@ -43,9 +43,9 @@ fn migration(i: usize) -> (String, String) {
             ),
         ),
         4 => (
-            ".expand",
+            ".contract",
             format!(
-                "ALTER TABLE {t} ADD CONSTRAINT {t}_status_nn CHECK (status IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {t}_status_nn;\n"
+                "-- concertina: requires api>=2.{i}.0\nALTER TABLE {t} ADD CONSTRAINT {t}_status_nn CHECK (status IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {t}_status_nn;\n"
             ),
         ),
         5 => (

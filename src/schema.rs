@@ -145,6 +145,8 @@ pub struct Table {
     pub columns: HashMap<String, Column>,
     /// Constraints by name.
     pub constraints: HashMap<String, ConstraintKind>,
+    /// `CHECK (col IS NOT NULL)` constraints by name: (column, validated).
+    pub not_null_checks: HashMap<String, (String, bool)>,
 }
 
 /// The schema as the earlier migrations of a folder left it.
@@ -178,6 +180,16 @@ impl SchemaModel {
     /// The kind of constraint `name` on `table`, if the model knows it.
     pub fn constraint(&self, table: &str, name: &str) -> Option<ConstraintKind> {
         self.tables.get(table)?.constraints.get(name).copied()
+    }
+
+    /// Whether `table.column` has a validated `CHECK (column IS NOT NULL)`, so SET NOT NULL
+    /// skips its scan.
+    pub fn has_validated_not_null_check(&self, table: &str, column: &str) -> bool {
+        self.tables.get(table).is_some_and(|t| {
+            t.not_null_checks
+                .values()
+                .any(|(c, validated)| c == column && *validated)
+        })
     }
 
     /// Applies the effects of one parsed migration file.
@@ -359,16 +371,44 @@ fn add_constraint(table: &mut Table, relname: &str, con: &protobuf::Constraint) 
             }
         }
     }
-    let name = if con.conname.is_empty() {
-        // An unnamed CHECK is named after its first column; unknown here, so skip it.
-        if kind == ConstraintKind::Check {
-            return;
-        }
-        default_name(relname, &columns, kind)
+    let checked = if kind == ConstraintKind::Check {
+        con.raw_expr.as_deref().and_then(not_null_check_column)
     } else {
-        con.conname.clone()
+        None
     };
+    let name = if !con.conname.is_empty() {
+        con.conname.clone()
+    } else if let Some(column) = &checked {
+        default_name(relname, std::slice::from_ref(column), kind)
+    } else if kind == ConstraintKind::Check {
+        // An unnamed CHECK is named after its first column, which the model does not track.
+        return;
+    } else {
+        default_name(relname, &columns, kind)
+    };
+    if let Some(column) = checked {
+        table
+            .not_null_checks
+            .insert(name.clone(), (column, !con.skip_validation));
+    }
     table.constraints.insert(name, kind);
+}
+
+/// The column a `CHECK (col IS NOT NULL)` expression tests, if it is exactly that.
+fn not_null_check_column(expr: &protobuf::Node) -> Option<String> {
+    let Some(Node::NullTest(t)) = expr.node.as_ref() else {
+        return None;
+    };
+    if t.nulltesttype() != protobuf::NullTestType::IsNotNull {
+        return None;
+    }
+    match t.arg.as_deref().and_then(|a| a.node.as_ref()) {
+        Some(Node::ColumnRef(c)) => c.fields.iter().rev().find_map(|f| match f.node.as_ref() {
+            Some(Node::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        }),
+        _ => None,
+    }
 }
 
 fn apply_cmd(table: &mut Table, relname: &str, cmd: &protobuf::AlterTableCmd) {
@@ -410,8 +450,14 @@ fn apply_cmd(table: &mut Table, relname: &str, cmd: &protobuf::AlterTableCmd) {
                 add_constraint(table, relname, con);
             }
         }
+        AlterTableType::AtValidateConstraint => {
+            if let Some((_, validated)) = table.not_null_checks.get_mut(&cmd.name) {
+                *validated = true;
+            }
+        }
         AlterTableType::AtDropConstraint => {
             table.constraints.remove(&cmd.name);
+            table.not_null_checks.remove(&cmd.name);
         }
         _ => {}
     }

@@ -342,3 +342,40 @@ fn widening_rules() {
     assert!(t("numeric(5,2)").widens_to(&t("numeric(7,2)")));
     assert!(!t("numeric(5,2)").widens_to(&t("numeric(7,3)")));
 }
+
+#[test]
+fn a_not_null_check_validated_by_an_earlier_migration_spares_the_scan() {
+    let validated = [(
+        "0002_check.contract.sql",
+        "-- concertina: requires api>=2.0.0\nALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT email_nn;",
+    )];
+    let (class, rules, _) = judge(
+        &validated,
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL",
+    );
+    assert_eq!(class, Class::Contract, "the old app may still write NULL");
+    assert!(!rules.contains(&"set-not-null-scan"), "{rules:?}");
+
+    let not_validated = [(
+        "0002_check.contract.sql",
+        "-- concertina: requires api>=2.0.0\nALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;",
+    )];
+    let (_, rules, _) = judge(
+        &not_validated,
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL",
+    );
+    assert!(rules.contains(&"set-not-null-scan"), "{rules:?}");
+
+    let dropped = [
+        validated[0],
+        (
+            "0003_drop.sql",
+            "ALTER TABLE users DROP CONSTRAINT email_nn;",
+        ),
+    ];
+    let (_, rules, _) = judge(
+        &dropped,
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL",
+    );
+    assert!(rules.contains(&"set-not-null-scan"), "{rules:?}");
+}

@@ -537,7 +537,8 @@ impl FileContext<'_> {
         let index = self.index;
         let checked = self
             .validated_not_null
-            .contains(&(table.to_string(), col.to_string()));
+            .contains(&(table.to_string(), col.to_string()))
+            || self.model.has_validated_not_null_check(table, col);
         let part = if let Some(c) = self
             .new_columns
             .get_mut(&(table.to_string(), col.to_string()))
