@@ -423,6 +423,7 @@ fn infer_phase(
                 "; the whole file runs in its declared {} phase",
                 declared.unwrap_or(highest)
             ));
+            f.help = "fine if every statement may wait for the declared phase; otherwise move the lower-phase statements to a migration of their own".to_string();
         }
         findings.push(f);
     }
