@@ -8,6 +8,7 @@ use crate::files::{Migration, MigrationSet};
 use crate::lint::{self, Finding, Severity};
 use crate::phase::{Class, Phase, Stream};
 use crate::requires::{self, Requirement};
+use crate::schema::SchemaModel;
 use crate::sql::{self, SqlError};
 use std::path::PathBuf;
 
@@ -80,22 +81,49 @@ pub struct AnalysisError {
     pub error: DirectiveError,
 }
 
-/// Analyzes every migration of `set`.
+/// Analyzes every migration of `set`, replaying the folder in version order: each file is
+/// judged against the schema model as the files before it left it, then its effects are
+/// applied to the model.
 pub fn analyze(
     set: &MigrationSet,
     config: &Config,
 ) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
-    set.migrations
-        .iter()
-        .map(|migration| analyze_one(migration, config))
-        .collect()
+    let mut model = SchemaModel::new();
+    let mut analyzed = Vec::with_capacity(set.migrations.len());
+    for migration in &set.migrations {
+        let (result, parsed) = analyze_in(migration, config, &model)?;
+        if let Some(file) = &parsed {
+            model.apply_file(file);
+        }
+        analyzed.push(result);
+    }
+    Ok(analyzed)
 }
 
-/// Analyzes one migration file.
+/// Analyzes one migration file alone (no earlier migrations: verdicts that need the old
+/// schema are conservative).
 pub fn analyze_one(
     migration: &Migration,
     config: &Config,
 ) -> Result<AnalyzedMigration, AnalysisError> {
+    analyze_one_in(migration, config, &SchemaModel::new())
+}
+
+/// Analyzes one migration file against `model`, the schema before it.
+pub fn analyze_one_in(
+    migration: &Migration,
+    config: &Config,
+    model: &SchemaModel,
+) -> Result<AnalyzedMigration, AnalysisError> {
+    analyze_in(migration, config, model).map(|(analyzed, _)| analyzed)
+}
+
+/// The analysis of one file, with its parse (to replay it into the model).
+fn analyze_in(
+    migration: &Migration,
+    config: &Config,
+    model: &SchemaModel,
+) -> Result<(AnalyzedMigration, Option<sql::ParsedFile>), AnalysisError> {
     let directive_error = |error| AnalysisError {
         path: migration.path.clone(),
         error,
@@ -237,7 +265,7 @@ pub fn analyze_one(
 
     let mut statements = Vec::new();
     if let Some(file) = &file {
-        let verdicts = classify::classify_file(file);
+        let verdicts = classify::classify_file(file, model);
         for (statement, verdict) in file.statements.iter().zip(verdicts) {
             // A `key` directive between the previous statement and this one applies to it.
             let gap = previous_end(file, statement.start.offset)..=statement.start.offset;
@@ -294,7 +322,7 @@ pub fn analyze_one(
     );
     findings.sort_by_key(|f| (f.line, f.column));
 
-    Ok(AnalyzedMigration {
+    let analyzed = AnalyzedMigration {
         migration: migration.clone(),
         statements,
         parse_errors,
@@ -304,7 +332,8 @@ pub fn analyze_one(
         requires,
         no_transaction,
         findings,
-    })
+    };
+    Ok((analyzed, file))
 }
 
 /// The end offset of the statement before the one starting at `offset` (0 for the first).
@@ -394,6 +423,7 @@ fn infer_phase(
                 "; the whole file runs in its declared {} phase",
                 declared.unwrap_or(highest)
             ));
+            f.help = "fine if every statement may wait for the declared phase; otherwise move the lower-phase statements to a migration of their own".to_string();
         }
         findings.push(f);
     }

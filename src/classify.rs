@@ -13,6 +13,7 @@ mod hints;
 mod names;
 
 use crate::phase::Class;
+use crate::schema::SchemaModel;
 use crate::sql::{ParsedFile, ParsedStatement};
 use names::{key, object_parts, option_on, parts_key, rel_display, rel_key, strings};
 use pg_query::protobuf::node::Node;
@@ -83,9 +84,11 @@ fn rank(class: Class) -> u8 {
     }
 }
 
-/// Classifies every statement of a parsed file, in order.
-pub fn classify_file(file: &ParsedFile) -> Vec<StatementVerdict> {
-    let mut ctx = FileContext::new(file);
+/// Classifies every statement of a parsed file, in order, against `model`: the schema as
+/// the earlier migrations left it (`SchemaModel::new()` when nothing is known, which makes
+/// every verdict that needs the old schema conservative).
+pub fn classify_file(file: &ParsedFile, model: &SchemaModel) -> Vec<StatementVerdict> {
+    let mut ctx = FileContext::new(file, model);
     let mut verdicts = Vec::with_capacity(file.statements.len());
     for (index, statement) in file.statements.iter().enumerate() {
         ctx.index = index;
@@ -144,7 +147,9 @@ impl NewColumn {
 type FkAddition = (usize, usize, String, String);
 
 /// What the classifier has learned from the statements of the file so far.
-struct FileContext {
+struct FileContext<'m> {
+    /// The schema before this file.
+    model: &'m SchemaModel,
     /// The statement being classified.
     index: usize,
     /// Objects created earlier in the file, as `namespace:key`.
@@ -163,8 +168,8 @@ struct FileContext {
     open_block: Option<u32>,
 }
 
-impl FileContext {
-    fn new(file: &ParsedFile) -> Self {
+impl<'m> FileContext<'m> {
+    fn new(file: &ParsedFile, model: &'m SchemaModel) -> Self {
         let mut fk_additions = Vec::new();
         for (i, statement) in file.statements.iter().enumerate() {
             let Some(Node::AlterTableStmt(alter)) = &statement.node else {
@@ -184,6 +189,7 @@ impl FileContext {
             }
         }
         FileContext {
+            model,
             index: 0,
             created: HashSet::new(),
             new_columns: HashMap::new(),

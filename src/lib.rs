@@ -16,6 +16,7 @@ pub mod post_deploy;
 pub mod report;
 pub mod requires;
 pub mod runner;
+pub mod schema;
 pub mod sql;
 pub mod state;
 pub mod streams;

@@ -118,6 +118,18 @@ pub fn parse_file(sql: &str) -> Result<ParsedFile, Vec<SqlError>> {
             message: "the file contains a NUL byte; it is not a SQL text file".into(),
         }]);
     }
+    // pg_query 18.1's scan_tokens builds a slice from a null pointer when the scanner
+    // yields no token (a blank file), which aborts the process: a blank file has nothing
+    // to scan anyway.
+    if sql
+        .chars()
+        .all(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0C' | '\x0B'))
+    {
+        return Ok(ParsedFile {
+            statements: Vec::new(),
+            comments: Vec::new(),
+        });
+    }
     let tokens = match pg_query::scan_tokens(sql) {
         Ok(tokens) => tokens,
         Err(error) => {
@@ -206,8 +218,10 @@ fn split_by_tokens(tokens: &[protobuf::ScanToken], len: usize) -> Vec<(usize, us
             continue;
         }
         start.get_or_insert(token.start as usize);
-        let opens_atomic = kind == Token::Atomic as i32 && previous == Some(Token::BeginP as i32);
-        if opens_atomic || (atomic_depth > 0 && kind == Token::Case as i32) {
+        // BEGIN ATOMIC opens a body; CASE inside it opens a nested END.
+        let opens = (kind == Token::Atomic as i32 && previous == Some(Token::BeginP as i32))
+            || (atomic_depth > 0 && kind == Token::Case as i32);
+        if opens {
             atomic_depth += 1;
         } else if atomic_depth > 0 && kind == Token::EndP as i32 {
             atomic_depth -= 1;
@@ -305,6 +319,14 @@ mod tests {
         let file = parse_file(sql).expect("parses");
         assert_eq!(file.statements.len(), 2);
         assert_eq!(file.statements[1].start.line, 2);
+    }
+
+    #[test]
+    fn blank_files_are_empty_not_a_crash() {
+        for blank in ["", " ", "\n\n", "\t \r\n\x0B\x0C"] {
+            let file = parse_file(blank).expect("a blank file parses");
+            assert!(file.statements.is_empty() && file.comments.is_empty());
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::names::{self, rel_display, rel_key, strings, type_display};
 use super::{FileContext, NewColumn, RuleHit, StatementVerdict, hints, rank};
 use crate::phase::Class;
+use crate::schema::{ColumnType, ConstraintKind};
 use pg_query::protobuf::node::Node;
 use pg_query::protobuf::{self, AlterTableType, ConstrType};
 
@@ -113,7 +114,7 @@ fn constraint_label(contype: ConstrType) -> &'static str {
     }
 }
 
-impl FileContext {
+impl FileContext<'_> {
     /// Classifies an ALTER TABLE (or ALTER INDEX/VIEW/SEQUENCE … that shares its tree).
     pub(super) fn alter_table(&mut self, stmt: &protobuf::AlterTableStmt) -> StatementVerdict {
         let Some(rv) = &stmt.relation else {
@@ -239,13 +240,31 @@ impl FileContext {
                 )
             }
             T::AtAlterColumnType => {
-                let new_type = match def {
-                    Some(Node::ColumnDef(d)) => {
-                        d.type_name.as_ref().map(type_display).unwrap_or_default()
-                    }
-                    _ => String::new(),
+                let type_name = match def {
+                    Some(Node::ColumnDef(d)) => d.type_name.as_ref(),
+                    _ => None,
                 };
+                let new_type = type_name.map(type_display).unwrap_or_default();
                 let kind = format!("ALTER COLUMN {shown}.{col} TYPE {new_type}");
+                let old = self.model.column(table, col).map(|c| c.column_type.clone());
+                if let (false, Some(old), Some(t)) = (column_new, &old, type_name) {
+                    let to = ColumnType::of(t);
+                    if old.widens_to(&to) {
+                        return Part::new(
+                            Expand,
+                            kind,
+                            format!(
+                                "a widening from {old}: every value the old app writes still fits, and PostgreSQL needs no rewrite"
+                            ),
+                        );
+                    }
+                    return Part::new(
+                        Contract,
+                        kind,
+                        format!("not a widening of the old type {old}: old values or the old app's writes may not fit, or read back differently"),
+                    )
+                    .hit(hints::type_change_rewrite(shown, col, &new_type, &format!("changes {old} to {new_type}")));
+                }
                 let part = if column_new {
                     Part::new(Expand, kind, "the column is new in this file")
                 } else {
@@ -518,7 +537,8 @@ impl FileContext {
         let index = self.index;
         let checked = self
             .validated_not_null
-            .contains(&(table.to_string(), col.to_string()));
+            .contains(&(table.to_string(), col.to_string()))
+            || self.model.has_validated_not_null_check(table, col);
         let part = if let Some(c) = self
             .new_columns
             .get_mut(&(table.to_string(), col.to_string()))
@@ -534,6 +554,12 @@ impl FileContext {
                 Class::Expand,
                 kind,
                 "the table is created earlier in this file",
+            );
+        } else if self.model.column(table, col).is_some_and(|c| c.not_null) {
+            return Part::new(
+                Class::Expand,
+                kind,
+                "the column is already NOT NULL (earlier migrations made it so): a no-op",
             );
         } else {
             Part::new(
@@ -693,6 +719,7 @@ impl FileContext {
         table_new: bool,
     ) -> Part {
         let kind = format!("DROP CONSTRAINT {name} ON {shown}");
+        let kind_text = kind.clone();
         let namespace = format!("con:{table}");
         if self.is_new(&namespace, name) {
             self.forget(&namespace, name);
@@ -713,6 +740,26 @@ impl FileContext {
                 "the table is created earlier in this file",
             );
         }
+        let known = self.model.constraint(table, name);
+        if let Some(kind) = known.filter(|k| *k != ConstraintKind::ForeignKey) {
+            return if kind.drop_widens() {
+                Part::new(
+                    Class::Expand,
+                    kind_text,
+                    format!(
+                        "it drops a {kind} constraint: every row it accepted is still accepted"
+                    ),
+                )
+            } else {
+                Part::new(
+                    Class::Contract,
+                    kind_text,
+                    format!(
+                        "it drops a {kind} constraint and its index, which the old app's ON CONFLICT and plans rely on"
+                    ),
+                )
+            };
+        }
         // Re-added later in the file as a FOREIGN KEY of the same name: a redefinition.
         // Without the schema model concertina assumes the dropped constraint was that FK on
         // the same columns (the name says so); a UNIQUE re-added as an FK would be missed.
@@ -721,6 +768,13 @@ impl FileContext {
             .fk_additions
             .iter()
             .any(|(i, j, t, n)| (*i, *j) > here && t == table && n == name);
+        if known == Some(ConstraintKind::ForeignKey) && !readded {
+            return Part::new(
+                Class::Expand,
+                kind,
+                "it drops a FOREIGN KEY: every row it accepted is still accepted",
+            );
+        }
         if readded {
             self.redefined_fks
                 .insert((table.to_string(), name.to_string()));

@@ -1,0 +1,156 @@
+//! Benchmark of `concertina lint` over a large folder: generates 1,000 realistic migration
+//! files in a temporary folder, then times loading + analyzing them (the code path of
+//! `concertina lint`) against a baseline measured in the same run: PostgreSQL's parser
+//! alone (`pg_query::parse`) over the same file texts.
+//!
+//! Run: `cargo run --release --example bench_lint` (goal: analysis under 1 s).
+
+use concertina::analysis;
+use concertina::config::Config;
+use concertina::files;
+use std::time::{Duration, Instant};
+
+const FILES: usize = 1_000;
+const ROUNDS: usize = 5;
+
+/// One migration of a realistic mix, by index: creations, additive columns, indexes,
+/// backfills, contracts with a gate, views, enums and functions.
+fn migration(i: usize) -> (String, String) {
+    let t = format!("table_{}", i / 10);
+    let (suffix, body) = match i % 10 {
+        0 => (
+            "",
+            format!(
+                "-- The {t} table.\nCREATE TABLE {t} (\n    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n    name text NOT NULL,\n    owner_id bigint REFERENCES users (id),\n    created_at timestamptz NOT NULL DEFAULT now()\n);\nCREATE INDEX {t}_owner_idx ON {t} (owner_id);\nCOMMENT ON TABLE {t} IS 'generated';\n"
+            ),
+        ),
+        1 => (
+            ".expand",
+            format!(
+                "SET lock_timeout = '2s';\nALTER TABLE {t} ADD COLUMN status text DEFAULT 'new';\nALTER TABLE {t} ADD COLUMN note text;\n"
+            ),
+        ),
+        2 => (
+            ".expand",
+            format!(
+                "CREATE INDEX CONCURRENTLY {t}_status_idx ON {t} (status) WHERE status <> 'done';\n"
+            ),
+        ),
+        3 => (
+            ".backfill",
+            format!(
+                "-- concertina: requires api>=2.{i}.0\n-- concertina: key id\nUPDATE {t} SET status = CASE WHEN name LIKE 'x%' THEN 'old' ELSE 'new' END WHERE status IS NULL;\n"
+            ),
+        ),
+        4 => (
+            ".contract",
+            format!(
+                "-- concertina: requires api>=2.{i}.0\nALTER TABLE {t} ADD CONSTRAINT {t}_status_nn CHECK (status IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {t}_status_nn;\n"
+            ),
+        ),
+        5 => (
+            ".contract",
+            format!(
+                "-- concertina: requires api>=3.{i}.0\nALTER TABLE {t} ALTER COLUMN status SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {t}_status_nn;\n"
+            ),
+        ),
+        6 => (
+            "",
+            format!(
+                "CREATE OR REPLACE VIEW {t}_open AS\n  SELECT id, name, status FROM {t} WHERE status <> 'done';\nGRANT SELECT ON {t}_open TO reporting;\n"
+            ),
+        ),
+        7 => (
+            "",
+            format!(
+                "CREATE TYPE {t}_kind AS ENUM ('a', 'b');\nCREATE OR REPLACE FUNCTION {t}_touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  NEW.created_at := now();\n  RETURN NEW;\nEND $$;\nCREATE TRIGGER {t}_touch BEFORE UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {t}_touch();\n"
+            ),
+        ),
+        8 => (
+            ".expand",
+            format!(
+                "ALTER TYPE {t}_kind ADD VALUE IF NOT EXISTS 'c';\nINSERT INTO settings (key, value) VALUES ('{t}', '1') ON CONFLICT DO NOTHING;\n"
+            ),
+        ),
+        _ => (
+            ".contract",
+            format!(
+                "-- concertina: requires api>=4.{i}.0\nALTER TABLE {t} DROP COLUMN IF EXISTS note;\nDROP INDEX CONCURRENTLY IF EXISTS {t}_status_idx;\n"
+            ),
+        ),
+    };
+    (format!("{:05}_step_{i}{suffix}.sql", i + 1), body)
+}
+
+fn best_of<T>(rounds: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = Duration::MAX;
+    let mut last = None;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        let value = f();
+        best = best.min(start.elapsed());
+        last = Some(value);
+    }
+    (best, last.expect("at least one round"))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let mut bytes = 0;
+    for i in 0..FILES {
+        let (name, body) = migration(i);
+        bytes += body.len();
+        std::fs::write(dir.path().join(name), body)?;
+    }
+    let config =
+        Config::parse("[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n")?;
+
+    // Baseline: the parser alone over the same texts (read once, outside the timing).
+    let texts: Vec<String> = files::load_dir(dir.path())?
+        .migrations
+        .into_iter()
+        .map(|m| m.sql)
+        .collect();
+    let (parse_time, statements) = best_of(ROUNDS, || {
+        texts
+            .iter()
+            .map(|t| pg_query::parse(t, 0).map_or(0, |r| r.protobuf.stmts.len()))
+            .sum::<usize>()
+    });
+
+    // concertina lint: load the folder (read, name, checksum) and analyze every file.
+    let (lint_time, analyzed) = best_of(ROUNDS, || -> Result<_, Box<dyn std::error::Error>> {
+        let set = files::load_dir(dir.path())?;
+        Ok(analysis::analyze(&set, &config)?)
+    });
+    let analyzed = analyzed?;
+    let errors = analyzed.iter().filter(|m| m.has_errors()).count();
+    let findings: usize = analyzed.iter().map(|m| m.findings.len()).sum();
+
+    println!(
+        "files:             {FILES} ({} KiB, {statements} statements)",
+        bytes / 1024
+    );
+    println!(
+        "baseline pg_query::parse alone: {:>8.1} ms",
+        parse_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "concertina lint (load+analyze): {:>8.1} ms",
+        lint_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "ratio lint / parse:             {:>8.2}x   (best of {ROUNDS} rounds each)",
+        lint_time.as_secs_f64() / parse_time.as_secs_f64()
+    );
+    println!("findings: {findings} ({errors} files with errors)");
+    println!(
+        "goal: under 1 s for {FILES} files → {}",
+        if lint_time < Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(())
+}

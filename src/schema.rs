@@ -1,0 +1,491 @@
+//! The schema model: what the earlier migrations of a folder built, replayed from their
+//! parse trees, so a statement can be judged against the schema as it stood before its
+//! file (old column types, constraint kinds, nullability).
+//!
+//! The model only ever *adds certainty*: whatever it does not know, the classifier judges
+//! conservatively as it would without a model. Statements it cannot apply (DO blocks,
+//! EXECUTE, CALL) make it forget everything (the conservative answer to "what may they
+//! have touched?").
+
+use crate::sql::ParsedFile;
+use pg_query::protobuf::node::Node;
+use pg_query::protobuf::{self, AlterTableType, ConstrType, ObjectType};
+use std::collections::HashMap;
+use std::fmt;
+
+/// A column's type as written: base name (`varchar`, `numeric`, `text`…) and modifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnType {
+    /// The base type name, without `pg_catalog.` (`varchar`, `int4`, `numeric`).
+    pub name: String,
+    /// Length / precision and scale (`varchar(20)` → `[20]`, `numeric(10,2)` → `[10, 2]`).
+    pub modifiers: Vec<i32>,
+    /// Whether it is an array type.
+    pub array: bool,
+}
+
+impl ColumnType {
+    /// Reads a parse-tree type name.
+    pub fn of(t: &protobuf::TypeName) -> ColumnType {
+        let names: Vec<String> = t
+            .names
+            .iter()
+            .filter_map(|n| match n.node.as_ref() {
+                Some(Node::String(s)) => Some(s.sval.clone()),
+                _ => None,
+            })
+            .collect();
+        let name = match names.as_slice() {
+            [schema, name] if schema == "pg_catalog" => name.clone(),
+            other => other.join("."),
+        };
+        let modifiers = t
+            .typmods
+            .iter()
+            .filter_map(|m| match m.node.as_ref() {
+                Some(Node::AConst(c)) => match c.val.as_ref() {
+                    Some(protobuf::a_const::Val::Ival(i)) => Some(i.ival),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        ColumnType {
+            name,
+            modifiers,
+            array: !t.array_bounds.is_empty(),
+        }
+    }
+
+    /// Whether changing a column from `self` to `to` accepts every old value unchanged and
+    /// needs no rewrite: varchar(n)→varchar(m≥n)/varchar/text, numeric(p,s)→numeric(p2≥p,s)
+    /// or unconstrained numeric, and the same type.
+    pub fn widens_to(&self, to: &ColumnType) -> bool {
+        if self.array != to.array {
+            return false;
+        }
+        if self == to {
+            return true;
+        }
+        let text_like = |n: &str| matches!(n, "varchar" | "text");
+        match (self.name.as_str(), to.name.as_str()) {
+            ("varchar", "text") | ("text", "text") => true,
+            ("varchar", "varchar") => match (self.modifiers.first(), to.modifiers.first()) {
+                (_, None) => true,
+                (Some(old), Some(new)) => new >= old,
+                (None, Some(_)) => false,
+            },
+            ("numeric", "numeric") => match (self.modifiers.as_slice(), to.modifiers.as_slice()) {
+                (_, []) => true,
+                ([p, s], [p2, s2]) => s == s2 && p2 >= p,
+                ([p], [p2]) => p2 >= p,
+                ([p], [p2, 0]) => p2 >= p,
+                _ => false,
+            },
+            (a, b) => a == b && text_like(a) && self.modifiers.is_empty(),
+        }
+    }
+}
+
+/// The kind of a table constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    /// CHECK.
+    Check,
+    /// FOREIGN KEY.
+    ForeignKey,
+    /// UNIQUE.
+    Unique,
+    /// PRIMARY KEY.
+    PrimaryKey,
+    /// EXCLUDE.
+    Exclude,
+    /// A named NOT NULL constraint (PostgreSQL 18).
+    NotNull,
+}
+
+impl ConstraintKind {
+    fn of(contype: ConstrType) -> Option<ConstraintKind> {
+        Some(match contype {
+            ConstrType::ConstrCheck => ConstraintKind::Check,
+            ConstrType::ConstrForeign => ConstraintKind::ForeignKey,
+            ConstrType::ConstrUnique => ConstraintKind::Unique,
+            ConstrType::ConstrPrimary => ConstraintKind::PrimaryKey,
+            ConstrType::ConstrExclusion => ConstraintKind::Exclude,
+            ConstrType::ConstrNotnull => ConstraintKind::NotNull,
+            _ => return None,
+        })
+    }
+
+    /// Whether dropping it only accepts more rows (CHECK, FOREIGN KEY, NOT NULL) rather
+    /// than removing an index the old app relies on.
+    pub fn drop_widens(self) -> bool {
+        matches!(
+            self,
+            ConstraintKind::Check | ConstraintKind::ForeignKey | ConstraintKind::NotNull
+        )
+    }
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Its type.
+    pub column_type: ColumnType,
+    /// Whether it is NOT NULL.
+    pub not_null: bool,
+    /// Whether it has a default (or identity / generated / serial).
+    pub has_default: bool,
+}
+
+/// One table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    /// Columns by name.
+    pub columns: HashMap<String, Column>,
+    /// Constraints by name.
+    pub constraints: HashMap<String, ConstraintKind>,
+    /// `CHECK (col IS NOT NULL)` constraints by name: (column, validated).
+    pub not_null_checks: HashMap<String, (String, bool)>,
+}
+
+/// The schema as the earlier migrations of a folder left it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaModel {
+    /// Tables by key (`users`, `billing.invoices`; `public.` is dropped).
+    pub tables: HashMap<String, Table>,
+}
+
+/// The key of a relation: `public` (the default search_path) is dropped; quoted
+/// identifiers keep their case (the parser folded the unquoted ones).
+fn rel_key(rv: &protobuf::RangeVar) -> String {
+    if rv.schemaname.is_empty() || rv.schemaname == "public" {
+        rv.relname.clone()
+    } else {
+        format!("{}.{}", rv.schemaname, rv.relname)
+    }
+}
+
+impl SchemaModel {
+    /// An empty model: nothing known, everything judged conservatively.
+    pub fn new() -> SchemaModel {
+        SchemaModel::default()
+    }
+
+    /// The column `table.column`, if the model knows it.
+    pub fn column(&self, table: &str, column: &str) -> Option<&Column> {
+        self.tables.get(table)?.columns.get(column)
+    }
+
+    /// The kind of constraint `name` on `table`, if the model knows it.
+    pub fn constraint(&self, table: &str, name: &str) -> Option<ConstraintKind> {
+        self.tables.get(table)?.constraints.get(name).copied()
+    }
+
+    /// Whether `table.column` has a validated `CHECK (column IS NOT NULL)`, so SET NOT NULL
+    /// skips its scan.
+    pub fn has_validated_not_null_check(&self, table: &str, column: &str) -> bool {
+        self.tables.get(table).is_some_and(|t| {
+            t.not_null_checks
+                .values()
+                .any(|(c, validated)| c == column && *validated)
+        })
+    }
+
+    /// Applies the effects of one parsed migration file.
+    pub fn apply_file(&mut self, file: &ParsedFile) {
+        for statement in &file.statements {
+            if let Some(node) = &statement.node {
+                self.apply(node);
+            }
+        }
+    }
+
+    fn apply(&mut self, node: &Node) {
+        match node {
+            Node::CreateStmt(c) => {
+                let Some(rv) = &c.relation else { return };
+                let key = rel_key(rv);
+                let mut table = Table::default();
+                for element in &c.table_elts {
+                    match element.node.as_ref() {
+                        Some(Node::ColumnDef(def)) => add_column(&mut table, &rv.relname, def),
+                        Some(Node::Constraint(con)) => add_constraint(&mut table, &rv.relname, con),
+                        _ => {}
+                    }
+                }
+                for con in &c.constraints {
+                    if let Some(Node::Constraint(con)) = con.node.as_ref() {
+                        add_constraint(&mut table, &rv.relname, con);
+                    }
+                }
+                self.tables.insert(key, table);
+            }
+            Node::AlterTableStmt(a) => {
+                let Some(rv) = &a.relation else { return };
+                let key = rel_key(rv);
+                let Some(table) = self.tables.get_mut(&key) else {
+                    return;
+                };
+                for cmd in &a.cmds {
+                    if let Some(Node::AlterTableCmd(cmd)) = cmd.node.as_ref() {
+                        apply_cmd(table, &rv.relname, cmd);
+                    }
+                }
+            }
+            Node::RenameStmt(r) => {
+                let Some(rv) = &r.relation else { return };
+                let key = rel_key(rv);
+                match r.rename_type() {
+                    ObjectType::ObjectTable => {
+                        if let Some(table) = self.tables.remove(&key) {
+                            let new_key = match key.split_once('.') {
+                                Some((schema, _)) => format!("{schema}.{}", r.newname),
+                                None => r.newname.clone(),
+                            };
+                            self.tables.insert(new_key, table);
+                        }
+                    }
+                    ObjectType::ObjectColumn => {
+                        if let Some(table) = self.tables.get_mut(&key)
+                            && let Some(column) = table.columns.remove(&r.subname)
+                        {
+                            table.columns.insert(r.newname.clone(), column);
+                        }
+                    }
+                    ObjectType::ObjectTabconstraint => {
+                        if let Some(table) = self.tables.get_mut(&key)
+                            && let Some(kind) = table.constraints.remove(&r.subname)
+                        {
+                            table.constraints.insert(r.newname.clone(), kind);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Node::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
+                for object in &d.objects {
+                    if let Some(Node::List(list)) = object.node.as_ref() {
+                        let parts: Vec<&str> = list
+                            .items
+                            .iter()
+                            .filter_map(|n| match n.node.as_ref() {
+                                Some(Node::String(s)) => Some(s.sval.as_str()),
+                                _ => None,
+                            })
+                            .collect();
+                        let key = match parts.as_slice() {
+                            [.., "public", name] | [name] => (*name).to_string(),
+                            [.., schema, name] => format!("{schema}.{name}"),
+                            [] => continue,
+                        };
+                        self.tables.remove(&key);
+                    }
+                }
+            }
+            // Code the model cannot see into may have changed anything: forget it all.
+            Node::DoStmt(_) | Node::ExecuteStmt(_) | Node::CallStmt(_) => self.tables.clear(),
+            _ => {}
+        }
+    }
+}
+
+fn add_column(table: &mut Table, relname: &str, def: &protobuf::ColumnDef) {
+    let Some(type_name) = &def.type_name else {
+        return;
+    };
+    let column_type = ColumnType::of(type_name);
+    let serial = matches!(
+        column_type.name.as_str(),
+        "serial" | "serial2" | "serial4" | "serial8" | "bigserial" | "smallserial"
+    );
+    let mut column = Column {
+        not_null: def.is_not_null || serial,
+        has_default: def.raw_default.is_some()
+            || !def.identity.is_empty()
+            || !def.generated.is_empty()
+            || serial,
+        column_type,
+    };
+    for con in &def.constraints {
+        let Some(Node::Constraint(con)) = con.node.as_ref() else {
+            continue;
+        };
+        match con.contype() {
+            ConstrType::ConstrNotnull | ConstrType::ConstrPrimary => column.not_null = true,
+            ConstrType::ConstrDefault
+            | ConstrType::ConstrIdentity
+            | ConstrType::ConstrGenerated => {
+                column.has_default = true;
+            }
+            _ => {}
+        }
+        if let Some(kind) = ConstraintKind::of(con.contype()) {
+            let name = if con.conname.is_empty() {
+                default_name(relname, std::slice::from_ref(&def.colname), kind)
+            } else {
+                con.conname.clone()
+            };
+            table.constraints.insert(name, kind);
+        }
+    }
+    table.columns.insert(def.colname.clone(), column);
+}
+
+/// The name PostgreSQL gives an unnamed constraint.
+fn default_name(relname: &str, columns: &[String], kind: ConstraintKind) -> String {
+    let cols = columns.join("_");
+    match kind {
+        ConstraintKind::PrimaryKey => format!("{relname}_pkey"),
+        ConstraintKind::Unique => format!("{relname}_{cols}_key"),
+        ConstraintKind::ForeignKey => format!("{relname}_{cols}_fkey"),
+        ConstraintKind::Check => format!("{relname}_{cols}_check"),
+        ConstraintKind::Exclude => format!("{relname}_{cols}_excl"),
+        ConstraintKind::NotNull => format!("{relname}_{cols}_not_null"),
+    }
+}
+
+fn constraint_columns(con: &protobuf::Constraint) -> Vec<String> {
+    let list = if con.contype() == ConstrType::ConstrForeign {
+        &con.fk_attrs
+    } else {
+        &con.keys
+    };
+    list.iter()
+        .filter_map(|n| match n.node.as_ref() {
+            Some(Node::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn add_constraint(table: &mut Table, relname: &str, con: &protobuf::Constraint) {
+    let Some(kind) = ConstraintKind::of(con.contype()) else {
+        return;
+    };
+    let columns = constraint_columns(con);
+    if matches!(kind, ConstraintKind::PrimaryKey | ConstraintKind::NotNull) {
+        for c in &columns {
+            if let Some(column) = table.columns.get_mut(c) {
+                column.not_null = true;
+            }
+        }
+    }
+    let checked = if kind == ConstraintKind::Check {
+        con.raw_expr.as_deref().and_then(not_null_check_column)
+    } else {
+        None
+    };
+    let name = if !con.conname.is_empty() {
+        con.conname.clone()
+    } else if let Some(column) = &checked {
+        default_name(relname, std::slice::from_ref(column), kind)
+    } else if kind == ConstraintKind::Check {
+        // An unnamed CHECK is named after its first column, which the model does not track.
+        return;
+    } else {
+        default_name(relname, &columns, kind)
+    };
+    if let Some(column) = checked {
+        table
+            .not_null_checks
+            .insert(name.clone(), (column, !con.skip_validation));
+    }
+    table.constraints.insert(name, kind);
+}
+
+/// The column a `CHECK (col IS NOT NULL)` expression tests, if it is exactly that.
+fn not_null_check_column(expr: &protobuf::Node) -> Option<String> {
+    let Some(Node::NullTest(t)) = expr.node.as_ref() else {
+        return None;
+    };
+    if t.nulltesttype() != protobuf::NullTestType::IsNotNull {
+        return None;
+    }
+    match t.arg.as_deref().and_then(|a| a.node.as_ref()) {
+        Some(Node::ColumnRef(c)) => c.fields.iter().rev().find_map(|f| match f.node.as_ref() {
+            Some(Node::String(s)) => Some(s.sval.clone()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+fn apply_cmd(table: &mut Table, relname: &str, cmd: &protobuf::AlterTableCmd) {
+    let def = cmd.def.as_deref().and_then(|d| d.node.as_ref());
+    match cmd.subtype() {
+        AlterTableType::AtAddColumn => {
+            if let Some(Node::ColumnDef(def)) = def {
+                add_column(table, relname, def);
+            }
+        }
+        AlterTableType::AtDropColumn => {
+            table.columns.remove(&cmd.name);
+        }
+        AlterTableType::AtAlterColumnType => {
+            if let (Some(Node::ColumnDef(def)), Some(column)) =
+                (def, table.columns.get_mut(&cmd.name))
+                && let Some(t) = &def.type_name
+            {
+                column.column_type = ColumnType::of(t);
+            }
+        }
+        AlterTableType::AtSetNotNull => {
+            if let Some(column) = table.columns.get_mut(&cmd.name) {
+                column.not_null = true;
+            }
+        }
+        AlterTableType::AtDropNotNull => {
+            if let Some(column) = table.columns.get_mut(&cmd.name) {
+                column.not_null = false;
+            }
+        }
+        AlterTableType::AtColumnDefault => {
+            if let Some(column) = table.columns.get_mut(&cmd.name) {
+                column.has_default = def.is_some();
+            }
+        }
+        AlterTableType::AtAddConstraint => {
+            if let Some(Node::Constraint(con)) = def {
+                add_constraint(table, relname, con);
+            }
+        }
+        AlterTableType::AtValidateConstraint => {
+            if let Some((_, validated)) = table.not_null_checks.get_mut(&cmd.name) {
+                *validated = true;
+            }
+        }
+        AlterTableType::AtDropConstraint => {
+            table.constraints.remove(&cmd.name);
+            table.not_null_checks.remove(&cmd.name);
+        }
+        _ => {}
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if !self.modifiers.is_empty() {
+            let mods: Vec<String> = self.modifiers.iter().map(ToString::to_string).collect();
+            write!(f, "({})", mods.join(","))?;
+        }
+        if self.array {
+            f.write_str("[]")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ConstraintKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConstraintKind::Check => "CHECK",
+            ConstraintKind::ForeignKey => "FOREIGN KEY",
+            ConstraintKind::Unique => "UNIQUE",
+            ConstraintKind::PrimaryKey => "PRIMARY KEY",
+            ConstraintKind::Exclude => "EXCLUDE",
+            ConstraintKind::NotNull => "NOT NULL",
+        })
+    }
+}
