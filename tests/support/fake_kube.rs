@@ -623,12 +623,13 @@ fn watch(
                             continue;
                         }
                         last = record.rv;
-                        if ours(&record, &gv, &plural, &namespace) {
-                            if let Some(line) = render(&record, selector.as_ref()) {
-                                if tx.send(line).await.is_err() {
-                                    return;
-                                }
-                            }
+                        let line = ours(&record, &gv, &plural, &namespace)
+                            .then(|| render(&record, selector.as_ref()))
+                            .flatten();
+                        if let Some(line) = line
+                            && tx.send(line).await.is_err()
+                        {
+                            return;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
