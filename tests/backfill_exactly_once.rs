@@ -42,7 +42,9 @@ async fn killed_backfills_resume_and_change_every_row_exactly_once() {
     ];
     // The state schema exists before the first kill, so every check below can read it (a kill
     // during its setup is harmless: each state migration is one transaction).
-    concertina::state::ensure_schema(&pool).await.expect("state schema");
+    concertina::state::ensure_schema(&pool)
+        .await
+        .expect("state schema");
     let mut rng = rand::rng();
     let mut killed_mid_run = 0;
     let started = Instant::now();

@@ -587,3 +587,130 @@ pub fn argo_rollout(rollout: &DynamicObject) -> Vec<String> {
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::requires::parse_requires;
+    use serde_json::json;
+
+    fn apps() -> BTreeMap<String, AppConfig> {
+        Config::parse("[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n")
+            .unwrap()
+            .apps
+    }
+
+    fn view() -> ClusterView {
+        let mut view = ClusterView::unread("shop", ["api".to_string()]);
+        view.pods.insert("api".into(), Ok(Vec::new()));
+        view.deployments = Ok(Vec::new());
+        view.replica_sets = Ok(Vec::new());
+        view.stateful_sets = Ok(Vec::new());
+        view.daemon_sets = Ok(Vec::new());
+        view.jobs = Ok(Vec::new());
+        view.cron_jobs = Ok(Vec::new());
+        view.rollouts = Ok(Vec::new());
+        view
+    }
+
+    fn pod(name: &str, version: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": "api", "version": version}},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap()
+    }
+
+    fn reasons(view: &ClusterView, requires: &str) -> Vec<String> {
+        let verdict = judge(view, &apps(), &parse_requires(requires).unwrap(), None);
+        assert_eq!(verdict.holds, verdict.blocking.is_empty());
+        verdict.blocking.into_iter().map(|b| b.reason).collect()
+    }
+
+    #[test]
+    fn every_operator_explains_its_shortfall() {
+        let mut view = view();
+        view.pods.insert("api".into(), Ok(vec![pod("a", "v2.0.0")]));
+        assert!(reasons(&view, "api>=2.0.0").is_empty());
+        assert_eq!(
+            reasons(&view, "api>2.0.0"),
+            vec!["running, v2.0.0 <= 2.0.0"]
+        );
+        assert_eq!(reasons(&view, "api=2.1"), vec!["running, v2.0.0 != 2.1.0"]);
+    }
+
+    #[test]
+    fn an_unread_resource_blocks_even_when_the_pods_are_fine() {
+        let mut view = view();
+        view.pods.insert("api".into(), Ok(vec![pod("a", "2.0.0")]));
+        view.jobs = Err(AccessFailure {
+            resource: "jobs.batch".into(),
+            reason: "jobs not listed yet".into(),
+        });
+        assert_eq!(reasons(&view, "api>=2.0.0"), vec!["jobs not listed yet"]);
+    }
+
+    #[test]
+    fn stateful_sets_and_daemon_sets_follow_kubectl() {
+        let sts: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "db", "generation": 3},
+            "spec": {"replicas": 3, "selector": {}, "serviceName": "db", "template": {}},
+            "status": {"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 1,
+                       "currentRevision": "db-1", "updateRevision": "db-2"}
+        }))
+        .unwrap();
+        let problems = stateful_set_rollout(&sts);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("1 of 3 replicas updated"));
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "agent", "generation": 2},
+            "spec": {"selector": {}, "template": {}},
+            "status": {"observedGeneration": 1, "desiredNumberScheduled": 4, "currentNumberScheduled": 4,
+                       "numberMisscheduled": 0, "numberReady": 4, "updatedNumberScheduled": 4, "numberAvailable": 3}
+        }))
+        .unwrap();
+        let problems = daemon_set_rollout(&ds);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("observedGeneration 1 < generation 2"));
+    }
+
+    #[test]
+    fn argo_observed_generation_may_be_a_string() {
+        let rollout: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "generation": 5},
+            "status": {"observedGeneration": "4", "stableRS": "a", "currentPodHash": "a"}
+        }))
+        .unwrap();
+        assert_eq!(
+            argo_rollout(&rollout),
+            vec!["rollout not observed yet (observedGeneration 4 < generation 5)"]
+        );
+    }
+
+    #[test]
+    fn controlled_replica_sets_at_zero_are_history_but_orphans_are_not() {
+        let rs = |owned: bool| -> ReplicaSet {
+            let owners = if owned {
+                json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "uid": "u", "controller": true}])
+            } else {
+                json!([])
+            };
+            serde_json::from_value(json!({
+                "metadata": {"name": "api-old", "ownerReferences": owners},
+                "spec": {"replicas": 0, "selector": {}, "template": {"metadata": {"labels": {"app": "api", "version": "1.0.0"}}}},
+                "status": {"replicas": 0}
+            }))
+            .unwrap()
+        };
+        let mut view = view();
+        view.replica_sets = Ok(vec![rs(true)]);
+        assert!(reasons(&view, "api>=2.0.0").is_empty());
+        view.replica_sets = Ok(vec![rs(false)]);
+        assert_eq!(
+            reasons(&view, "api>=2.0.0"),
+            vec!["template 1.0.0 < 2.0.0 (0 replicas)"]
+        );
+    }
+}

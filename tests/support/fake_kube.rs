@@ -623,11 +623,14 @@ fn watch(
                             continue;
                         }
                         last = record.rv;
-                        if ours(&record, &gv, &plural, &namespace)
-                            && let Some(line) = render(&record, selector.as_ref())
-                                && tx.send(line).await.is_err() {
-                                    return;
-                                }
+                        let line = ours(&record, &gv, &plural, &namespace)
+                            .then(|| render(&record, selector.as_ref()))
+                            .flatten();
+                        if let Some(line) = line
+                            && tx.send(line).await.is_err()
+                        {
+                            return;
+                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410});
