@@ -25,7 +25,9 @@ fn main() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONCERTINA_LOG")
         // PostgreSQL's NOTICEs ("already exists, skipping") are noise in a deploy log.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn,kube_client=off")
+        });
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Human => false,
