@@ -241,7 +241,8 @@ pub async fn run_pre_deploy(ctx: &Context, args: &PreDeployArgs) -> Result<Exit,
     if args.dry_run {
         return pre_deploy_dry_run(ctx, &pool, &analyzed, &settings).await;
     }
-    state::ensure_schema(&pool).await.map_err(failure)?;
+    // The lock first: its connection then serves the state check and reads, so a run with
+    // nothing to do opens a single connection.
     let mut lock = match RunnerLock::acquire(&pool, settings.lock_wait).await {
         Ok(lock) => lock,
         Err(error @ LockError::Busy { .. }) => {
@@ -249,6 +250,9 @@ pub async fn run_pre_deploy(ctx: &Context, args: &PreDeployArgs) -> Result<Exit,
         }
         Err(error) => return Err(failure(error)),
     };
+    if !state::schema_up_to_date(lock.connection()).await {
+        state::ensure_schema(&pool).await.map_err(failure)?;
+    }
     let result = pre_deploy_locked(ctx, &pool, &mut lock, &analyzed, &settings).await;
     if let Err(error) = lock.release().await {
         tracing::warn!("{error}; the lock is released when the connection closes");
