@@ -844,3 +844,73 @@ fn first_blocker(blocking: &Value, count: usize) -> String {
         name
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn file(version: u64, checksum: &str) -> Migration {
+        Migration {
+            version,
+            description: format!("m{version}"),
+            path: PathBuf::from(format!("migrations/{version}_m{version}.expand.sql")),
+            phase_suffix: None,
+            sql: String::new(),
+            checksum: checksum.into(),
+            rollback: None,
+        }
+    }
+
+    fn row(version: u64, checksum: &str) -> AppliedRow {
+        let at = DateTime::parse_from_rfc3339("2026-11-26T13:40:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        AppliedRow {
+            version,
+            name: format!("m{version}"),
+            phase: "expand".into(),
+            checksum: checksum.into(),
+            started_at: at,
+            finished_at: at,
+            duration_ms: 3,
+            applied_by: "pod-a".into(),
+            concertina_version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn verification_names_drifted_and_missing_files() {
+        let files = [file(1, "aaa"), file(2, "bbb-edited"), file(4, "ddd")];
+        let applied: BTreeMap<u64, AppliedRow> = [row(1, "aaa"), row(2, "bbb"), row(3, "ccc")]
+            .into_iter()
+            .map(|r| (r.version, r))
+            .collect();
+        let verification = verify_checksums(&files, &applied);
+        assert_eq!(verification.checked, 3);
+        assert_eq!(verification.drifted.len(), 1);
+        assert_eq!(verification.drifted[0].path, "migrations/2_m2.expand.sql");
+        assert_eq!(verification.missing[0].version, 3);
+        let text = verification.describe();
+        assert!(
+            text.contains("migrations/2_m2.expand.sql") && text.contains("version 3 (m3)"),
+            "{text}"
+        );
+        assert!(!verification.is_clean());
+    }
+
+    #[test]
+    fn migration_states_read_like_the_plan_column() {
+        let mut db = DatabaseState::default();
+        db.applied.insert(1, row(1, "aaa"));
+        assert_eq!(
+            db.migration_state(&file(1, "aaa")),
+            ("applied", "applied 2026-11-26 13:40".into())
+        );
+        assert_eq!(db.migration_state(&file(1, "changed")).0, "drifted");
+        assert_eq!(
+            db.migration_state(&file(2, "x")),
+            ("pending", "pending".into())
+        );
+    }
+}
