@@ -37,10 +37,10 @@ impl From<sqlx::migrate::MigrateError> for StateError {
 /// on a fresh database at once: they take turns on an advisory lock, because
 /// `CREATE SCHEMA IF NOT EXISTS` itself races.
 pub async fn ensure_schema(pool: &PgPool) -> Result<(), StateError> {
-    if schema_up_to_date(pool).await {
+    let mut conn = pool.acquire().await?;
+    if schema_up_to_date(&mut conn).await {
         return Ok(());
     }
-    let mut conn = pool.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(STATE_LOCK_KEY)
         .execute(&mut *conn)
@@ -65,12 +65,12 @@ pub async fn ensure_schema(pool: &PgPool) -> Result<(), StateError> {
 }
 
 /// Whether every embedded state migration is already applied, unchanged: one query, no
-/// lock, so that a runner with nothing to do opens no second connection. Any doubt
-/// (no table yet, an error) answers `false` and the full, locked setup runs.
-async fn schema_up_to_date(pool: &PgPool) -> bool {
+/// lock, so that a runner with nothing to do needs no second connection. Any doubt (no
+/// table yet, an error) answers `false`; then [`ensure_schema`] runs the full, locked setup.
+pub async fn schema_up_to_date(conn: &mut PgConnection) -> bool {
     let applied: Vec<(i64, Vec<u8>, bool)> =
         match sqlx::query_as("SELECT version, checksum, success FROM concertina._sqlx_migrations")
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await
         {
             Ok(rows) => rows,

@@ -484,6 +484,10 @@ async fn transaction_attempt(
     state::insert_applied(&mut tx, &row)
         .await
         .map_err(|e| AttemptError::Fatal(state_failure(migration)(e)))?;
+    // A stale row from an earlier statement-by-statement version of this file goes too.
+    state::delete_progress(&mut tx, row.version)
+        .await
+        .map_err(|e| AttemptError::Fatal(state_failure(migration)(e)))?;
     if let Err(error) = tx.commit().await {
         if is_retryable(&error) {
             return Err(AttemptError::Retry {

@@ -241,7 +241,8 @@ pub async fn run_pre_deploy(ctx: &Context, args: &PreDeployArgs) -> Result<Exit,
     if args.dry_run {
         return pre_deploy_dry_run(ctx, &pool, &analyzed, &settings).await;
     }
-    state::ensure_schema(&pool).await.map_err(failure)?;
+    // The lock first: its connection then serves the state check and reads, so a run with
+    // nothing to do opens a single connection.
     let mut lock = match RunnerLock::acquire(&pool, settings.lock_wait).await {
         Ok(lock) => lock,
         Err(error @ LockError::Busy { .. }) => {
@@ -249,6 +250,9 @@ pub async fn run_pre_deploy(ctx: &Context, args: &PreDeployArgs) -> Result<Exit,
         }
         Err(error) => return Err(failure(error)),
     };
+    if !state::schema_up_to_date(lock.connection()).await {
+        state::ensure_schema(&pool).await.map_err(failure)?;
+    }
     let result = pre_deploy_locked(ctx, &pool, &mut lock, &analyzed, &settings).await;
     if let Err(error) = lock.release().await {
         tracing::warn!("{error}; the lock is released when the connection closes");
@@ -838,5 +842,75 @@ fn first_blocker(blocking: &Value, count: usize) -> String {
         format!("{name} (+{} more)", count - 1)
     } else {
         name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn file(version: u64, checksum: &str) -> Migration {
+        Migration {
+            version,
+            description: format!("m{version}"),
+            path: PathBuf::from(format!("migrations/{version}_m{version}.expand.sql")),
+            phase_suffix: None,
+            sql: String::new(),
+            checksum: checksum.into(),
+            rollback: None,
+        }
+    }
+
+    fn row(version: u64, checksum: &str) -> AppliedRow {
+        let at = DateTime::parse_from_rfc3339("2026-11-26T13:40:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        AppliedRow {
+            version,
+            name: format!("m{version}"),
+            phase: "expand".into(),
+            checksum: checksum.into(),
+            started_at: at,
+            finished_at: at,
+            duration_ms: 3,
+            applied_by: "pod-a".into(),
+            concertina_version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn verification_names_drifted_and_missing_files() {
+        let files = [file(1, "aaa"), file(2, "bbb-edited"), file(4, "ddd")];
+        let applied: BTreeMap<u64, AppliedRow> = [row(1, "aaa"), row(2, "bbb"), row(3, "ccc")]
+            .into_iter()
+            .map(|r| (r.version, r))
+            .collect();
+        let verification = verify_checksums(&files, &applied);
+        assert_eq!(verification.checked, 3);
+        assert_eq!(verification.drifted.len(), 1);
+        assert_eq!(verification.drifted[0].path, "migrations/2_m2.expand.sql");
+        assert_eq!(verification.missing[0].version, 3);
+        let text = verification.describe();
+        assert!(
+            text.contains("migrations/2_m2.expand.sql") && text.contains("version 3 (m3)"),
+            "{text}"
+        );
+        assert!(!verification.is_clean());
+    }
+
+    #[test]
+    fn migration_states_read_like_the_plan_column() {
+        let mut db = DatabaseState::default();
+        db.applied.insert(1, row(1, "aaa"));
+        assert_eq!(
+            db.migration_state(&file(1, "aaa")),
+            ("applied", "applied 2026-11-26 13:40".into())
+        );
+        assert_eq!(db.migration_state(&file(1, "changed")).0, "drifted");
+        assert_eq!(
+            db.migration_state(&file(2, "x")),
+            ("pending", "pending".into())
+        );
     }
 }
