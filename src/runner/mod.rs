@@ -14,7 +14,7 @@ pub use apply::{
 pub use lock::{LockError, RUNNER_LOCK_KEY, RunnerLock};
 
 use crate::analysis::AnalyzedMigration;
-use crate::cli::{CommandError, Context, Exit, Format, PostDeployArgs, PreDeployArgs};
+use crate::cli::{CommandError, Context, Exit, Format, PreDeployArgs};
 use crate::files::Migration;
 use crate::phase::Stream;
 use crate::state::{self, AppliedRow, BackfillRow, GateVerdictRow, LockHolder, ProgressRow};
@@ -452,11 +452,6 @@ async fn pre_deploy_dry_run(
     }
     print!("{out}");
     Ok(Exit::Ok)
-}
-
-/// `concertina post-deploy`.
-pub async fn run_post_deploy(_ctx: &Context, _args: &PostDeployArgs) -> Result<Exit, CommandError> {
-    Err(CommandError::failure("`post-deploy` is not built yet"))
 }
 
 /// `concertina verify`.
