@@ -11,7 +11,7 @@ use crate::backfill::{self, BackfillOutcome, BackfillSettings, ProgressMode};
 use crate::cli::{CommandError, Context, Exit, Format, PostDeployArgs};
 use crate::gate::{self, Blocker};
 use crate::phase::Phase;
-use crate::runner::{self, LockError, RunSettings, RunnerLock};
+use crate::runner::{self, LockError, RunSettings, RunnerLock, failure};
 use crate::state::{self, AppliedRow};
 use serde::Serialize;
 use serde_json::json;
@@ -204,20 +204,7 @@ fn refuse_unsafe_start(
         .iter()
         .filter(|m| m.phase != Phase::Expand && !applied.contains_key(&m.migration.version))
         .collect();
-    let mut refusals = String::new();
-    for m in &pending {
-        for f in m.findings.iter().filter(|f| f.is_blocking()) {
-            let _ = writeln!(
-                refusals,
-                "  {}:{}:{}: [{}] {}",
-                m.migration.display_path(),
-                f.line,
-                f.column,
-                f.rule,
-                f.message
-            );
-        }
-    }
+    let refusals = runner::lint_refusals(&pending);
     if !refusals.is_empty() {
         return Err(CommandError::failure(format!(
             "post-deploy refused, nothing run: migrations it would run have lint errors:\n{refusals}fix them (`concertina lint` shows each with a safe alternative)"
@@ -342,10 +329,6 @@ async fn run_contract(
             report
         }
     }
-}
-
-fn failure(error: impl std::fmt::Display) -> CommandError {
-    CommandError::failure(crate::db::redact(&error.to_string()))
 }
 
 /// The human report: the backfills, then one line per contract with its blockers.

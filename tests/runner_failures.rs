@@ -195,22 +195,20 @@ async fn dry_run_changes_nothing() {
 async fn an_invalid_index_from_a_failed_concurrent_build_is_named_with_its_fix() {
     let url = support::fresh_database().await;
     let mut conn = connect(&url).await;
-    sqlx::raw_sql("CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users VALUES (1, 'a@x'), (2, 'a@x'), (3, 'b@x')")
-        .execute(&mut conn)
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // The table is new in this file, so its unique index is an expand (on an existing table
+    // it would be a contract); the seed rows hold a duplicate the build trips over.
     write_fixtures(
         dir.path(),
         &[(
             "1_unique_email.expand.sql",
-            "CREATE TABLE audit (id int);\nCREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);\n",
+            "CREATE TABLE users (id int PRIMARY KEY, email text);\nINSERT INTO users VALUES (1, 'a@x'), (2, 'a@x'), (3, 'b@x');\nCREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);\n",
         )],
     );
     let output = concertina(dir.path(), &url, &["pre-deploy"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("1_unique_email.expand.sql:3"), "{stderr}");
+    assert!(stderr.contains("1_unique_email.expand.sql:4"), "{stderr}");
     assert!(stderr.contains("public.users_email_key"), "{stderr}");
     assert!(
         stderr.contains("DROP INDEX CONCURRENTLY public.users_email_key;"),

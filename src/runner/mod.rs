@@ -137,12 +137,13 @@ pub async fn connect(ctx: &Context) -> Result<PgPool, CommandError> {
         .map_err(|e| CommandError::failure(e.to_string()))
 }
 
-fn failure(error: impl std::fmt::Display) -> CommandError {
+/// A failure (exit 1) whose message has every password redacted.
+pub fn failure(error: impl std::fmt::Display) -> CommandError {
     CommandError::failure(crate::db::redact(&error.to_string()))
 }
 
 /// The lint errors of `pending` migrations, one line each (empty when none).
-fn lint_refusals(pending: &[&AnalyzedMigration]) -> String {
+pub fn lint_refusals(pending: &[&AnalyzedMigration]) -> String {
     let mut out = String::new();
     for m in pending {
         for f in m.findings.iter().filter(|f| f.is_blocking()) {
