@@ -60,6 +60,22 @@ async fn killed_backfills_resume_and_change_every_row_exactly_once() {
             killed_mid_run += 1;
         }
         child.wait().expect("reap");
+        // A SIGKILLed client's backend finishes (and may commit) the statement it is running
+        // before it notices: wait until the database has no concertina session left.
+        let mut quiet = false;
+        for _ in 0..200 {
+            let sessions = scalar(
+                &pool,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'concertina'",
+            )
+            .await;
+            if sessions == 0 {
+                quiet = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(quiet, "run {run}: the killed run's sessions did not end");
 
         // At every crash point the checkpoint and the table agree: rows up to the
         // checkpoint were changed once, rows after it not at all.

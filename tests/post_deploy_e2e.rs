@@ -229,6 +229,23 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
         .expect("count");
     assert_eq!(verified, 0, "the backfill must not have run");
 
+    // `status` shows the waiting gate and why.
+    let run = concertina(
+        dir.path(),
+        &url,
+        &kubeconfig,
+        &["--format", "json", "status"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let status = json_of(&run);
+    let gate = status["gates"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["version"] == 3))
+        .unwrap_or_else(|| panic!("no gate verdict for 3 in {status}"));
+    assert_eq!(gate["holds"], false, "{status}");
+    assert!(gate.to_string().contains("api-5c4d3b2a1-h8m3z"), "{status}");
+
     // With --wait it proceeds once the old pod is gone: the backfill runs, then the contract
     // (requires api>=3.0.0) waits for release 2.
     let waiting = {
