@@ -303,7 +303,8 @@ fn analyze_in(
     let inferred_phase = infer_phase(&statements, file.is_some(), declared_phase, &mut findings);
     let phase = declared_phase.or(inferred_phase).unwrap_or(Phase::Contract);
 
-    if phase == Phase::Contract && requires_text.is_empty() {
+    // A file that does not parse already fails; its phase is a guess, so no gate advice.
+    if phase == Phase::Contract && requires_text.is_empty() && parse_errors.is_empty() {
         let line = statements.first().map_or(1, |s| s.line);
         findings.push(lint::finding(
             "contract-without-requires",

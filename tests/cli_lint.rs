@@ -94,6 +94,10 @@ fn a_file_that_does_not_parse_is_reported_at_its_line_and_the_others_still_are()
         report.contains("3_drop.sql"),
         "the other files are still reported: {report}"
     );
+    assert!(
+        !report.contains("migrations/2_broken.sql:1:1"),
+        "a file that does not parse gets no other findings: {report}"
+    );
 }
 
 #[test]
