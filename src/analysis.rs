@@ -100,6 +100,35 @@ pub fn analyze(
     Ok(analyzed)
 }
 
+/// Analyzes every migration of `set` for a database whose live schema is `base`: files in
+/// `applied` are judged against the replayed history as [`analyze`] does, and the pending
+/// ones against `base` plus the pending files before them (the applied files are not
+/// replayed into it: the database already shows their effects, and anything made outside
+/// the folder).
+pub fn analyze_with_base(
+    set: &MigrationSet,
+    config: &Config,
+    base: &SchemaModel,
+    applied: &std::collections::BTreeSet<u64>,
+) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
+    let mut history = SchemaModel::new();
+    let mut live = base.clone();
+    let mut analyzed = Vec::with_capacity(set.migrations.len());
+    for migration in &set.migrations {
+        let is_applied = applied.contains(&migration.version);
+        let model = if is_applied { &history } else { &live };
+        let (result, parsed) = analyze_in(migration, config, model)?;
+        if let Some(file) = &parsed {
+            history.apply_file(file);
+            if !is_applied {
+                live.apply_file(file);
+            }
+        }
+        analyzed.push(result);
+    }
+    Ok(analyzed)
+}
+
 /// Analyzes one migration file alone (no earlier migrations: verdicts that need the old
 /// schema are conservative).
 pub fn analyze_one(

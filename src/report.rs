@@ -11,6 +11,48 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
+/// Analyzes `set`: with a database URL (and not `offline`), the pending migrations are
+/// judged against the live schema; without one, or when the database cannot be read,
+/// against the replayed history (with a warning on stderr: lint never needs a database).
+pub async fn analyze_against_database(
+    ctx: &Context,
+    set: &files::MigrationSet,
+    offline: bool,
+) -> Result<Vec<AnalyzedMigration>, CommandError> {
+    let usage = |e: analysis::AnalysisError| CommandError::usage(e.to_string());
+    let Some(url) = ctx.database_url.as_deref().filter(|_| !offline) else {
+        return analysis::analyze(set, &ctx.config).map_err(usage);
+    };
+    match live_schema(url).await {
+        Ok((base, applied)) => {
+            analysis::analyze_with_base(set, &ctx.config, &base, &applied).map_err(usage)
+        }
+        Err(reason) => {
+            eprintln!(
+                "warning: {reason}; judging against the migration history instead (pass --offline to skip the database)"
+            );
+            analysis::analyze(set, &ctx.config).map_err(usage)
+        }
+    }
+}
+
+/// The live schema and the applied versions of the database at `url`.
+async fn live_schema(
+    url: &str,
+) -> Result<(crate::schema::SchemaModel, std::collections::BTreeSet<u64>), String> {
+    let pool = crate::db::connect(url).await.map_err(|e| e.to_string())?;
+    let base = crate::schema::SchemaModel::from_database(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let applied = crate::state::applied(&pool)
+        .await
+        .map_err(|e| crate::db::redact(&e.to_string()))?
+        .into_keys()
+        .collect();
+    pool.close().await;
+    Ok((base, applied))
+}
+
 /// `concertina lint`.
 pub async fn run_lint(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandError> {
     let set = if args.paths.is_empty() {
@@ -18,8 +60,7 @@ pub async fn run_lint(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandErr
     } else {
         files::load_paths(&args.paths).map_err(|e| CommandError::usage(e.to_string()))?
     };
-    let mut analyzed =
-        analysis::analyze(&set, &ctx.config).map_err(|e| CommandError::usage(e.to_string()))?;
+    let mut analyzed = analyze_against_database(ctx, &set, args.offline).await?;
     if let Some(base) = &args.base {
         analyzed = since_base(analyzed, base)?;
         // Offline, "pending" can only mean "new in this change": every file kept by --base.
@@ -317,7 +358,8 @@ pub fn sarif_lint(analyzed: &[AnalyzedMigration]) -> Value {
 /// database, its state).
 pub async fn run_plan(ctx: &Context) -> Result<Exit, CommandError> {
     ctx.require_human_or_json("plan")?;
-    let analyzed = ctx.analyze()?;
+    let set = ctx.load_migrations()?;
+    let analyzed = analyze_against_database(ctx, &set, false).await?;
     let states = crate::runner::plan_states(ctx).await?;
     print!("{}", plan_output(&analyzed, states.as_ref(), ctx.format));
     Ok(Exit::Ok)

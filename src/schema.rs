@@ -489,3 +489,156 @@ impl fmt::Display for ConstraintKind {
         })
     }
 }
+
+/// Reading the live schema failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the schema from the database: {reason}")]
+pub struct CatalogError {
+    /// The driver's reason (no password: it never contains the URL).
+    pub reason: String,
+}
+
+impl SchemaModel {
+    /// Reads the live schema from `pool`'s catalog: every table (except in `pg_catalog`,
+    /// `information_schema`, `concertina` and temporary schemas) with its columns (type,
+    /// NOT NULL, default), its constraints by name and kind, and its validated or not
+    /// `CHECK (col IS NOT NULL)` constraints.
+    pub async fn from_database(pool: &sqlx::PgPool) -> Result<SchemaModel, CatalogError> {
+        use sqlx::Row;
+        let fail = |e: sqlx::Error| CatalogError {
+            reason: crate::db::redact(&e.to_string()),
+        };
+        const USER_TABLES: &str = "c.relkind IN ('r', 'p')
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'concertina')
+            AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'";
+        let columns = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT n.nspname, c.relname, a.attname, a.atttypmod,
+                    (t.typcategory = 'A') AS is_array,
+                    CASE WHEN t.typcategory = 'A' THEN et.typname ELSE t.typname END AS typname,
+                    CASE WHEN t.typcategory = 'A' THEN etn.nspname ELSE tn.nspname END AS typschema,
+                    a.attnotnull,
+                    (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS has_default
+               FROM pg_attribute a
+               JOIN pg_class c ON c.oid = a.attrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_type t ON t.oid = a.atttypid
+               JOIN pg_namespace tn ON tn.oid = t.typnamespace
+               LEFT JOIN pg_type et ON et.oid = t.typelem
+               LEFT JOIN pg_namespace etn ON etn.oid = et.typnamespace
+              WHERE a.attnum > 0 AND NOT a.attisdropped AND {USER_TABLES}"
+        )))
+        .fetch_all(pool)
+        .await
+        .map_err(fail)?;
+        let mut model = SchemaModel::new();
+        for row in &columns {
+            let key = catalog_key(&row.get::<String, _>("nspname"), row.get("relname"));
+            let typname: Option<String> = row.get("typname");
+            let typschema: Option<String> = row.get("typschema");
+            let name = match (typschema.as_deref(), typname) {
+                (Some("pg_catalog" | "public") | None, Some(name)) => name,
+                (Some(schema), Some(name)) => format!("{schema}.{name}"),
+                (_, None) => continue,
+            };
+            let modifiers = catalog_modifiers(&name, row.get("atttypmod"));
+            let column = Column {
+                column_type: ColumnType {
+                    name,
+                    modifiers,
+                    array: row.get("is_array"),
+                },
+                not_null: row.get("attnotnull"),
+                has_default: row.get("has_default"),
+            };
+            model
+                .tables
+                .entry(key)
+                .or_default()
+                .columns
+                .insert(row.get("attname"), column);
+        }
+        let constraints = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT n.nspname, c.relname, k.conname, k.contype::text AS contype, k.convalidated,
+                    pg_get_constraintdef(k.oid) AS definition
+               FROM pg_constraint k
+               JOIN pg_class c ON c.oid = k.conrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE {USER_TABLES}"
+        )))
+        .fetch_all(pool)
+        .await
+        .map_err(fail)?;
+        for row in &constraints {
+            let key = catalog_key(&row.get::<String, _>("nspname"), row.get("relname"));
+            let kind = match row.get::<String, _>("contype").as_str() {
+                "c" => ConstraintKind::Check,
+                "f" => ConstraintKind::ForeignKey,
+                "u" => ConstraintKind::Unique,
+                "p" => ConstraintKind::PrimaryKey,
+                "x" => ConstraintKind::Exclude,
+                "n" => ConstraintKind::NotNull,
+                _ => continue,
+            };
+            let name: String = row.get("conname");
+            let table = model.tables.entry(key).or_default();
+            if kind == ConstraintKind::Check {
+                let definition: String = row.get("definition");
+                if let Some(column) = check_definition_column(&definition) {
+                    table
+                        .not_null_checks
+                        .insert(name.clone(), (column, row.get("convalidated")));
+                }
+            }
+            table.constraints.insert(name, kind);
+        }
+        Ok(model)
+    }
+}
+
+/// A catalog table's model key (`public.` dropped, like the replay).
+fn catalog_key(schema: &str, table: String) -> String {
+    if schema == "public" {
+        table
+    } else {
+        format!("{schema}.{table}")
+    }
+}
+
+/// The modifiers the parser would have read for a catalog `atttypmod`.
+fn catalog_modifiers(type_name: &str, typmod: i32) -> Vec<i32> {
+    if typmod < 0 {
+        return Vec::new();
+    }
+    match type_name {
+        "varchar" | "bpchar" if typmod >= 4 => vec![typmod - 4],
+        "numeric" if typmod >= 4 => vec![((typmod - 4) >> 16) & 0xffff, (typmod - 4) & 0xffff],
+        "varchar" | "bpchar" | "numeric" => Vec::new(),
+        _ => vec![typmod],
+    }
+}
+
+/// The column of a `CHECK ((col IS NOT NULL))` definition as `pg_get_constraintdef` prints
+/// it, parsed back through the same reader the replay uses.
+fn check_definition_column(definition: &str) -> Option<String> {
+    let sql = format!("ALTER TABLE t ADD {definition}");
+    let parsed = pg_query::parse(&sql, 0).ok()?;
+    let stmt = parsed
+        .protobuf
+        .stmts
+        .first()?
+        .stmt
+        .as_ref()?
+        .node
+        .as_ref()?;
+    let Node::AlterTableStmt(a) = stmt else {
+        return None;
+    };
+    let cmd = a.cmds.first()?.node.as_ref()?;
+    let Node::AlterTableCmd(cmd) = cmd else {
+        return None;
+    };
+    match cmd.def.as_deref()?.node.as_ref()? {
+        Node::Constraint(con) => con.raw_expr.as_deref().and_then(not_null_check_column),
+        _ => None,
+    }
+}

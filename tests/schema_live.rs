@@ -1,0 +1,111 @@
+//! Live catalog mode: with a database URL, `lint` and `plan` judge the pending migrations
+//! against the schema the database really has (including what was made outside the
+//! migrations folder); `--offline` and an unreachable database fall back to the history.
+
+mod support;
+
+use concertina::schema::{ConstraintKind, SchemaModel};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn concertina(dir: &Path, args: &[&str]) -> Output {
+    Command::new(support::binary())
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .args(args)
+        .output()
+        .expect("run concertina")
+}
+
+/// A project whose only migration sets NOT NULL on a column of a table it never created.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("concertina.toml"),
+        "[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n",
+    )
+    .expect("config");
+    std::fs::write(
+        dir.path().join("migrations/0001_email_not_null.sql"),
+        "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\n",
+    )
+    .expect("write");
+    dir
+}
+
+/// The phase `lint --format json` gives the only migration.
+fn linted_phase(output: &Output) -> String {
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "lint prints JSON ({e}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let text = json.to_string();
+    let phase = json["files"][0]["phase"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a phase in {text}"));
+    phase.to_string()
+}
+
+#[tokio::test]
+async fn set_not_null_on_a_live_not_null_column_is_expand_online_and_contract_offline() {
+    let url = support::fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        "CREATE TABLE users (id int PRIMARY KEY, email varchar(80) NOT NULL, name text,
+                             CONSTRAINT users_name_nn CHECK (name IS NOT NULL))",
+    )
+    .execute(&pool)
+    .await
+    .expect("create outside the folder");
+
+    let model = SchemaModel::from_database(&pool).await.expect("reads");
+    let email = model.column("users", "email").expect("users.email");
+    assert!(email.not_null);
+    assert_eq!(email.column_type.to_string(), "varchar(80)");
+    assert_eq!(
+        model.constraint("users", "users_pkey"),
+        Some(ConstraintKind::PrimaryKey)
+    );
+    assert!(model.has_validated_not_null_check("users", "name"));
+
+    let dir = project();
+    let online = concertina(
+        dir.path(),
+        &["--database-url", &url, "--format", "json", "lint"],
+    );
+    assert_eq!(linted_phase(&online), "expand");
+
+    let offline = concertina(
+        dir.path(),
+        &[
+            "--database-url",
+            &url,
+            "--format",
+            "json",
+            "lint",
+            "--offline",
+        ],
+    );
+    assert_eq!(linted_phase(&offline), "contract");
+
+    // An unreachable database: the history, with a warning, and lint still works.
+    let unreachable = concertina(
+        dir.path(),
+        &[
+            "--database-url",
+            "postgres://postgres:s3cret@127.0.0.1:1/nowhere",
+            "--format",
+            "json",
+            "lint",
+        ],
+    );
+    assert_eq!(linted_phase(&unreachable), "contract");
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(stderr.contains("warning"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
