@@ -1303,6 +1303,7 @@ impl<'m> FileContext<'m> {
         );
         let mut shown_names = Vec::new();
         let mut existing = Vec::new();
+        let mut existing_keys: Vec<String> = Vec::new();
         for object in &d.objects {
             let parts = object_parts(object);
             let (namespace, k, shown) = if on_table {
@@ -1335,6 +1336,7 @@ impl<'m> FileContext<'m> {
                 }
             } else {
                 existing.push(shown.clone());
+                existing_keys.push(k.clone());
             }
             shown_names.push(shown);
         }
@@ -1355,6 +1357,16 @@ impl<'m> FileContext<'m> {
                 Class::Expand,
                 kind,
                 "extended statistics change no result the old app sees",
+            )
+        } else if remove == ObjectType::ObjectIndex
+            && existing_keys
+                .iter()
+                .all(|k| self.model.index(k).is_some_and(|i| !i.unique))
+        {
+            StatementVerdict::new(
+                Class::Expand,
+                kind,
+                "the schema model knows it as a non-unique index: dropping it changes no result the old app sees (only speed)",
             )
         } else if remove == ObjectType::ObjectIndex {
             StatementVerdict::new(

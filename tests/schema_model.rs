@@ -379,3 +379,41 @@ fn a_not_null_check_validated_by_an_earlier_migration_spares_the_scan() {
     );
     assert!(rules.contains(&"set-not-null-scan"), "{rules:?}");
 }
+
+#[test]
+fn dropping_a_known_non_unique_index_is_expand_and_a_unique_or_unknown_one_contract() {
+    let indexes = [(
+        "0002_indexes.sql",
+        "CREATE INDEX users_age_idx ON users (age);
+CREATE UNIQUE INDEX users_name_uq ON users (name);
+CREATE INDEX invoices_note_idx ON billing.invoices (note);
+CREATE INDEX users_gone_idx ON users (price);
+DROP INDEX users_gone_idx;",
+    )];
+    let (class, _, reason) = judge(&indexes, "DROP INDEX CONCURRENTLY users_age_idx");
+    assert_eq!(class, Class::Expand, "{reason}");
+    let (class, _, reason) = judge(
+        &indexes,
+        "DROP INDEX CONCURRENTLY billing.invoices_note_idx",
+    );
+    assert_eq!(class, Class::Expand, "{reason}");
+    let (class, _, reason) = judge(&indexes, "DROP INDEX CONCURRENTLY users_name_uq");
+    assert_eq!(class, Class::Contract, "unique: {reason}");
+    let (class, _, reason) = judge(&indexes, "DROP INDEX CONCURRENTLY users_gone_idx");
+    assert_eq!(
+        class,
+        Class::Contract,
+        "dropped earlier, unknown now: {reason}"
+    );
+    let (class, _, reason) = judge(&[], "DROP INDEX CONCURRENTLY users_age_idx");
+    assert_eq!(class, Class::Contract, "unknown: {reason}");
+    let renamed = [
+        indexes[0],
+        (
+            "0003_rename.sql",
+            "ALTER INDEX users_age_idx RENAME TO users_age_ix;",
+        ),
+    ];
+    let (class, _, reason) = judge(&renamed, "DROP INDEX CONCURRENTLY users_age_ix");
+    assert_eq!(class, Class::Expand, "renamed: {reason}");
+}
