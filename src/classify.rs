@@ -852,6 +852,23 @@ impl<'m> FileContext<'m> {
             )
             .outside_transaction(i.concurrent);
         }
+        if self.model.pending_tables.contains(&table) {
+            let v = StatementVerdict::new(
+                Class::Expand,
+                kind,
+                "the table is created by an earlier pending migration: the running app has never written it",
+            )
+            .outside_transaction(i.concurrent);
+            return if i.concurrent {
+                v
+            } else {
+                v.with_hit(hints::create_index_not_concurrent(
+                    &name,
+                    &shown_table,
+                    i.unique,
+                ))
+            };
+        }
         let columns = names::index_columns(&i.index_params);
         let on_new_columns = names::all_plain_columns(&i.index_params)
             && !columns.is_empty()

@@ -157,6 +157,9 @@ pub struct SchemaModel {
     /// Indexes made by `CREATE INDEX` (not by constraints), by key like tables (the
     /// index lives in its table's schema).
     pub indexes: HashMap<String, Index>,
+    /// Tables created by pending migrations (live catalog mode only): the running app has
+    /// never seen them, so nothing it writes can break a constraint added to them.
+    pub pending_tables: std::collections::HashSet<String>,
 }
 
 /// One index made by `CREATE [UNIQUE] INDEX`.
@@ -207,6 +210,21 @@ impl SchemaModel {
     /// The index `key` (`users_email_idx`, `billing.bills_idx`), if the model knows it.
     pub fn index(&self, key: &str) -> Option<&Index> {
         self.indexes.get(key)
+    }
+
+    /// Applies a pending migration's effects and marks the tables it creates as pending.
+    pub fn apply_pending_file(&mut self, file: &ParsedFile) {
+        let before: std::collections::HashSet<String> = self.tables.keys().cloned().collect();
+        self.apply_file(file);
+        let created: Vec<String> = self
+            .tables
+            .keys()
+            .filter(|k| !before.contains(*k))
+            .cloned()
+            .collect();
+        self.pending_tables.extend(created);
+        let tables = &self.tables;
+        self.pending_tables.retain(|k| tables.contains_key(k));
     }
 
     /// Applies the effects of one parsed migration file.
