@@ -121,7 +121,7 @@ pub fn analyze_with_base(
         if let Some(file) = &parsed {
             history.apply_file(file);
             if !is_applied {
-                live.apply_file(file);
+                live.apply_pending_file(file);
             }
         }
         analyzed.push(result);

@@ -852,6 +852,23 @@ impl<'m> FileContext<'m> {
             )
             .outside_transaction(i.concurrent);
         }
+        if self.model.pending_tables.contains(&table) {
+            let v = StatementVerdict::new(
+                Class::Expand,
+                kind,
+                "the table is created by an earlier pending migration: the running app has never written it",
+            )
+            .outside_transaction(i.concurrent);
+            return if i.concurrent {
+                v
+            } else {
+                v.with_hit(hints::create_index_not_concurrent(
+                    &name,
+                    &shown_table,
+                    i.unique,
+                ))
+            };
+        }
         let columns = names::index_columns(&i.index_params);
         let on_new_columns = names::all_plain_columns(&i.index_params)
             && !columns.is_empty()
@@ -1303,6 +1320,7 @@ impl<'m> FileContext<'m> {
         );
         let mut shown_names = Vec::new();
         let mut existing = Vec::new();
+        let mut existing_keys: Vec<String> = Vec::new();
         for object in &d.objects {
             let parts = object_parts(object);
             let (namespace, k, shown) = if on_table {
@@ -1335,6 +1353,7 @@ impl<'m> FileContext<'m> {
                 }
             } else {
                 existing.push(shown.clone());
+                existing_keys.push(k.clone());
             }
             shown_names.push(shown);
         }
@@ -1355,6 +1374,16 @@ impl<'m> FileContext<'m> {
                 Class::Expand,
                 kind,
                 "extended statistics change no result the old app sees",
+            )
+        } else if remove == ObjectType::ObjectIndex
+            && existing_keys
+                .iter()
+                .all(|k| self.model.index(k).is_some_and(|i| !i.unique))
+        {
+            StatementVerdict::new(
+                Class::Expand,
+                kind,
+                "the schema model knows it as a non-unique index: dropping it changes no result the old app sees (only speed)",
             )
         } else if remove == ObjectType::ObjectIndex {
             StatementVerdict::new(

@@ -154,6 +154,21 @@ pub struct Table {
 pub struct SchemaModel {
     /// Tables by key (`users`, `billing.invoices`; `public.` is dropped).
     pub tables: HashMap<String, Table>,
+    /// Indexes made by `CREATE INDEX` (not by constraints), by key like tables (the
+    /// index lives in its table's schema).
+    pub indexes: HashMap<String, Index>,
+    /// Tables created by pending migrations (live catalog mode only): the running app has
+    /// never seen them, so nothing it writes can break a constraint added to them.
+    pub pending_tables: std::collections::HashSet<String>,
+}
+
+/// One index made by `CREATE [UNIQUE] INDEX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// The key of its table.
+    pub table: String,
+    /// Whether it is UNIQUE.
+    pub unique: bool,
 }
 
 /// The key of a relation: `public` (the default search_path) is dropped; quoted
@@ -190,6 +205,26 @@ impl SchemaModel {
                 .values()
                 .any(|(c, validated)| c == column && *validated)
         })
+    }
+
+    /// The index `key` (`users_email_idx`, `billing.bills_idx`), if the model knows it.
+    pub fn index(&self, key: &str) -> Option<&Index> {
+        self.indexes.get(key)
+    }
+
+    /// Applies a pending migration's effects and marks the tables it creates as pending.
+    pub fn apply_pending_file(&mut self, file: &ParsedFile) {
+        let before: std::collections::HashSet<String> = self.tables.keys().cloned().collect();
+        self.apply_file(file);
+        let created: Vec<String> = self
+            .tables
+            .keys()
+            .filter(|k| !before.contains(*k))
+            .cloned()
+            .collect();
+        self.pending_tables.extend(created);
+        let tables = &self.tables;
+        self.pending_tables.retain(|k| tables.contains_key(k));
     }
 
     /// Applies the effects of one parsed migration file.
@@ -233,12 +268,48 @@ impl SchemaModel {
                     }
                 }
             }
+            Node::IndexStmt(i) => {
+                let Some(rv) = &i.relation else { return };
+                if i.idxname.is_empty() {
+                    return;
+                }
+                let table = rel_key(rv);
+                let key = match table.split_once('.') {
+                    Some((schema, _)) => format!("{schema}.{}", i.idxname),
+                    None => i.idxname.clone(),
+                };
+                self.indexes.insert(
+                    key,
+                    Index {
+                        table,
+                        unique: i.unique,
+                    },
+                );
+            }
             Node::RenameStmt(r) => {
                 let Some(rv) = &r.relation else { return };
                 let key = rel_key(rv);
                 match r.rename_type() {
+                    ObjectType::ObjectIndex => {
+                        if let Some(index) = self.indexes.remove(&key) {
+                            let new_key = match key.split_once('.') {
+                                Some((schema, _)) => format!("{schema}.{}", r.newname),
+                                None => r.newname.clone(),
+                            };
+                            self.indexes.insert(new_key, index);
+                        }
+                    }
                     ObjectType::ObjectTable => {
                         if let Some(table) = self.tables.remove(&key) {
+                            let new_key_for_indexes = match key.split_once('.') {
+                                Some((schema, _)) => format!("{schema}.{}", r.newname),
+                                None => r.newname.clone(),
+                            };
+                            for index in self.indexes.values_mut() {
+                                if index.table == key {
+                                    index.table = new_key_for_indexes.clone();
+                                }
+                            }
                             let new_key = match key.split_once('.') {
                                 Some((schema, _)) => format!("{schema}.{}", r.newname),
                                 None => r.newname.clone(),
@@ -263,6 +334,13 @@ impl SchemaModel {
                     _ => {}
                 }
             }
+            Node::DropStmt(d) if d.remove_type() == ObjectType::ObjectIndex => {
+                for object in &d.objects {
+                    if let Some(key) = drop_object_key(object) {
+                        self.indexes.remove(&key);
+                    }
+                }
+            }
             Node::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
                 for object in &d.objects {
                     if let Some(Node::List(list)) = object.node.as_ref() {
@@ -280,13 +358,37 @@ impl SchemaModel {
                             [] => continue,
                         };
                         self.tables.remove(&key);
+                        self.indexes.retain(|_, index| index.table != key);
                     }
                 }
             }
             // Code the model cannot see into may have changed anything: forget it all.
-            Node::DoStmt(_) | Node::ExecuteStmt(_) | Node::CallStmt(_) => self.tables.clear(),
+            Node::DoStmt(_) | Node::ExecuteStmt(_) | Node::CallStmt(_) => {
+                self.tables.clear();
+                self.indexes.clear();
+            }
             _ => {}
         }
+    }
+}
+
+/// The key of a dropped object's (possibly qualified) name.
+fn drop_object_key(object: &protobuf::Node) -> Option<String> {
+    let Some(Node::List(list)) = object.node.as_ref() else {
+        return None;
+    };
+    let parts: Vec<&str> = list
+        .items
+        .iter()
+        .filter_map(|n| match n.node.as_ref() {
+            Some(Node::String(s)) => Some(s.sval.as_str()),
+            _ => None,
+        })
+        .collect();
+    match parts.as_slice() {
+        [.., "public", name] | [name] => Some((*name).to_string()),
+        [.., schema, name] => Some(format!("{schema}.{name}")),
+        [] => None,
     }
 }
 
@@ -590,6 +692,30 @@ impl SchemaModel {
                 }
             }
             table.constraints.insert(name, kind);
+        }
+        let indexes = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT n.nspname, c.relname, ic.relname AS index_name, i.indisunique
+               FROM pg_index i
+               JOIN pg_class ic ON ic.oid = i.indexrelid
+               JOIN pg_class c ON c.oid = i.indrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE {USER_TABLES}
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)"
+        )))
+        .fetch_all(pool)
+        .await
+        .map_err(fail)?;
+        for row in &indexes {
+            let schema: String = row.get("nspname");
+            let table = catalog_key(&schema, row.get("relname"));
+            let key = catalog_key(&schema, row.get("index_name"));
+            model.indexes.insert(
+                key,
+                Index {
+                    table,
+                    unique: row.get("indisunique"),
+                },
+            );
         }
         Ok(model)
     }

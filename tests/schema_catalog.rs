@@ -46,6 +46,9 @@ ALTER TABLE billing.invoices ADD CONSTRAINT invoices_amount_pos CHECK (amount >=
 ALTER TABLE \"Accounts\" ADD CONSTRAINT \"Accounts_pkey\" PRIMARY KEY (\"Id\");
 ALTER TABLE \"Accounts\" ALTER COLUMN balance SET DEFAULT 0;
 ALTER TABLE users ADD CONSTRAINT users_name_nn CHECK (name IS NOT NULL) NOT VALID;
+CREATE INDEX users_age_idx ON users (age);
+CREATE UNIQUE INDEX invoices_note_uq ON billing.invoices (note);
+CREATE INDEX \"Accounts_Title\" ON \"Accounts\" (\"Label\");
 ",
     ),
     (
@@ -66,9 +69,11 @@ ALTER TABLE users DROP CONSTRAINT users_name_nn;
 ALTER TABLE users ALTER COLUMN age DROP NOT NULL;
 ALTER TABLE users ALTER COLUMN price DROP DEFAULT;
 ALTER TABLE users DROP COLUMN tags;
+ALTER INDEX users_age_idx RENAME TO users_age_ix;
 ALTER TABLE billing.bills ALTER COLUMN memo TYPE text;
 ALTER TABLE billing.bills DROP CONSTRAINT invoices_amount_pos;
 CREATE TABLE billing.ledger (id bigint NOT NULL, bill_id int REFERENCES billing.bills (id), amount numeric(8,3) NOT NULL);
+CREATE INDEX ledger_amount_idx ON billing.ledger (amount);
 ALTER TABLE users DROP CONSTRAINT users_org_id_fkey;
 DROP TABLE orgs;
 ",
@@ -145,6 +150,39 @@ async fn catalog_constraints(pool: &PgPool) -> BTreeMap<(String, String), String
         .collect()
 }
 
+/// Every index not made by a constraint: key → (table key, unique).
+async fn catalog_indexes(pool: &PgPool) -> BTreeMap<String, (String, bool)> {
+    let rows = sqlx::query(
+        "SELECT n.nspname, c.relname, ic.relname AS index_name, i.indisunique
+           FROM pg_index i
+           JOIN pg_class ic ON ic.oid = i.indexrelid
+           JOIN pg_class c ON c.oid = i.indrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast%'
+            AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("read indexes");
+    rows.into_iter()
+        .map(|row| {
+            let schema: String = row.get("nspname");
+            let qualify = |name: String| {
+                if schema == "public" {
+                    name
+                } else {
+                    format!("{schema}.{name}")
+                }
+            };
+            (
+                qualify(row.get("index_name")),
+                (qualify(row.get("relname")), row.get("indisunique")),
+            )
+        })
+        .collect()
+}
+
 /// The catalog's `format_type` of a type written as the model prints it, asked of
 /// PostgreSQL itself (so `int8` and `bigint`, `varchar(20)` and `character varying(20)`
 /// compare equal).
@@ -187,6 +225,16 @@ fn contype(kind: ConstraintKind) -> &'static str {
 async fn assert_model_matches(pool: &PgPool, model: &SchemaModel, after: &str) {
     let columns = catalog_columns(pool).await;
     let constraints = catalog_constraints(pool).await;
+    let indexes: BTreeMap<String, (String, bool)> = model
+        .indexes
+        .iter()
+        .map(|(k, i)| (k.clone(), (i.table.clone(), i.unique)))
+        .collect();
+    assert_eq!(
+        indexes,
+        catalog_indexes(pool).await,
+        "indexes after {after}"
+    );
     let mut model_tables: Vec<&String> = model.tables.keys().collect();
     model_tables.sort();
     let catalog_tables: Vec<&String> = columns.keys().collect();
@@ -255,4 +303,10 @@ async fn model_agrees_with_the_catalog_file_by_file() {
     assert!(model.tables.contains_key("billing.bills"));
     assert!(model.tables.contains_key("Accounts"));
     assert!(!model.tables.contains_key("orgs"));
+    assert!(model.index("users_age_ix").is_some_and(|i| !i.unique));
+    assert!(
+        model
+            .index("billing.invoices_note_uq")
+            .is_some_and(|i| i.unique && i.table == "billing.bills")
+    );
 }

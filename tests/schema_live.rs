@@ -57,7 +57,9 @@ async fn set_not_null_on_a_live_not_null_column_is_expand_online_and_contract_of
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     sqlx::raw_sql(
         "CREATE TABLE users (id int PRIMARY KEY, email varchar(80) NOT NULL, name text,
-                             CONSTRAINT users_name_nn CHECK (name IS NOT NULL))",
+                             CONSTRAINT users_name_nn CHECK (name IS NOT NULL));
+         CREATE INDEX users_name_idx ON users (name);
+         CREATE UNIQUE INDEX users_lower_email ON users (lower(email));",
     )
     .execute(&pool)
     .await
@@ -72,6 +74,12 @@ async fn set_not_null_on_a_live_not_null_column_is_expand_online_and_contract_of
         Some(ConstraintKind::PrimaryKey)
     );
     assert!(model.has_validated_not_null_check("users", "name"));
+    assert!(model.index("users_name_idx").is_some_and(|i| !i.unique));
+    assert!(model.index("users_lower_email").is_some_and(|i| i.unique));
+    assert!(
+        model.index("users_pkey").is_none(),
+        "constraint indexes are constraints"
+    );
 
     let dir = project();
     let online = concertina(

@@ -379,3 +379,87 @@ fn a_not_null_check_validated_by_an_earlier_migration_spares_the_scan() {
     );
     assert!(rules.contains(&"set-not-null-scan"), "{rules:?}");
 }
+
+#[test]
+fn dropping_a_known_non_unique_index_is_expand_and_a_unique_or_unknown_one_contract() {
+    let indexes = [(
+        "0002_indexes.sql",
+        "CREATE INDEX users_age_idx ON users (age);
+CREATE UNIQUE INDEX users_name_uq ON users (name);
+CREATE INDEX invoices_note_idx ON billing.invoices (note);
+CREATE INDEX users_gone_idx ON users (price);
+DROP INDEX users_gone_idx;",
+    )];
+    let (class, _, reason) = judge(&indexes, "DROP INDEX CONCURRENTLY users_age_idx");
+    assert_eq!(class, Class::Expand, "{reason}");
+    let (class, _, reason) = judge(
+        &indexes,
+        "DROP INDEX CONCURRENTLY billing.invoices_note_idx",
+    );
+    assert_eq!(class, Class::Expand, "{reason}");
+    let (class, _, reason) = judge(&indexes, "DROP INDEX CONCURRENTLY users_name_uq");
+    assert_eq!(class, Class::Contract, "unique: {reason}");
+    let (class, _, reason) = judge(&indexes, "DROP INDEX CONCURRENTLY users_gone_idx");
+    assert_eq!(
+        class,
+        Class::Contract,
+        "dropped earlier, unknown now: {reason}"
+    );
+    let (class, _, reason) = judge(&[], "DROP INDEX CONCURRENTLY users_age_idx");
+    assert_eq!(class, Class::Contract, "unknown: {reason}");
+    let renamed = [
+        indexes[0],
+        (
+            "0003_rename.sql",
+            "ALTER INDEX users_age_idx RENAME TO users_age_ix;",
+        ),
+    ];
+    let (class, _, reason) = judge(&renamed, "DROP INDEX CONCURRENTLY users_age_ix");
+    assert_eq!(class, Class::Expand, "renamed: {reason}");
+}
+
+#[test]
+fn a_unique_index_on_a_table_created_by_an_earlier_pending_migration_is_expand() {
+    use concertina::analysis::analyze_with_base;
+    use std::collections::BTreeSet;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, sql) in [
+        (
+            "0001_orders.sql",
+            "CREATE TABLE orders (id int, code text);",
+        ),
+        (
+            "0002_orders_more.sql",
+            "CREATE TABLE orders_more (id int, code text);",
+        ),
+        (
+            "0003_unique.sql",
+            "CREATE UNIQUE INDEX CONCURRENTLY orders_code_uq ON orders (code);\n\
+             CREATE UNIQUE INDEX CONCURRENTLY orders_more_code_uq ON orders_more (code);",
+        ),
+    ] {
+        std::fs::write(dir.path().join(name), sql).expect("write");
+    }
+    let set = load_dir(dir.path()).expect("loads");
+    let config = Config::parse("[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n")
+        .expect("config");
+    let classes = |analyzed: Vec<AnalyzedMigration>| -> Vec<Class> {
+        analyzed[2]
+            .statements
+            .iter()
+            .map(|s| s.verdict.class)
+            .collect()
+    };
+    // 0001 applied (the running app may write orders), 0002 pending (nobody has written it).
+    let live = analyze_with_base(
+        &set,
+        &config,
+        &concertina::schema::SchemaModel::new(),
+        &BTreeSet::from([1]),
+    )
+    .expect("analyzes");
+    assert_eq!(classes(live), vec![Class::Contract, Class::Expand]);
+    // Offline nothing is known to be pending: both contract.
+    let offline = analyze(&set, &config).expect("analyzes");
+    assert_eq!(classes(offline), vec![Class::Contract, Class::Contract]);
+}

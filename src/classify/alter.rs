@@ -559,7 +559,7 @@ impl FileContext<'_> {
             return Part::new(
                 Class::Expand,
                 kind,
-                "the column is already NOT NULL (earlier migrations made it so): a no-op",
+                "the column is already NOT NULL (in the schema as the earlier migrations or the live database left it): a no-op",
             );
         } else {
             Part::new(
