@@ -1262,53 +1262,51 @@ impl<'m> FileContext<'m> {
     }
 
     fn set_schema(&mut self, a: &protobuf::AlterObjectSchemaStmt) -> StatementVerdict {
-        let what = object_label(a.object_type());
-        let (new, shown) = match &a.relation {
-            Some(rv) => (self.is_new_rel(&rel_key(rv)), rel_display(rv)),
-            None => {
-                let parts = a.object.as_deref().map(object_parts).unwrap_or_default();
-                let (k, shown) = parts_key(&parts);
-                (self.is_new(namespace_of(a.object_type()), &k), shown)
-            }
-        };
-        let kind = format!("ALTER {what} {shown} SET SCHEMA {}", a.newschema);
-        if new {
-            return StatementVerdict::new(
-                Class::Expand,
-                kind,
-                "it is created earlier in this file",
-            );
-        }
-        StatementVerdict::new(
-            Class::Contract,
-            kind,
+        let (new, what, shown) =
+            self.named_object(a.object_type(), a.relation.as_ref(), a.object.as_deref());
+        self.new_or_contract(
+            new,
+            format!("ALTER {what} {shown} SET SCHEMA {}", a.newschema),
             "the old app finds it by its old schema (search_path or a qualified name)",
         )
     }
 
     fn alter_owner(&mut self, a: &protobuf::AlterOwnerStmt) -> StatementVerdict {
-        let what = object_label(a.object_type());
-        let (new, shown) = match &a.relation {
-            Some(rv) => (self.is_new_rel(&rel_key(rv)), rel_display(rv)),
-            None => {
-                let parts = a.object.as_deref().map(object_parts).unwrap_or_default();
-                let (k, shown) = parts_key(&parts);
-                (self.is_new(namespace_of(a.object_type()), &k), shown)
-            }
-        };
-        let kind = format!("ALTER {what} {shown} OWNER");
-        if new {
-            return StatementVerdict::new(
-                Class::Expand,
-                kind,
-                "it is created earlier in this file",
-            );
-        }
-        StatementVerdict::new(
-            Class::Contract,
-            kind,
+        let (new, what, shown) =
+            self.named_object(a.object_type(), a.relation.as_ref(), a.object.as_deref());
+        self.new_or_contract(
+            new,
+            format!("ALTER {what} {shown} OWNER"),
             "the previous owner (perhaps the old app's role) loses its implicit privileges; judged conservatively",
         )
+    }
+
+    /// The object an `ALTER … SET SCHEMA` / `OWNER TO` names: whether this file created it,
+    /// its label (`TABLE`, `TYPE`…) and how to show it.
+    fn named_object(
+        &self,
+        object_type: ObjectType,
+        relation: Option<&protobuf::RangeVar>,
+        object: Option<&protobuf::Node>,
+    ) -> (bool, &'static str, String) {
+        let what = object_label(object_type);
+        match relation {
+            Some(rv) => (self.is_new_rel(&rel_key(rv)), what, rel_display(rv)),
+            None => {
+                let parts = object.map(object_parts).unwrap_or_default();
+                let (k, shown) = parts_key(&parts);
+                (self.is_new(namespace_of(object_type), &k), what, shown)
+            }
+        }
+    }
+
+    /// Expand when the object is new in this file, else contract for `reason`.
+    fn new_or_contract(&self, new: bool, kind: String, reason: &str) -> StatementVerdict {
+        if new {
+            StatementVerdict::new(Class::Expand, kind, "it is created earlier in this file")
+        } else {
+            StatementVerdict::new(Class::Contract, kind, reason)
+        }
     }
 
     fn drop(&mut self, d: &protobuf::DropStmt) -> StatementVerdict {
