@@ -359,6 +359,14 @@ pub fn sarif_lint(analyzed: &[AnalyzedMigration]) -> Value {
 pub async fn run_plan(ctx: &Context) -> Result<Exit, CommandError> {
     ctx.require_human_or_json("plan")?;
     let set = ctx.load_migrations()?;
+    if let Some(url) = ctx.database_url.as_deref() {
+        // With a database the plan shows its state: an unreachable one is an error, said
+        // once (rather than a fallback warning followed by the same error).
+        let pool = crate::db::connect(url)
+            .await
+            .map_err(|e| CommandError::failure(e.to_string()))?;
+        pool.close().await;
+    }
     let analyzed = analyze_against_database(ctx, &set, false).await?;
     let states = crate::runner::plan_states(ctx).await?;
     print!("{}", plan_output(&analyzed, states.as_ref(), ctx.format));
