@@ -35,6 +35,23 @@ fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// Makes `dir` a git repository with everything in it committed (the `--base` point).
+fn commit_all(dir: &Path) {
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"],
+        &["commit", "-qm", "base"],
+    ] {
+        let status = Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    }
+}
+
 #[test]
 fn the_shop_example_lints_clean_and_plans_its_streams() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -203,18 +220,7 @@ fn base_lints_only_new_and_changed_files_and_flags_edits() {
         ("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY);\n"),
         ("2_u.sql", "CREATE TABLE u (id int PRIMARY KEY);\n"),
     ]);
-    let git = |args: &[&str]| {
-        let status = Command::new("git")
-            .current_dir(dir.path())
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .status()
-            .expect("git");
-        assert!(status.success(), "git {args:?}");
-    };
-    git(&["init", "-q"]);
-    git(&["add", "-A"]);
-    git(&["commit", "-qm", "base"]);
+    commit_all(dir.path());
     std::fs::write(
         dir.path().join("migrations/2_u.sql"),
         "CREATE TABLE u (id bigint PRIMARY KEY);\n",
@@ -273,18 +279,7 @@ fn other_commands_reject_lint_only_formats() {
 #[test]
 fn an_expand_touching_a_table_of_a_waiting_contract_is_a_warning() {
     let dir = folder(&[("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY, x int);\n")]);
-    let git = |args: &[&str]| {
-        let status = Command::new("git")
-            .current_dir(dir.path())
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .status()
-            .expect("git");
-        assert!(status.success(), "git {args:?}");
-    };
-    git(&["init", "-q"]);
-    git(&["add", "-A"]);
-    git(&["commit", "-qm", "base"]);
+    commit_all(dir.path());
     for (name, body) in [
         (
             "2_drop_x.contract.sql",
