@@ -2,8 +2,9 @@
 //! each with a concurrent writer doing single-row UPDATEs.
 //!
 //! ```text
-//! cargo run --release --example bench_backfill -- [ROWS]   # default 2,000,000
+//! cargo run --release --example bench_backfill -- [ROWS] [--target-batch-ms MS] [--sleep-ms MS]
 //! ```
+//! ROWS defaults to 2,000,000; the backfill settings default to `concertina backfill`'s.
 //! Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) to create and
 //! drop a scratch database. Prints rows/s of both, their ratio (goal ≥ 0.9), the longest
 //! and p99 batch (goal ≤ 250 ms), and the writer's p99 latency idle and during each run
@@ -22,13 +23,31 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let rows: i64 = match std::env::args().nth(1) {
-        Some(text) => text
-            .replace(['_', ','], "")
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |text: &str, what: &str| -> Result<u64> {
+        text.replace(['_', ','], "")
             .parse()
-            .map_err(|_| format!("ROWS must be a number, got `{text}`"))?,
-        None => 2_000_000,
+            .map_err(|_| format!("{what} must be a number, got `{text}`").into())
     };
+    let mut rows: i64 = 2_000_000;
+    let mut settings = BackfillSettings {
+        progress: ProgressMode::Quiet,
+        ..BackfillSettings::default()
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--target-batch-ms" => {
+                let value = args.next().ok_or("--target-batch-ms needs a value")?;
+                settings.target_batch = Duration::from_millis(number(value, "--target-batch-ms")?);
+            }
+            "--sleep-ms" => {
+                let value = args.next().ok_or("--sleep-ms needs a value")?;
+                settings.sleep = Duration::from_millis(number(value, "--sleep-ms")?);
+            }
+            text => rows = number(text, "ROWS")? as i64,
+        }
+    }
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("concertina_bench_{}", std::process::id());
@@ -40,7 +59,7 @@ async fn main() -> Result<()> {
     url.set_path(&format!("/{name}"));
     let url = url.to_string();
 
-    let result = bench(&url, rows).await;
+    let result = bench(&url, rows, &settings).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE {name} WITH (FORCE)"
     )))
@@ -49,12 +68,14 @@ async fn main() -> Result<()> {
     result
 }
 
-async fn bench(url: &str, rows: i64) -> Result<()> {
+async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> {
     let pool = PgPool::connect(url).await?;
     println!("setting up two identical tables of {rows} rows…");
+    // Autovacuum off: the 2M dead rows the single UPDATE leaves would otherwise be vacuumed
+    // while the backfill runs, and charged to it.
     for table in ["bench_single", "bench_backfill"] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE {table} (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, touched int NOT NULL DEFAULT 0, payload text NOT NULL);
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, touched int NOT NULL DEFAULT 0, payload text NOT NULL) WITH (autovacuum_enabled = off);
              INSERT INTO {table} (id, payload) SELECT g, md5(g::text) FROM generate_series(1, {rows}) g;"
         )))
         .execute(&pool)
@@ -67,7 +88,7 @@ async fn bench(url: &str, rows: i64) -> Result<()> {
 
     // The writer alone: its idle latency.
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
-    let idle = writer(url, "bench_single", rows, None, Duration::from_secs(3)).await?;
+    let idle = writer(url, "bench_single", rows, None, Duration::from_secs(8)).await?;
 
     // Baseline: one UPDATE of the whole table, with the writer running.
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
@@ -103,10 +124,6 @@ async fn bench(url: &str, rows: i64) -> Result<()> {
         format: Format::Human,
     };
     let migrations = ctx.analyze().map_err(|e| e.message)?;
-    let settings = BackfillSettings {
-        progress: ProgressMode::Quiet,
-        ..BackfillSettings::default()
-    };
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let backfill_writer = tokio::spawn(writer_until(
@@ -117,7 +134,7 @@ async fn bench(url: &str, rows: i64) -> Result<()> {
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    let outcome = backfill::run_backfills(&ctx, &pool, &migrations, &settings).await?;
+    let outcome = backfill::run_backfills(&ctx, &pool, &migrations, settings).await?;
     let backfill_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);

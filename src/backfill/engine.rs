@@ -2,6 +2,7 @@
 
 use super::catalog::{self, ResolvedTable};
 use super::rewrite::{self, BatchableStatement, DmlKind, quote_ident};
+use super::sizer::BatchSizer;
 use super::{BackfillReport, BackfillSettings, BackfillState, ProgressMode, StatementReport};
 use crate::analysis::AnalyzedMigration;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -532,12 +533,17 @@ async fn run_statement(
         return Ok(());
     }
     let mut progress = Reporter::new(settings.progress, &at, &plan.table.display, totals);
-    let mut size = settings
-        .batch_size
-        .clamp(settings.min_batch_size, settings.max_batch_size);
+    let mut sizer = BatchSizer::new(
+        settings.batch_size,
+        settings.min_batch_size,
+        settings.max_batch_size,
+        settings.target_batch,
+    )
+    .for_table(totals.1.and_then(|rows| u64::try_from(rows).ok()));
     let mut attempts = 0u32;
     loop {
         wait_for_replicas(pool, settings).await;
+        let size = sizer.size();
         let started = Instant::now();
         match batch(pool, plan, size, is_last, record, settings).await {
             Ok(result) => {
@@ -559,7 +565,7 @@ async fn run_statement(
                     progress.finish();
                     return Ok(());
                 }
-                size = adapt(size, elapsed, settings);
+                sizer.observe(result.scanned, elapsed);
                 if !settings.sleep.is_zero() {
                     tokio::time::sleep(settings.sleep).await;
                 }
@@ -592,25 +598,16 @@ async fn run_statement(
                     });
                 }
                 if code.as_deref() == Some("57014") {
-                    size = (size / 2).max(settings.min_batch_size);
+                    sizer.timed_out();
                 }
                 let backoff = Duration::from_millis(
                     (100u64 << attempts.min(6)).min(5_000) + rand::random_range(0..100),
                 );
-                tracing::warn!(file = %at, attempt = attempts, batch_size = size, error = %message, backoff_ms = backoff.as_millis() as u64, "batch timed out; retrying");
+                tracing::warn!(file = %at, attempt = attempts, batch_size = sizer.size(), error = %message, backoff_ms = backoff.as_millis() as u64, "batch timed out; retrying");
                 tokio::time::sleep(backoff).await;
             }
         }
     }
-}
-
-/// The next batch size: toward the target duration, growing at most ×1.25 per step (so a
-/// batch overshoots the target by little) and shrinking at most ÷2, within bounds.
-fn adapt(size: u64, elapsed: Duration, settings: &BackfillSettings) -> u64 {
-    let actual = elapsed.as_secs_f64().max(0.000_1);
-    let ideal = size as f64 * settings.target_batch.as_secs_f64() / actual;
-    let next = ideal.clamp(size as f64 / 2.0, size as f64 * 1.25).round() as u64;
-    next.clamp(settings.min_batch_size, settings.max_batch_size)
 }
 
 /// The state and totals of a checkpoint: (state, (rows_scanned, rows_estimated, elapsed_ms)).
@@ -646,7 +643,8 @@ async fn batch(
     let started = Instant::now();
     let mut tx = pool.begin().await?;
     sqlx::query(
-        "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+        "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true),
+                set_config('synchronous_commit', 'off', true)",
     )
     .bind(format!("{}ms", settings.lock_timeout.as_millis()))
     .bind(format!("{}ms", settings.statement_timeout.as_millis()))
@@ -900,16 +898,6 @@ impl Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batch_size_moves_toward_the_target_within_bounds() {
-        let settings = BackfillSettings::default();
-        assert_eq!(adapt(1000, Duration::from_millis(100), &settings), 1250);
-        assert_eq!(adapt(1000, Duration::from_millis(400), &settings), 500);
-        assert_eq!(adapt(1000, Duration::from_millis(250), &settings), 800);
-        assert_eq!(adapt(90_000, Duration::from_millis(10), &settings), 100_000);
-        assert_eq!(adapt(12, Duration::from_secs(10), &settings), 10);
-    }
 
     #[test]
     fn percentile_is_nearest_rank() {

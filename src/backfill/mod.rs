@@ -9,6 +9,7 @@
 pub mod catalog;
 mod engine;
 pub mod rewrite;
+pub mod sizer;
 
 use crate::analysis::AnalyzedMigration;
 use crate::cli::{BackfillArgs, CommandError, Context, Exit, Format};
@@ -42,7 +43,8 @@ pub struct BackfillSettings {
     pub min_batch_size: u64,
     /// Largest batch the size adapts up to (default 100,000).
     pub max_batch_size: u64,
-    /// The batch duration the size adapts toward (default 200 ms).
+    /// The longest a batch should take: the size adapts to keep batches under it (default
+    /// 200 ms; see [`sizer`]).
     pub target_batch: Duration,
     /// Pause between batches (default none).
     pub sleep: Duration,
