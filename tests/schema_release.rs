@@ -3,6 +3,10 @@
 //! before the rollout, and keep the findings when it runs after it (the new app has been
 //! writing the table meanwhile). Each rule is checked both ways.
 
+#[path = "support/runner.rs"]
+mod runner_support;
+mod support;
+
 use concertina::analysis::{AnalyzedMigration, analyze, analyze_release};
 use concertina::classify::{StatementVerdict, classify_file};
 use concertina::config::Config;
@@ -348,4 +352,42 @@ fn a_table_created_after_the_rollout_is_not_new_for_later_files() {
         "{:?}",
         finding_rules(&analyzed[1])
     );
+}
+
+#[tokio::test]
+async fn pre_deploy_applies_what_lint_passes_for_a_table_of_the_same_release_and_refuses_otherwise()
+{
+    use runner_support::{applied_versions, concertina, text};
+    let url = support::fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(ORDERS.0), ORDERS.1).expect("write");
+    let index = (
+        "0002_orders_index.sql",
+        "CREATE UNIQUE INDEX orders_code_uq ON orders (code);\n",
+    );
+    std::fs::write(dir.path().join(index.0), index.1).expect("write");
+    // Both unapplied: one release; the index is built on the empty new table.
+    let output = concertina(dir.path(), &url, &["pre-deploy"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(applied_versions(&url).await, vec![1, 2]);
+
+    // The table was applied by an earlier release: the same index on it is refused.
+    let url = support::fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(ORDERS.0), ORDERS.1).expect("write");
+    let output = concertina(dir.path(), &url, &["pre-deploy"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let index = (
+        "0002_orders_index.sql",
+        "CREATE INDEX orders_total_idx ON orders (total);\n",
+    );
+    std::fs::write(dir.path().join(index.0), index.1).expect("write");
+    let output = concertina(dir.path(), &url, &["pre-deploy"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("index-not-concurrent"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(applied_versions(&url).await, vec![1]);
 }
