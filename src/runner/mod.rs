@@ -659,6 +659,7 @@ pub async fn run_status(ctx: &Context) -> Result<Exit, CommandError> {
     let pool = connect(ctx).await?;
     let db = DatabaseState::read(&pool).await.map_err(failure)?;
     pool.close().await;
+    let analyzed = &*judge_as_release(ctx, &analyzed, &db.applied)?;
     let verification = verify_checksums(analyzed.iter().map(|m| &m.migration), &db.applied);
     let url = crate::db::redact(ctx.database_url.as_deref().unwrap_or_default());
     let mut streams: Vec<(Stream, (usize, Vec<u64>))> = Vec::new();
