@@ -203,13 +203,18 @@ fn a_foreign_key_from_an_existing_table_to_a_new_one_stays_contract_with_its_fin
     assert!(v.hits.is_empty());
 }
 
-/// Writes `files` into a temporary folder and analyzes it with `release` as the new files.
-fn analyze_folder(files: &[(&str, &str)], release: &[u64]) -> Vec<AnalyzedMigration> {
+/// A temporary migrations folder holding `files` (name, SQL).
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, sql) in files {
         std::fs::write(dir.path().join(name), sql).expect("write");
     }
-    let set = load_dir(dir.path()).expect("loads");
+    dir
+}
+
+/// Analyzes `files` as `lint` does, with the versions in `release` as the new files.
+fn analyze_folder(files: &[(&str, &str)], release: &[u64]) -> Vec<AnalyzedMigration> {
+    let set = load_dir(folder(files).path()).expect("loads");
     let config = Config::parse("[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n")
         .expect("config");
     let release: BTreeSet<u64> = release.iter().copied().collect();
@@ -358,30 +363,27 @@ fn a_table_created_after_the_rollout_is_not_new_for_later_files() {
 async fn pre_deploy_applies_what_lint_passes_for_a_table_of_the_same_release_and_refuses_otherwise()
 {
     use runner_support::{applied_versions, concertina, text};
+    // Both unapplied: one release; the unique index is built on the empty new table.
     let url = support::fresh_database().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join(ORDERS.0), ORDERS.1).expect("write");
-    let index = (
-        "0002_orders_index.sql",
+    let unique = (
+        "0002_orders_code.sql",
         "CREATE UNIQUE INDEX orders_code_uq ON orders (code);\n",
     );
-    std::fs::write(dir.path().join(index.0), index.1).expect("write");
-    // Both unapplied: one release; the index is built on the empty new table.
+    let dir = folder(&[ORDERS, unique]);
     let output = concertina(dir.path(), &url, &["pre-deploy"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(applied_versions(&url).await, vec![1, 2]);
 
-    // The table was applied by an earlier release: the same index on it is refused.
+    // The table was applied by an earlier release: an index on it is refused.
     let url = support::fresh_database().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join(ORDERS.0), ORDERS.1).expect("write");
+    let dir = folder(&[ORDERS]);
     let output = concertina(dir.path(), &url, &["pre-deploy"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let index = (
-        "0002_orders_index.sql",
+    std::fs::write(
+        dir.path().join("0002_orders_total.sql"),
         "CREATE INDEX orders_total_idx ON orders (total);\n",
-    );
-    std::fs::write(dir.path().join(index.0), index.1).expect("write");
+    )
+    .expect("write");
     let output = concertina(dir.path(), &url, &["pre-deploy"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(
