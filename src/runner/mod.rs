@@ -719,7 +719,7 @@ pub async fn run_status(ctx: &Context) -> Result<Exit, CommandError> {
     }
     print!(
         "{}",
-        human_status(&url, &analyzed, &db, &verification, &streams)
+        human_status(&url, analyzed, &db, &verification, &streams)
     );
     Ok(Exit::Ok)
 }
