@@ -10,6 +10,7 @@ use crate::phase::{Class, Phase, Stream};
 use crate::requires::{self, Requirement};
 use crate::schema::SchemaModel;
 use crate::sql::{self, SqlError};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// One statement with its verdict.
@@ -83,17 +84,35 @@ pub struct AnalysisError {
 
 /// Analyzes every migration of `set`, replaying the folder in version order: each file is
 /// judged against the schema model as the files before it left it, then its effects are
-/// applied to the model.
+/// applied to the model. Nothing is new in a release: without a database or `--base`,
+/// nothing says which files are already applied (see [`analyze_release`]).
 pub fn analyze(
     set: &MigrationSet,
     config: &Config,
+) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
+    analyze_release(set, config, &BTreeSet::new())
+}
+
+/// Analyzes every migration of `set` like [`analyze`], where the files whose versions are in
+/// `release` make up the release being judged (added since `lint --base REF`, or not yet
+/// applied to the database the runner deploys to): a table created before the rollout by
+/// one of them is new in the release for the later files (`SchemaModel::pending_tables`).
+pub fn analyze_release(
+    set: &MigrationSet,
+    config: &Config,
+    release: &BTreeSet<u64>,
 ) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
     let mut model = SchemaModel::new();
     let mut analyzed = Vec::with_capacity(set.migrations.len());
     for migration in &set.migrations {
         let (result, parsed) = analyze_in(migration, config, &model)?;
         if let Some(file) = &parsed {
-            model.apply_file(file);
+            replay(
+                &mut model,
+                file,
+                &result,
+                release.contains(&migration.version),
+            );
         }
         analyzed.push(result);
     }
@@ -104,12 +123,12 @@ pub fn analyze(
 /// `applied` are judged against the replayed history as [`analyze`] does, and the pending
 /// ones against `base` plus the pending files before them (the applied files are not
 /// replayed into it: the database already shows their effects, and anything made outside
-/// the folder).
+/// the folder). The pending files are the release being judged.
 pub fn analyze_with_base(
     set: &MigrationSet,
     config: &Config,
     base: &SchemaModel,
-    applied: &std::collections::BTreeSet<u64>,
+    applied: &BTreeSet<u64>,
 ) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
     let mut history = SchemaModel::new();
     let mut live = base.clone();
@@ -121,12 +140,28 @@ pub fn analyze_with_base(
         if let Some(file) = &parsed {
             history.apply_file(file);
             if !is_applied {
-                live.apply_pending_file(file);
+                replay(&mut live, file, &result, true);
             }
         }
         analyzed.push(result);
     }
     Ok(analyzed)
+}
+
+/// Applies an analyzed file's effects to `model`. The tables a file of the release creates
+/// are new in the release only when it runs before the rollout: a post-deploy file creates
+/// them while the new app runs, which may write them at once.
+fn replay(
+    model: &mut SchemaModel,
+    file: &sql::ParsedFile,
+    analyzed: &AnalyzedMigration,
+    in_release: bool,
+) {
+    if in_release && analyzed.stream() == Stream::PreDeploy {
+        model.apply_pending_file(file);
+    } else {
+        model.apply_file(file);
+    }
 }
 
 /// Analyzes one migration file alone (no earlier migrations: verdicts that need the old
@@ -331,6 +366,25 @@ fn analyze_in(
 
     let inferred_phase = infer_phase(&statements, file.is_some(), declared_phase, &mut findings);
     let phase = declared_phase.or(inferred_phase).unwrap_or(Phase::Contract);
+
+    // Lock rules waived on a table new in this release assume the table is still empty:
+    // after the rollout the new app has been writing it, so a post-deploy file gets them.
+    if phase.stream() == Stream::PostDeploy {
+        for statement in &statements {
+            for hit in &statement.verdict.hits_after_rollout {
+                findings.push(lint::finding(
+                    hit.rule,
+                    statement.line,
+                    statement.column,
+                    format!(
+                        "{}; the table is new in this release, but this {phase} file runs after the rollout, when the new app has been writing it",
+                        hit.message
+                    ),
+                    hit.help.clone(),
+                ));
+            }
+        }
+    }
 
     // A file that does not parse already fails; its phase is a guess, so no gate advice.
     if phase == Phase::Contract && requires_text.is_empty() && parse_errors.is_empty() {

@@ -44,7 +44,26 @@ pub struct StatementVerdict {
     pub needs_no_transaction: bool,
     /// Lock-risk rules this statement fires.
     pub hits: Vec<RuleHit>,
+    /// Lock-risk rules waived because the table is new in this release (see
+    /// [`NEW_IN_RELEASE`]): they hold again when the file runs after the rollout, so the
+    /// analysis, which knows the file's phase, reports them for a post-deploy file.
+    pub hits_after_rollout: Vec<RuleHit>,
 }
+
+/// Why a lock rule is waived on a table created by an earlier migration of the same release
+/// (`SchemaModel::pending_tables`: unapplied with a database, added since `--base` without).
+///
+/// The decision: CREATE [UNIQUE] INDEX and ADD CONSTRAINT CHECK / FOREIGN KEY / UNIQUE /
+/// PRIMARY KEY / EXCLUDE on such a table are expand (the old app has never seen the table),
+/// and their lock rules (`index-not-concurrent`, `constraint-not-valid`,
+/// `unique-without-index`) are waived: the build or the validation scans an empty table.
+/// That last part is only true before the rollout. The waived hits are kept aside in
+/// [`StatementVerdict::hits_after_rollout`], and a file that runs post-deploy (backfill or
+/// contract, declared or inferred) reports them, because the new app has been writing the
+/// table since the pre-deploy that created it. Only the table being altered counts: a
+/// FOREIGN KEY from an existing table to a new one still locks and scans the existing table,
+/// and old writers may violate it, so it stays contract with its finding.
+pub(crate) const NEW_IN_RELEASE: &str = "the table is created by an earlier migration of this release: no app has written it yet, so it is empty when this runs before the rollout";
 
 impl StatementVerdict {
     fn new(class: Class, kind: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -54,6 +73,7 @@ impl StatementVerdict {
             reason: reason.into(),
             needs_no_transaction: false,
             hits: Vec::new(),
+            hits_after_rollout: Vec::new(),
         }
     }
 
@@ -64,6 +84,11 @@ impl StatementVerdict {
 
     fn with_hits(mut self, hits: impl IntoIterator<Item = RuleHit>) -> Self {
         self.hits.extend(hits);
+        self
+    }
+
+    fn with_hits_after_rollout(mut self, hits: impl IntoIterator<Item = RuleHit>) -> Self {
+        self.hits_after_rollout.extend(hits);
         self
     }
 
@@ -215,6 +240,12 @@ impl<'m> FileContext<'m> {
 
     fn is_new_rel(&self, key: &str) -> bool {
         self.is_new("rel", key)
+    }
+
+    /// Whether the table was created by an earlier migration of the same release (not in
+    /// this file): see [`NEW_IN_RELEASE`].
+    fn is_new_in_release(&self, table: &str) -> bool {
+        !self.is_new_rel(table) && self.model.pending_tables.contains(table)
     }
 
     /// Whether a column is new: its table is new, or it was added earlier in this file.
@@ -852,22 +883,12 @@ impl<'m> FileContext<'m> {
             )
             .outside_transaction(i.concurrent);
         }
-        if self.model.pending_tables.contains(&table) {
-            let v = StatementVerdict::new(
-                Class::Expand,
-                kind,
-                "the table is created by an earlier pending migration: the running app has never written it",
-            )
-            .outside_transaction(i.concurrent);
-            return if i.concurrent {
-                v
-            } else {
-                v.with_hit(hints::create_index_not_concurrent(
-                    &name,
-                    &shown_table,
-                    i.unique,
-                ))
-            };
+        if self.is_new_in_release(&table) {
+            let waived = (!i.concurrent)
+                .then(|| hints::create_index_not_concurrent(&name, &shown_table, i.unique));
+            return StatementVerdict::new(Class::Expand, kind, NEW_IN_RELEASE)
+                .outside_transaction(i.concurrent)
+                .with_hits_after_rollout(waived);
         }
         let columns = names::index_columns(&i.index_params);
         let on_new_columns = names::all_plain_columns(&i.index_params)

@@ -6,22 +6,25 @@ use crate::files::{self, Migration};
 use crate::lint::{self, Finding, Severity};
 use crate::sql::LineIndex;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
 /// Analyzes `set`: with a database URL (and not `offline`), the pending migrations are
-/// judged against the live schema; without one, or when the database cannot be read,
-/// against the replayed history (with a warning on stderr: lint never needs a database).
+/// judged against the live schema, and they are the release being judged; without one, or
+/// when the database cannot be read, against the replayed history (with a warning on
+/// stderr: lint never needs a database), where `release` (the files added since `--base`,
+/// empty without it) is the release.
 pub async fn analyze_against_database(
     ctx: &Context,
     set: &files::MigrationSet,
     offline: bool,
+    release: &BTreeSet<u64>,
 ) -> Result<Vec<AnalyzedMigration>, CommandError> {
     let usage = |e: analysis::AnalysisError| CommandError::usage(e.to_string());
     let Some(url) = ctx.database_url.as_deref().filter(|_| !offline) else {
-        return analysis::analyze(set, &ctx.config).map_err(usage);
+        return analysis::analyze_release(set, &ctx.config, release).map_err(usage);
     };
     match live_schema(url).await {
         Ok((base, applied)) => {
@@ -31,7 +34,7 @@ pub async fn analyze_against_database(
             eprintln!(
                 "warning: {reason}; judging against the migration history instead (pass --offline to skip the database)"
             );
-            analysis::analyze(set, &ctx.config).map_err(usage)
+            analysis::analyze_release(set, &ctx.config, release).map_err(usage)
         }
     }
 }
@@ -60,9 +63,21 @@ pub async fn run_lint(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandErr
     } else {
         files::load_paths(&args.paths).map_err(|e| CommandError::usage(e.to_string()))?
     };
-    let mut analyzed = analyze_against_database(ctx, &set, args.offline).await?;
-    if let Some(base) = &args.base {
-        analyzed = since_base(analyzed, base)?;
+    // Which files are new must be known before the analysis: they are the release, whose
+    // tables are new for the later files (offline, without a database to say what is applied).
+    let changes = match &args.base {
+        Some(base) => Some(changes_since(&set, base)?),
+        None => None,
+    };
+    let release: BTreeSet<u64> = changes
+        .iter()
+        .flatten()
+        .filter(|(_, change)| **change == Change::Added)
+        .map(|(version, _)| *version)
+        .collect();
+    let mut analyzed = analyze_against_database(ctx, &set, args.offline, &release).await?;
+    if let (Some(base), Some(changes)) = (&args.base, &changes) {
+        analyzed = since_base(analyzed, base, changes);
         // Offline, "pending" can only mean "new in this change": every file kept by --base.
         crate::streams::flag_expands_touching_waiting_contracts(&mut analyzed, |_| true);
     }
@@ -81,11 +96,23 @@ pub async fn run_lint(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandErr
     Ok(if failed { Exit::Failure } else { Exit::Ok })
 }
 
-/// Keeps the migrations added or changed since git `base`; flags edits of existing ones.
-fn since_base(
-    analyzed: Vec<AnalyzedMigration>,
+/// How a migration file stands against the `--base` commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// It did not exist there: new in this change.
+    Added,
+    /// It existed with the same bytes.
+    Unchanged,
+    /// It existed with other bytes.
+    Edited,
+}
+
+/// How each migration of `set` (by version) stands against git commit `base`: one `git
+/// show` per file.
+fn changes_since(
+    set: &files::MigrationSet,
     base: &str,
-) -> Result<Vec<AnalyzedMigration>, CommandError> {
+) -> Result<BTreeMap<u64, Change>, CommandError> {
     let verify = Command::new("git")
         .args([
             "rev-parse",
@@ -100,12 +127,29 @@ fn since_base(
             "--base {base}: no such git commit here; fetch it first (e.g. `git fetch origin {base}`) or check the name"
         )));
     }
+    let mut changes = BTreeMap::new();
+    for migration in &set.migrations {
+        let change = match file_at_ref(&migration.path, base)? {
+            None => Change::Added,
+            Some(old) if old == migration.sql.as_bytes() => Change::Unchanged,
+            Some(_) => Change::Edited,
+        };
+        changes.insert(migration.version, change);
+    }
+    Ok(changes)
+}
+
+/// Keeps the migrations added or changed since git `base`; flags edits of existing ones.
+fn since_base(
+    analyzed: Vec<AnalyzedMigration>,
+    base: &str,
+    changes: &BTreeMap<u64, Change>,
+) -> Vec<AnalyzedMigration> {
     let mut kept = Vec::new();
     for mut migration in analyzed {
-        match file_at_ref(&migration.migration.path, base)? {
-            None => kept.push(migration),
-            Some(old) if old == migration.migration.sql.as_bytes() => {}
-            Some(_) => {
+        match changes.get(&migration.migration.version) {
+            Some(Change::Unchanged) => {}
+            Some(Change::Edited) => {
                 migration.findings.insert(
                     0,
                     lint::finding(
@@ -121,9 +165,10 @@ fn since_base(
                 );
                 kept.push(migration);
             }
+            Some(Change::Added) | None => kept.push(migration),
         }
     }
-    Ok(kept)
+    kept
 }
 
 /// The bytes of `path` at git ref `base`, or `None` when it did not exist there.
@@ -367,7 +412,7 @@ pub async fn run_plan(ctx: &Context) -> Result<Exit, CommandError> {
             .map_err(|e| CommandError::failure(e.to_string()))?;
         pool.close().await;
     }
-    let analyzed = analyze_against_database(ctx, &set, false).await?;
+    let analyzed = analyze_against_database(ctx, &set, false, &BTreeSet::new()).await?;
     let states = crate::runner::plan_states(ctx).await?;
     print!("{}", plan_output(&analyzed, states.as_ref(), ctx.format));
     Ok(Exit::Ok)

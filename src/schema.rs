@@ -157,8 +157,9 @@ pub struct SchemaModel {
     /// Indexes made by `CREATE INDEX` (not by constraints), by key like tables (the
     /// index lives in its table's schema).
     pub indexes: HashMap<String, Index>,
-    /// Tables created by pending migrations (live catalog mode only): the running app has
-    /// never seen them, so nothing it writes can break a constraint added to them.
+    /// Tables created before the rollout by earlier migrations of the release being judged
+    /// (unapplied ones with a database, those added since `lint --base REF` without): no
+    /// app has written them yet, so they are empty until the rollout.
     pub pending_tables: std::collections::HashSet<String>,
 }
 
@@ -212,28 +213,49 @@ impl SchemaModel {
         self.indexes.get(key)
     }
 
-    /// Applies a pending migration's effects and marks the tables it creates as pending.
+    /// Applies the effects of a migration of the release being judged (pending with a
+    /// database, added since `--base` without) that runs before the rollout: the tables it
+    /// creates join [`SchemaModel::pending_tables`].
     pub fn apply_pending_file(&mut self, file: &ParsedFile) {
-        let before: std::collections::HashSet<String> = self.tables.keys().cloned().collect();
-        self.apply_file(file);
-        let created: Vec<String> = self
-            .tables
-            .keys()
-            .filter(|k| !before.contains(*k))
-            .cloned()
-            .collect();
-        self.pending_tables.extend(created);
-        let tables = &self.tables;
-        self.pending_tables.retain(|k| tables.contains_key(k));
+        self.replay(file, true);
     }
 
     /// Applies the effects of one parsed migration file.
     pub fn apply_file(&mut self, file: &ParsedFile) {
+        self.replay(file, false);
+    }
+
+    /// Applies each statement of `file`. With `pending`, a table it creates that the model
+    /// did not hold (not `CREATE TABLE IF NOT EXISTS` of an existing one) becomes pending.
+    /// Whatever the file, a renamed pending table stays pending under its new name, and a
+    /// dropped or forgotten one leaves the set.
+    fn replay(&mut self, file: &ParsedFile, pending: bool) {
         for statement in &file.statements {
-            if let Some(node) = &statement.node {
-                self.apply(node);
-            }
+            let Some(node) = &statement.node else {
+                continue;
+            };
+            let became_pending = match node {
+                Node::CreateStmt(c) if pending => c
+                    .relation
+                    .as_ref()
+                    .map(rel_key)
+                    .filter(|key| !self.tables.contains_key(key)),
+                Node::RenameStmt(r) if r.rename_type() == ObjectType::ObjectTable => r
+                    .relation
+                    .as_ref()
+                    .map(rel_key)
+                    .filter(|key| self.pending_tables.remove(key))
+                    .map(|key| match key.split_once('.') {
+                        Some((schema, _)) => format!("{schema}.{}", r.newname),
+                        None => r.newname.clone(),
+                    }),
+                _ => None,
+            };
+            self.apply(node);
+            self.pending_tables.extend(became_pending);
         }
+        let tables = &self.tables;
+        self.pending_tables.retain(|key| tables.contains_key(key));
     }
 
     fn apply(&mut self, node: &Node) {

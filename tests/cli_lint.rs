@@ -296,14 +296,7 @@ fn an_expand_touching_a_table_of_a_waiting_contract_is_a_warning() {
     let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
     assert_eq!(out.status.code(), Some(0), "warnings only: {}", text(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let rules = |index: usize| -> Vec<String> {
-        doc["files"][index]["findings"]
-            .as_array()
-            .expect("findings")
-            .iter()
-            .map(|f| f["rule"].as_str().unwrap_or_default().to_string())
-            .collect()
-    };
+    let rules = |index: usize| json_rules(&doc, index);
     assert!(
         rules(1).contains(&"expand-touches-waiting-contract".to_string()),
         "{doc}"
@@ -325,5 +318,80 @@ fn an_expand_touching_a_table_of_a_waiting_contract_is_a_warning() {
             .as_str()
             .unwrap_or_default()
             .contains("api>=2.0.0")
+    );
+}
+
+/// The rules of `lint --format json` for file `index` of `doc`.
+fn json_rules(doc: &serde_json::Value, index: usize) -> Vec<String> {
+    doc["files"][index]["findings"]
+        .as_array()
+        .map(|findings| {
+            findings
+                .iter()
+                .map(|f| f["rule"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const ORDERS_TABLE: &str = "CREATE TABLE orders (id int, code text, total int);\n";
+const ORDERS_RULES: &str = "CREATE UNIQUE INDEX orders_code_uq ON orders (code);\n\
+     ALTER TABLE orders ADD CONSTRAINT orders_total_ok CHECK (total >= 0);\n";
+
+#[test]
+fn base_treats_tables_created_by_new_files_as_new_for_later_new_files() {
+    let dir = folder(&[("1_users.sql", "CREATE TABLE users (id int PRIMARY KEY);\n")]);
+    commit_all(dir.path());
+    for (name, body) in [
+        ("2_orders.sql", ORDERS_TABLE),
+        ("3_orders_rules.sql", ORDERS_RULES),
+    ] {
+        std::fs::write(dir.path().join("migrations").join(name), body).expect("write");
+    }
+    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["files"][1]["path"], "migrations/3_orders_rules.sql");
+    assert_eq!(doc["files"][1]["phase"], "expand", "{doc}");
+    assert!(json_rules(&doc, 1).is_empty(), "{doc}");
+
+    // Without --base nothing says the table is new: the lock rules fire, contract.
+    let out = concertina(dir.path(), &["--format", "json", "lint"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["files"][2]["phase"], "contract", "{doc}");
+}
+
+#[test]
+fn base_judges_a_table_that_existed_at_the_base_as_existing() {
+    let dir = folder(&[("1_orders.sql", ORDERS_TABLE)]);
+    commit_all(dir.path());
+    std::fs::write(
+        dir.path().join("migrations/2_orders_rules.sql"),
+        ORDERS_RULES,
+    )
+    .expect("write");
+    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["files"][0]["path"], "migrations/2_orders_rules.sql");
+    assert_eq!(doc["files"][0]["phase"], "contract", "{doc}");
+    let rules = json_rules(&doc, 0);
+    for rule in ["index-not-concurrent", "constraint-not-valid"] {
+        assert!(rules.contains(&rule.to_string()), "{rule}: {doc}");
+    }
+
+    // An edited file is not new either: databases may have applied it already.
+    std::fs::write(
+        dir.path().join("migrations/1_orders.sql"),
+        "CREATE TABLE orders (id bigint, code text, total int);\n",
+    )
+    .expect("edit");
+    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json_rules(&doc, 0), vec!["edited-migration"], "{doc}");
+    assert!(
+        json_rules(&doc, 1).contains(&"index-not-concurrent".to_string()),
+        "{doc}"
     );
 }

@@ -1,7 +1,7 @@
 //! ALTER TABLE: each sub-command is judged alone and the statement takes the highest.
 
 use super::names::{self, rel_display, rel_key, strings, type_display};
-use super::{FileContext, NewColumn, RuleHit, StatementVerdict, hints, rank};
+use super::{FileContext, NEW_IN_RELEASE, NewColumn, RuleHit, StatementVerdict, hints, rank};
 use crate::phase::Class;
 use crate::schema::{ColumnType, ConstraintKind};
 use pg_query::protobuf::node::Node;
@@ -13,6 +13,8 @@ struct Part {
     kind: String,
     reason: String,
     hits: Vec<RuleHit>,
+    /// Lock hits waived on a table new in this release (see `NEW_IN_RELEASE`).
+    hits_after_rollout: Vec<RuleHit>,
     no_transaction: bool,
 }
 
@@ -23,6 +25,7 @@ impl Part {
             kind: kind.into(),
             reason: reason.into(),
             hits: Vec::new(),
+            hits_after_rollout: Vec::new(),
             no_transaction: false,
         }
     }
@@ -157,9 +160,15 @@ impl FileContext<'_> {
             .collect::<Vec<_>>()
             .join("; ");
         let no_transaction = parts.iter().any(|p| p.no_transaction);
-        let hits: Vec<RuleHit> = parts.into_iter().flat_map(|p| p.hits).collect();
+        let mut hits = Vec::new();
+        let mut hits_after_rollout = Vec::new();
+        for part in parts {
+            hits.extend(part.hits);
+            hits_after_rollout.extend(part.hits_after_rollout);
+        }
         StatementVerdict::new(top, kind, reason)
             .with_hits(hits)
+            .with_hits_after_rollout(hits_after_rollout)
             .outside_transaction(no_transaction)
     }
 
@@ -669,6 +678,20 @@ impl FileContext<'_> {
                 "the table is created earlier in this file",
             );
         }
+        let lock_hit = match contype {
+            ConstrType::ConstrForeign | ConstrType::ConstrCheck if !c.skip_validation => {
+                Some(hints::constraint_not_valid(shown, &name, label))
+            }
+            ConstrType::ConstrUnique | ConstrType::ConstrPrimary if c.indexname.is_empty() => {
+                Some(hints::unique_without_index(shown, &name, label, &columns))
+            }
+            _ => None,
+        };
+        if self.is_new_in_release(table) {
+            let mut part = Part::new(Class::Expand, kind, NEW_IN_RELEASE);
+            part.hits_after_rollout.extend(lock_hit);
+            return part;
+        }
         let on_new_columns =
             !columns.is_empty() && columns.iter().all(|col| self.is_new_column(table, col));
         let redefinition = contype == ConstrType::ConstrForeign
@@ -698,15 +721,7 @@ impl FileContext<'_> {
             )
         };
         let _ = position;
-        match contype {
-            ConstrType::ConstrForeign | ConstrType::ConstrCheck if !c.skip_validation => {
-                part = part.hit(hints::constraint_not_valid(shown, &name, label));
-            }
-            ConstrType::ConstrUnique | ConstrType::ConstrPrimary if c.indexname.is_empty() => {
-                part = part.hit(hints::unique_without_index(shown, &name, label, &columns));
-            }
-            _ => {}
-        }
+        part.hits.extend(lock_hit);
         part
     }
 

@@ -823,6 +823,7 @@ mod tests {
                 reason: String::new(),
                 needs_no_transaction: false,
                 hits: Vec::new(),
+                hits_after_rollout: Vec::new(),
             },
             key: None,
         }

@@ -15,13 +15,14 @@ pub use lock::{LockError, RUNNER_LOCK_KEY, RunnerLock};
 
 use crate::analysis::AnalyzedMigration;
 use crate::cli::{CommandError, Context, Exit, Format, PreDeployArgs};
-use crate::files::Migration;
+use crate::files::{Migration, MigrationSet};
 use crate::phase::Stream;
 use crate::state::{self, AppliedRow, BackfillRow, GateVerdictRow, LockHolder, ProgressRow};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 /// An applied migration whose file changed since.
@@ -161,6 +162,32 @@ pub fn lint_refusals(pending: &[&AnalyzedMigration]) -> String {
     out
 }
 
+/// `analyzed` judged again now that the applied versions are known: the unapplied files are
+/// the release being deployed, so a table one of them creates before the rollout is new
+/// for the later ones, as `lint` judges them (with a database, or with `--base` without
+/// one). Without that, a file `lint` passed (an index on a table of the same release) could
+/// be refused here. Borrowed as it is when every file is applied.
+pub fn judge_as_release<'a>(
+    ctx: &Context,
+    analyzed: &'a [AnalyzedMigration],
+    applied: &BTreeMap<u64, AppliedRow>,
+) -> Result<Cow<'a, [AnalyzedMigration]>, CommandError> {
+    let release: BTreeSet<u64> = analyzed
+        .iter()
+        .map(|m| m.migration.version)
+        .filter(|version| !applied.contains_key(version))
+        .collect();
+    if release.is_empty() {
+        return Ok(Cow::Borrowed(analyzed));
+    }
+    let set = MigrationSet {
+        migrations: analyzed.iter().map(|m| m.migration.clone()).collect(),
+    };
+    crate::analysis::analyze_release(&set, &ctx.config, &release)
+        .map(Cow::Owned)
+        .map_err(|e| CommandError::usage(e.to_string()))
+}
+
 /// The pending pre-deploy migrations, in version order.
 fn pending_pre_deploy<'a>(
     analyzed: &'a [AnalyzedMigration],
@@ -271,6 +298,7 @@ async fn pre_deploy_locked(
 ) -> Result<Exit, CommandError> {
     // Read on the lock's connection: with nothing pending, the run needs no other.
     let applied = state::applied(lock.connection()).await.map_err(failure)?;
+    let analyzed = &*judge_as_release(ctx, analyzed, &applied)?;
     let pending = pending_pre_deploy(analyzed, &applied);
     check_before_applying(analyzed, &applied, &pending)?;
     let mut records = Vec::new();
@@ -392,6 +420,7 @@ async fn pre_deploy_dry_run(
     // Read-only: the state schema is not created; without it nothing is applied yet.
     let applied = state::applied(pool).await.map_err(failure)?;
     let progress = state::progress(pool).await.map_err(failure)?;
+    let analyzed = &*judge_as_release(ctx, analyzed, &applied)?;
     let pending = pending_pre_deploy(analyzed, &applied);
     check_before_applying(analyzed, &applied, &pending)?;
     let holder = state::advisory_lock_holder(pool, RUNNER_LOCK_KEY)
@@ -630,6 +659,7 @@ pub async fn run_status(ctx: &Context) -> Result<Exit, CommandError> {
     let pool = connect(ctx).await?;
     let db = DatabaseState::read(&pool).await.map_err(failure)?;
     pool.close().await;
+    let analyzed = &*judge_as_release(ctx, &analyzed, &db.applied)?;
     let verification = verify_checksums(analyzed.iter().map(|m| &m.migration), &db.applied);
     let url = crate::db::redact(ctx.database_url.as_deref().unwrap_or_default());
     let mut streams: Vec<(Stream, (usize, Vec<u64>))> = Vec::new();
@@ -689,7 +719,7 @@ pub async fn run_status(ctx: &Context) -> Result<Exit, CommandError> {
     }
     print!(
         "{}",
-        human_status(&url, &analyzed, &db, &verification, &streams)
+        human_status(&url, analyzed, &db, &verification, &streams)
     );
     Ok(Exit::Ok)
 }
