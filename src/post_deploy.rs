@@ -158,7 +158,7 @@ async fn post_deploy(
     backfill_settings: &BackfillSettings,
 ) -> Result<PostDeployOutcome, CommandError> {
     let applied = state::applied(pool).await.map_err(failure)?;
-    let analyzed = &*runner::judge_as_release(ctx, analyzed, &applied)?;
+    let analyzed = &*runner::judge_against_database(ctx, pool, analyzed, &applied).await?;
     refuse_unsafe_start(analyzed, &applied)?;
 
     tracing::info!("post-deploy: backfills");

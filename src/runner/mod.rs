@@ -162,28 +162,33 @@ pub fn lint_refusals(pending: &[&AnalyzedMigration]) -> String {
     out
 }
 
-/// `analyzed` judged again now that the applied versions are known: the unapplied files are
-/// the release being deployed, so a table one of them creates before the rollout is new
-/// for the later ones, as `lint` judges them (with a database, or with `--base` without
-/// one). Without that, a file `lint` passed (an index on a table of the same release) could
-/// be refused here. Borrowed as it is when every file is applied.
-pub fn judge_as_release<'a>(
+/// `analyzed` judged again against the database it is about to change: the unapplied
+/// files against the live catalog (plus the unapplied files before them) rather than the
+/// replayed history, so a column the history cannot see (made by hand, or by a DO block)
+/// is judged by what it is. The unapplied files are the release being deployed, so a
+/// table one of them creates before the rollout is new for the later ones, as `lint`
+/// judges them with a database (or with `--base` without one). Borrowed as it is when
+/// every file is applied: a run with nothing to do reads no catalog.
+pub async fn judge_against_database<'a>(
     ctx: &Context,
+    pool: &PgPool,
     analyzed: &'a [AnalyzedMigration],
     applied: &BTreeMap<u64, AppliedRow>,
 ) -> Result<Cow<'a, [AnalyzedMigration]>, CommandError> {
-    let release: BTreeSet<u64> = analyzed
+    if analyzed
         .iter()
-        .map(|m| m.migration.version)
-        .filter(|version| !applied.contains_key(version))
-        .collect();
-    if release.is_empty() {
+        .all(|m| applied.contains_key(&m.migration.version))
+    {
         return Ok(Cow::Borrowed(analyzed));
     }
+    let live = crate::schema::SchemaModel::from_database(pool)
+        .await
+        .map_err(failure)?;
+    let applied: BTreeSet<u64> = applied.keys().copied().collect();
     let set = MigrationSet {
         migrations: analyzed.iter().map(|m| m.migration.clone()).collect(),
     };
-    crate::analysis::analyze_release(&set, &ctx.config, &release)
+    crate::analysis::analyze_with_base(&set, &ctx.config, &live, &applied)
         .map(Cow::Owned)
         .map_err(|e| CommandError::usage(e.to_string()))
 }
@@ -298,7 +303,7 @@ async fn pre_deploy_locked(
 ) -> Result<Exit, CommandError> {
     // Read on the lock's connection: with nothing pending, the run needs no other.
     let applied = state::applied(lock.connection()).await.map_err(failure)?;
-    let analyzed = &*judge_as_release(ctx, analyzed, &applied)?;
+    let analyzed = &*judge_against_database(ctx, pool, analyzed, &applied).await?;
     let pending = pending_pre_deploy(analyzed, &applied);
     check_before_applying(analyzed, &applied, &pending)?;
     let mut records = Vec::new();
@@ -420,7 +425,7 @@ async fn pre_deploy_dry_run(
     // Read-only: the state schema is not created; without it nothing is applied yet.
     let applied = state::applied(pool).await.map_err(failure)?;
     let progress = state::progress(pool).await.map_err(failure)?;
-    let analyzed = &*judge_as_release(ctx, analyzed, &applied)?;
+    let analyzed = &*judge_against_database(ctx, pool, analyzed, &applied).await?;
     let pending = pending_pre_deploy(analyzed, &applied);
     check_before_applying(analyzed, &applied, &pending)?;
     let holder = state::advisory_lock_holder(pool, RUNNER_LOCK_KEY)
@@ -658,8 +663,8 @@ pub async fn run_status(ctx: &Context) -> Result<Exit, CommandError> {
     let analyzed = ctx.analyze()?;
     let pool = connect(ctx).await?;
     let db = DatabaseState::read(&pool).await.map_err(failure)?;
+    let analyzed = &*judge_against_database(ctx, &pool, &analyzed, &db.applied).await?;
     pool.close().await;
-    let analyzed = &*judge_as_release(ctx, &analyzed, &db.applied)?;
     let verification = verify_checksums(analyzed.iter().map(|m| &m.migration), &db.applied);
     let url = crate::db::redact(ctx.database_url.as_deref().unwrap_or_default());
     let mut streams: Vec<(Stream, (usize, Vec<u64>))> = Vec::new();
