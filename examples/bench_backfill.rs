@@ -86,9 +86,10 @@ async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> 
     }
     concertina::state::ensure_schema(&pool).await?;
 
-    // The writer alone: its idle latency.
+    // The writer alone: its idle latency, here and again just before the backfill; the
+    // lower (stricter) p99 of the two is the baseline.
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
-    let idle = writer(url, "bench_single", rows, None, Duration::from_secs(8)).await?;
+    let idle_first = writer(url, "bench_backfill", rows, None, Duration::from_secs(8)).await?;
 
     // Baseline: one UPDATE of the whole table, with the writer running.
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
@@ -124,6 +125,9 @@ async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> 
         format: Format::Human,
     };
     let migrations = ctx.analyze().map_err(|e| e.message)?;
+    // The writer alone again, just before the backfill (it touches only `touched`).
+    sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
+    let idle_before = writer(url, "bench_backfill", rows, None, Duration::from_secs(8)).await?;
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let backfill_writer = tokio::spawn(writer_until(
@@ -152,7 +156,16 @@ async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> 
     let backfill_rate = rows as f64 / backfill_s;
     let mut batches = report.batch_ms.clone();
     batches.sort_by(f64::total_cmp);
-    let idle_p99 = percentile(&idle, 0.99);
+    let (idle_first_p99, idle_before_p99) = (
+        percentile(&idle_first, 0.99),
+        percentile(&idle_before, 0.99),
+    );
+    let idle = if idle_first_p99 <= idle_before_p99 {
+        &idle_first
+    } else {
+        &idle_before
+    };
+    let idle_p99 = idle_first_p99.min(idle_before_p99);
     let backfill_p99 = percentile(&during_backfill, 0.99);
     println!();
     println!("rows                          {rows}");
@@ -172,6 +185,9 @@ async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> 
         percentile(&batches, 0.5)
     );
     println!(
+        "writer idle p99 (two samples) {idle_first_p99:.2} ms at the start, {idle_before_p99:.2} ms just before the backfill: the lower is the baseline"
+    );
+    println!(
         "writer p99 latency            idle {:.2} ms ({} updates), during single UPDATE {:.1} ms ({} updates), during backfill {:.2} ms ({} updates)",
         idle_p99,
         idle.len(),
@@ -182,7 +198,7 @@ async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> 
     );
     println!(
         "writer max latency            idle {:.2} ms, during single UPDATE {:.1} ms, during backfill {:.1} ms",
-        percentile(&idle, 1.0),
+        percentile(idle, 1.0),
         percentile(&during_single, 1.0),
         percentile(&during_backfill, 1.0)
     );
