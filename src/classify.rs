@@ -10,7 +10,7 @@
 
 mod alter;
 mod hints;
-mod names;
+pub(crate) mod names;
 
 use crate::phase::Class;
 use crate::schema::SchemaModel;
