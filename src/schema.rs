@@ -382,6 +382,19 @@ impl SchemaModel {
         columns
     }
 
+    /// The FOREIGN KEYs of other tables that reference `table`, as `table.constraint`
+    /// (sorted).
+    pub fn foreign_keys_referencing(&self, table: &str) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .referencing_fks(table, None)
+            .into_iter()
+            .filter(|(t, _)| t != table)
+            .map(|(t, n)| format!("{t}.{n}"))
+            .collect();
+        found.sort();
+        found
+    }
+
     /// What goes with `table.column` when it is dropped (each list sorted).
     pub fn column_dependents(&self, table: &str, column: &str) -> ColumnDependents {
         let mut indexes: Vec<String> = self
