@@ -1257,7 +1257,6 @@ impl SchemaModel {
 
     fn rename(&mut self, r: &protobuf::RenameStmt) {
         let rel = r.relation.as_ref().map(rel_key);
-        let object = r.object.as_deref().map(object_parts).unwrap_or_default();
         match (r.rename_type(), rel) {
             (
                 ObjectType::ObjectTable
@@ -1289,25 +1288,16 @@ impl SchemaModel {
                     t.not_null_checks.insert(r.newname.clone(), check);
                 }
             }
-            (ObjectType::ObjectType | ObjectType::ObjectDomain, _) => {
-                let (old, _) = parts_key(&object);
-                let new = in_schema(&old, &r.newname);
-                self.rekey_type(&old, &new);
-            }
             (
-                ObjectType::ObjectFunction
+                ObjectType::ObjectType
+                | ObjectType::ObjectDomain
+                | ObjectType::ObjectFunction
                 | ObjectType::ObjectProcedure
                 | ObjectType::ObjectRoutine,
                 _,
-            ) => {
-                if let Some(Node::ObjectWithArgs(o)) =
-                    r.object.as_deref().and_then(|n| n.node.as_ref())
-                {
-                    let (old, _) = parts_key(&strings(&o.objname));
-                    let new = in_schema(&old, &r.newname);
-                    self.move_function(o, &old, &new);
-                }
-            }
+            ) => self.move_object(r.rename_type(), r.object.as_deref(), |old| {
+                in_schema(old, &r.newname)
+            }),
             (ObjectType::ObjectSchema, _) => self.rename_schema(&r.subname, &r.newname),
             _ => {}
         }
@@ -1345,24 +1335,33 @@ impl SchemaModel {
                 }
                 // Constraint names move with the table; nothing else to do.
             }
-            (ObjectType::ObjectType | ObjectType::ObjectDomain, _) => {
-                let parts = a.object.as_deref().map(object_parts).unwrap_or_default();
-                let (old, _) = parts_key(&parts);
-                let new = key(&a.newschema, name_of(&old));
-                self.rekey_type(&old, &new);
+            (object_type, _) => {
+                self.move_object(object_type, a.object.as_deref(), |old| {
+                    key(&a.newschema, name_of(old))
+                });
             }
-            (
-                ObjectType::ObjectFunction
-                | ObjectType::ObjectProcedure
-                | ObjectType::ObjectRoutine,
-                _,
-            ) => {
-                if let Some(Node::ObjectWithArgs(o)) =
-                    a.object.as_deref().and_then(|n| n.node.as_ref())
-                {
+        }
+    }
+
+    /// Moves the type or function `object` names to the key `to` gives for its old key
+    /// (a rename or `SET SCHEMA`).
+    fn move_object(
+        &mut self,
+        object_type: ObjectType,
+        object: Option<&protobuf::Node>,
+        to: impl Fn(&str) -> String,
+    ) {
+        match object_type {
+            ObjectType::ObjectType | ObjectType::ObjectDomain => {
+                let (old, _) = parts_key(&object.map(object_parts).unwrap_or_default());
+                self.rekey_type(&old, &to(&old));
+            }
+            ObjectType::ObjectFunction
+            | ObjectType::ObjectProcedure
+            | ObjectType::ObjectRoutine => {
+                if let Some(Node::ObjectWithArgs(o)) = object.and_then(|n| n.node.as_ref()) {
                     let (old, _) = parts_key(&strings(&o.objname));
-                    let new = key(&a.newschema, name_of(&old));
-                    self.move_function(o, &old, &new);
+                    self.move_function(o, &old, &to(&old));
                 }
             }
             _ => {}
