@@ -234,6 +234,10 @@ impl<'m> FileContext<'m> {
     /// additions matter).
     fn current_model(&mut self) -> &SchemaModel {
         let base = self.model;
+        if self.current.is_none() && self.index == 0 {
+            // Nothing of this file ran before the first statement: no copy needed.
+            return base;
+        }
         let (applied, model) = self.current.get_or_insert_with(|| (0, base.clone()));
         while *applied < self.index {
             if let Some(node) = self.statements.get(*applied).and_then(|s| s.node.as_ref()) {
