@@ -1458,8 +1458,12 @@ impl<'m> FileContext<'m> {
                         .filter(|view| !keys.contains(view))
                         .collect();
                     if !views.is_empty() {
-                        let verb = if views.len() == 1 { "reads" } else { "read" };
-                        facts.push(format!("{} {verb} {k}", hints::list(&views)));
+                        let (noun, verb) = if views.len() == 1 {
+                            ("view", "reads")
+                        } else {
+                            ("views", "read")
+                        };
+                        facts.push(format!("{noun} {} {verb} {k}", hints::list(&views)));
                     }
                     let fks: Vec<String> = model
                         .foreign_keys_referencing(k)

@@ -847,7 +847,7 @@ impl SchemaModel {
 
     /// What a FOREIGN KEY constraint references: its written columns, or else the primary
     /// key of the referenced table (`table` itself for a self-reference).
-    pub fn fk_target(
+    fn fk_target(
         &self,
         con: &protobuf::Constraint,
         table_key: &str,

@@ -462,7 +462,8 @@ impl FileContext<'_> {
         }
         if !deps.views.is_empty() {
             reason.push_str(&format!(
-                "; {} read{} {shown}: if {} the column, PostgreSQL refuses the drop without CASCADE",
+                "; {} {} read{} {shown}: if {} the column, PostgreSQL refuses the drop without CASCADE",
+                if deps.views.len() == 1 { "view" } else { "views" },
                 hints::list(&deps.views),
                 if deps.views.len() == 1 { "s" } else { "" },
                 if deps.views.len() == 1 { "it uses" } else { "one uses" },
