@@ -369,6 +369,23 @@ async fn assert_model_matches_live_model(pool: &PgPool, model: &SchemaModel, aft
         "functions after {after}"
     );
     for (key, table) in &model.tables {
+        // Every constraint PostgreSQL made is known under its name (named NOT NULL
+        // constraints exist in pg_constraint only from PostgreSQL 18 on).
+        let names = |t: &concertina::schema::Table| -> Vec<String> {
+            let mut names: Vec<String> = t
+                .constraints
+                .iter()
+                .filter(|(_, c)| c.kind != ConstraintKind::NotNull)
+                .map(|(n, _)| n.clone())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            names(table),
+            live.tables.get(key).map(names).unwrap_or_default(),
+            "constraint names of {key} after {after}"
+        );
         for (name, constraint) in &table.constraints {
             if constraint.kind == ConstraintKind::NotNull {
                 continue;
