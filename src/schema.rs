@@ -24,9 +24,9 @@
 //! The model only ever *adds certainty*: whatever it does not know, the classifier judges
 //! conservatively as it would without a model. Statements it cannot apply mark as unknown
 //! (forget) what they may have touched:
-//! - a `DO` block forgets every object whose name (or whose schema's name) appears as a
-//!   word anywhere in its body, string contents included, together with what depends on
-//!   it as a `DROP … CASCADE` would; it forgets *everything* when the body may build names
+//! - a `DO` block forgets every object whose name appears as a word anywhere in its body,
+//!   string contents included (or whose schema's name does, in a body that says
+//!   `SCHEMA`), together with what depends on it as a `DROP … CASCADE` would; it forgets *everything* when the body may build names
 //!   the model cannot read: `format()` with `%I`/`%s`, `quote_ident`, `concat`, `||`
 //!   in a body that `EXECUTE`s, `EXECUTE` of anything but a string literal or `format()`,
 //!   reads of `pg_catalog`/`information_schema`/`pg_tables`…, a `CALL`, a call of a
@@ -620,14 +620,18 @@ impl SchemaModel {
         self.functions.clear();
     }
 
-    /// Forgets every object whose name or schema is one of `words` (lower-cased), as a
-    /// `DROP … CASCADE` of it would; a known function named there may run anything, so
-    /// then everything is forgotten.
+    /// Forgets every object whose name is one of `words` (lower-cased), or whose schema
+    /// is when the body says `SCHEMA`, as a `DROP … CASCADE` of it would; a known
+    /// function named there may run anything, so then everything is forgotten.
     fn forget_mentioned(&mut self, words: &HashSet<String>) {
+        // A schema's name matters only where the body may alter or drop a schema.
+        let schemas_named = words.contains("schema");
         let mentioned = |k: &String| {
             words.contains(&name_of(k).to_lowercase())
                 || words.contains(&k.to_lowercase())
-                || (!schema_of(k).is_empty() && words.contains(&schema_of(k).to_lowercase()))
+                || (schemas_named
+                    && !schema_of(k).is_empty()
+                    && words.contains(&schema_of(k).to_lowercase()))
         };
         if self.functions.keys().any(mentioned) {
             self.forget_everything();

@@ -240,3 +240,17 @@ fn tables_whose_columns_come_from_elsewhere_are_partial() {
     assert!(m.column("d", "extra").is_some());
     assert!(!m.tables.contains_key("f"), "INHERIT makes it unknown");
 }
+
+#[test]
+fn a_do_block_forgets_a_whole_schema_only_when_it_may_alter_one() {
+    let setup = "CREATE TABLE billing.invoices (id int); CREATE TABLE billing.notes (id int);";
+    let m = model(&format!(
+        "{setup} DO $$ BEGIN EXECUTE 'ANALYZE billing.invoices'; END $$;"
+    ));
+    assert!(!m.tables.contains_key("billing.invoices"));
+    assert!(m.tables.contains_key("billing.notes"));
+    let m = model(&format!(
+        "{setup} DO $$ BEGIN EXECUTE 'DROP SCHEMA billing CASCADE'; END $$;"
+    ));
+    assert!(!m.tables.contains_key("billing.notes"));
+}
