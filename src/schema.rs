@@ -1193,10 +1193,14 @@ impl SchemaModel {
                 | ObjectType::ObjectIndex
                 | ObjectType::ObjectSequence
                 | ObjectType::ObjectForeignTable => {
+                    // With or without CASCADE: without it PostgreSQL refuses while views
+                    // or FOREIGN KEYs depend on the relation (the classifier reports that as
+                    // fails-at-runtime); if the statement ran, they were gone or went too.
                     let (k, _) = parts_key(&object_parts(object));
                     self.drop_relation(&k);
                 }
                 ObjectType::ObjectType | ObjectType::ObjectDomain => {
+                    // Likewise the columns of the type (CASCADE drops them).
                     let (k, _) = parts_key(&object_parts(object));
                     self.drop_type(&k);
                 }
