@@ -555,6 +555,21 @@ fn drop_column_forgets_its_indexes_and_names_them() {
 CREATE INDEX users_price_idx ON users (price) WHERE age > 0;
 CREATE INDEX users_name_idx ON users (name);",
     )];
+    let with_view = [
+        middle[0],
+        (
+            "0003_view.sql",
+            "CREATE VIEW adults AS SELECT id FROM users;",
+        ),
+    ];
+    let (_, _, reason) = judge(&with_view, "ALTER TABLE users DROP COLUMN name");
+    assert!(
+        reason.contains("view adults reads users")
+            && reason.contains("refuses the drop without CASCADE"),
+        "{reason}"
+    );
+    let (_, _, reason) = judge(&[], "ALTER TABLE users DROP COLUMN name");
+    assert!(!reason.contains("adults"), "{reason}");
     let verdicts = judge_all(&middle, "ALTER TABLE users DROP COLUMN age");
     let reason = &verdicts[0].2;
     assert_eq!(verdicts[0].0, Class::Contract);

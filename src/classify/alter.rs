@@ -461,12 +461,18 @@ impl FileContext<'_> {
             ));
         }
         if !deps.views.is_empty() {
+            let one = deps.views.len() == 1;
+            let consequence = if cascade {
+                "CASCADE drops it too"
+            } else {
+                "PostgreSQL refuses the drop without CASCADE"
+            };
             reason.push_str(&format!(
-                "; {} {} read{} {shown}: if {} the column, PostgreSQL refuses the drop without CASCADE",
-                if deps.views.len() == 1 { "view" } else { "views" },
+                "; {} {} read{} {shown}: if {} the column, {consequence}",
+                if one { "view" } else { "views" },
                 hints::list(&deps.views),
-                if deps.views.len() == 1 { "s" } else { "" },
-                if deps.views.len() == 1 { "it uses" } else { "one uses" },
+                if one { "s" } else { "" },
+                if one { "it uses" } else { "one uses" },
             ));
         }
         let mut part = Part::new(Class::Contract, kind, reason);
