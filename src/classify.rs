@@ -1458,12 +1458,9 @@ impl<'m> FileContext<'m> {
                         .filter(|view| !keys.contains(view))
                         .collect();
                     if !views.is_empty() {
-                        let (noun, verb) = if views.len() == 1 {
-                            ("view", "reads")
-                        } else {
-                            ("views", "read")
-                        };
-                        facts.push(format!("{noun} {} {verb} {k}", hints::list(&views)));
+                        let verb = if views.len() == 1 { "reads" } else { "read" };
+                        let views = hints::counted("view", "views", &views);
+                        facts.push(format!("{views} {verb} {k}"));
                     }
                     let fks: Vec<String> = model
                         .foreign_keys_referencing(k)
@@ -1480,16 +1477,9 @@ impl<'m> FileContext<'m> {
                 ObjectType::ObjectType | ObjectType::ObjectDomain => {
                     let columns = model.columns_of_type(k);
                     if !columns.is_empty() {
-                        let word = if columns.len() == 1 {
-                            "column"
-                        } else {
-                            "columns"
-                        };
-                        facts.push(format!(
-                            "{word} {} use{} type {k}",
-                            hints::list(&columns),
-                            if columns.len() == 1 { "s" } else { "" }
-                        ));
+                        let verb = if columns.len() == 1 { "uses" } else { "use" };
+                        let columns = hints::counted("column", "columns", &columns);
+                        facts.push(format!("{columns} {verb} type {k}"));
                     }
                 }
                 _ => {}

@@ -439,20 +439,14 @@ impl FileContext<'_> {
         let mut reason = "the old app may still read or write the column".to_string();
         let mut goes = Vec::new();
         if !deps.indexes.is_empty() {
-            let word = if deps.indexes.len() == 1 {
-                "index"
-            } else {
-                "indexes"
-            };
-            goes.push(format!("{word} {}", hints::list(&deps.indexes)));
+            goes.push(hints::counted("index", "indexes", &deps.indexes));
         }
         if !deps.constraints.is_empty() {
-            let word = if deps.constraints.len() == 1 {
-                "constraint"
-            } else {
-                "constraints"
-            };
-            goes.push(format!("{word} {}", hints::list(&deps.constraints)));
+            goes.push(hints::counted(
+                "constraint",
+                "constraints",
+                &deps.constraints,
+            ));
         }
         if !goes.is_empty() {
             reason.push_str(&format!(
@@ -468,9 +462,8 @@ impl FileContext<'_> {
                 "PostgreSQL refuses the drop without CASCADE"
             };
             reason.push_str(&format!(
-                "; {} {} read{} {shown}: if {} the column, {consequence}",
-                if one { "view" } else { "views" },
-                hints::list(&deps.views),
+                "; {} read{} {shown}: if {} the column, {consequence}",
+                hints::counted("view", "views", &deps.views),
                 if one { "s" } else { "" },
                 if one { "it uses" } else { "one uses" },
             ));

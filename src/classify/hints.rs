@@ -195,3 +195,9 @@ pub(crate) fn list(names: &[String]) -> String {
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
+
+/// Names with their noun in the right number: `index a`, `indexes a and b`.
+pub(crate) fn counted(one: &str, many: &str, names: &[String]) -> String {
+    let noun = if names.len() == 1 { one } else { many };
+    format!("{noun} {}", list(names))
+}
