@@ -26,12 +26,12 @@
 //! (forget) what they may have touched:
 //! - a `DO` block forgets every object whose name appears as a word anywhere in its body,
 //!   string contents included (or whose schema's name does, in a body that says
-//!   `SCHEMA`), together with what depends on it as a `DROP … CASCADE` would; it forgets *everything* when the body may build names
-//!   the model cannot read: `format()` with `%I`/`%s`, `quote_ident`, `concat`, `||`
-//!   in a body that `EXECUTE`s, `EXECUTE` of anything but a string literal or `format()`,
-//!   reads of `pg_catalog`/`information_schema`/`pg_tables`…, a `CALL`, a call of a
-//!   function the model knows (its body is not visible here), or a language other than
-//!   PL/pgSQL;
+//!   `SCHEMA`), together with what depends on it as a `DROP … CASCADE` would. It forgets
+//!   *everything* when the body may build names the model cannot read: `format()` with
+//!   `%I`/`%s`, `quote_ident`, `concat`, `||` in a body that `EXECUTE`s, `EXECUTE` of
+//!   anything but a string literal or `format()`, reads of `pg_catalog`,
+//!   `information_schema`, `pg_tables`…, a `CALL`, a call of a function the model knows
+//!   (its body is not visible here), or a language other than PL/pgSQL;
 //! - a top-level `CALL`, an `EXECUTE` of a prepared statement, `DROP OWNED` and a `SELECT`
 //!   calling a function the model knows forget everything;
 //! - `ALTER TABLE` sub-commands the model does not apply but that change what it knows
