@@ -10,7 +10,7 @@
 
 mod alter;
 mod hints;
-mod names;
+pub(crate) mod names;
 
 use crate::phase::Class;
 use crate::schema::SchemaModel;
@@ -168,13 +168,32 @@ impl NewColumn {
     }
 }
 
-/// A FOREIGN KEY added somewhere in the file: (statement, sub-command, table key, name).
-type FkAddition = (usize, usize, String, String);
+/// A named FOREIGN KEY added somewhere in the file.
+#[derive(Debug, Clone)]
+struct FkAddition {
+    /// Where: (statement, sub-command).
+    at: (usize, usize),
+    /// The key of its table.
+    table: String,
+    /// Its name.
+    name: String,
+    /// Its columns.
+    columns: Vec<String>,
+    /// The referenced table's key.
+    target: String,
+    /// The referenced columns as written (empty: the referenced table's primary key).
+    target_columns: Vec<String>,
+}
 
 /// What the classifier has learned from the statements of the file so far.
 struct FileContext<'m> {
     /// The schema before this file.
     model: &'m SchemaModel,
+    /// The file's statements (replayed into `current` on demand).
+    statements: &'m [ParsedStatement],
+    /// The schema as this file's statements before `index` left it, with how many were
+    /// applied; built on first use (most files never need it).
+    current: Option<(usize, SchemaModel)>,
     /// The statement being classified.
     index: usize,
     /// Objects created earlier in the file, as `namespace:key`.
@@ -194,7 +213,7 @@ struct FileContext<'m> {
 }
 
 impl<'m> FileContext<'m> {
-    fn new(file: &ParsedFile, model: &'m SchemaModel) -> Self {
+    fn new(file: &'m ParsedFile, model: &'m SchemaModel) -> Self {
         let mut fk_additions = Vec::new();
         for (i, statement) in file.statements.iter().enumerate() {
             let Some(Node::AlterTableStmt(alter)) = &statement.node else {
@@ -209,12 +228,21 @@ impl<'m> FileContext<'m> {
                     && c.contype() == protobuf::ConstrType::ConstrForeign
                     && !c.conname.is_empty()
                 {
-                    fk_additions.push((i, j, rel_key(rv), c.conname.clone()));
+                    fk_additions.push(FkAddition {
+                        at: (i, j),
+                        table: rel_key(rv),
+                        name: c.conname.clone(),
+                        columns: strings(&c.fk_attrs),
+                        target: c.pktable.as_ref().map(rel_key).unwrap_or_default(),
+                        target_columns: strings(&c.pk_attrs),
+                    });
                 }
             }
         }
         FileContext {
             model,
+            statements: &file.statements,
+            current: None,
             index: 0,
             created: HashSet::new(),
             new_columns: HashMap::new(),
@@ -224,6 +252,25 @@ impl<'m> FileContext<'m> {
             redefined_fks: HashSet::new(),
             open_block: None,
         }
+    }
+
+    /// The schema as the earlier statements of this file left it (for facts that name
+    /// objects — views that read a table, enum values — where the file's own drops and
+    /// additions matter).
+    fn current_model(&mut self) -> &SchemaModel {
+        let base = self.model;
+        if self.current.is_none() && self.index == 0 {
+            // Nothing of this file ran before the first statement: no copy needed.
+            return base;
+        }
+        let (applied, model) = self.current.get_or_insert_with(|| (0, base.clone()));
+        while *applied < self.index {
+            if let Some(node) = self.statements.get(*applied).and_then(|s| s.node.as_ref()) {
+                model.apply(node);
+            }
+            *applied += 1;
+        }
+        model
     }
 
     /// Whether the object `namespace:key` was created earlier in this file, directly or
@@ -1063,32 +1110,110 @@ impl<'m> FileContext<'m> {
 
     fn alter_enum(&mut self, e: &protobuf::AlterEnumStmt) -> StatementVerdict {
         let (k, shown) = parts_key(&strings(&e.type_name));
+        let values = self.current_model().enum_values(&k).map(<[String]>::to_vec);
+        let listed = |values: &[String]| {
+            values
+                .iter()
+                .map(|v| format!("'{v}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         if e.old_val.is_empty() {
-            return StatementVerdict::new(
+            let if_not_exists = if e.skip_if_new_val_exists {
+                "IF NOT EXISTS "
+            } else {
+                ""
+            };
+            let kind = format!(
+                "ALTER TYPE {shown} ADD VALUE {if_not_exists}'{}'",
+                e.new_val
+            );
+            let mut v = StatementVerdict::new(
                 Class::Expand,
-                format!("ALTER TYPE {shown} ADD VALUE '{}'", e.new_val),
+                kind.clone(),
                 "a new enum label; every label the old app writes stays valid",
             );
+            let Some(values) = values else { return v };
+            let neighbor = &e.new_val_neighbor;
+            if values.contains(&e.new_val) && e.skip_if_new_val_exists {
+                v.reason = format!(
+                    "enum {shown} already has the value '{}': IF NOT EXISTS makes this a no-op",
+                    e.new_val
+                );
+            } else if values.contains(&e.new_val) {
+                v.reason = format!(
+                    "a new enum label, but enum {shown} already has the value '{}' ({}): without IF NOT EXISTS PostgreSQL refuses it",
+                    e.new_val,
+                    listed(&values)
+                );
+                v = v.with_hit(hints::fails_at_runtime(
+                    format!(
+                        "{kind} fails: enum {shown} already has the value '{}'",
+                        e.new_val
+                    ),
+                    format!(
+                        "write ADD VALUE IF NOT EXISTS '{}' or remove the statement",
+                        e.new_val
+                    ),
+                ));
+            } else if !neighbor.is_empty() && !values.contains(neighbor) {
+                v = v.with_hit(hints::fails_at_runtime(
+                    format!(
+                        "{kind} fails: enum {shown} has no value '{neighbor}' to place it next to (its values: {})",
+                        listed(&values)
+                    ),
+                    "name an existing value in BEFORE/AFTER, or drop the clause to add the value at the end".to_string(),
+                ));
+            }
+            return v;
         }
         let kind = format!(
             "ALTER TYPE {shown} RENAME VALUE '{}' TO '{}'",
             e.old_val, e.new_val
         );
-        if self.is_new("type", &k) {
-            return StatementVerdict::new(
+        let mut v = if self.is_new("type", &k) {
+            StatementVerdict::new(
                 Class::Expand,
-                kind,
+                kind.clone(),
                 "the type is created earlier in this file",
-            );
+            )
+        } else {
+            let known = match &values {
+                Some(values) if values.contains(&e.old_val) => {
+                    format!(" (enum {shown} has it: {})", listed(values))
+                }
+                _ => String::new(),
+            };
+            StatementVerdict::new(
+                Class::Contract,
+                kind.clone(),
+                format!(
+                    "the old app still writes and compares the label '{}'{known}",
+                    e.old_val
+                ),
+            )
+        };
+        if let Some(values) = values {
+            let problem = if !values.contains(&e.old_val) {
+                Some(format!("enum {shown} has no value '{}'", e.old_val))
+            } else if values.contains(&e.new_val) {
+                Some(format!("enum {shown} already has a value '{}'", e.new_val))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                v.reason = format!(
+                    "{}; but {problem} (its values: {}): PostgreSQL refuses it",
+                    v.reason,
+                    listed(&values)
+                );
+                v = v.with_hit(hints::fails_at_runtime(
+                    format!("{kind} fails: {problem} (its values: {})", listed(&values)),
+                    "rename a value the enum has, to a name it does not have yet".to_string(),
+                ));
+            }
         }
-        StatementVerdict::new(
-            Class::Contract,
-            kind,
-            format!(
-                "the old app still writes and compares the label '{}'",
-                e.old_val
-            ),
-        )
+        v
     }
 
     fn alter_domain(&mut self, d: &protobuf::AlterDomainStmt) -> StatementVerdict {
@@ -1330,6 +1455,76 @@ impl<'m> FileContext<'m> {
         }
     }
 
+    /// Names in the verdict what depends on the dropped objects (views that read a table
+    /// or view, FOREIGN KEYs that reference a table, columns of a type), and fires
+    /// `fails-at-runtime` when PostgreSQL refuses the drop without CASCADE.
+    fn with_drop_dependents(
+        &mut self,
+        mut v: StatementVerdict,
+        remove: ObjectType,
+        keys: &[String],
+        cascade: bool,
+    ) -> StatementVerdict {
+        let model = self.current_model();
+        let mut facts: Vec<String> = Vec::new();
+        for k in keys {
+            match remove {
+                ObjectType::ObjectTable
+                | ObjectType::ObjectView
+                | ObjectType::ObjectMatview
+                | ObjectType::ObjectForeignTable => {
+                    let views: Vec<String> = model
+                        .views_reading(k)
+                        .into_iter()
+                        .filter(|view| !keys.contains(view))
+                        .collect();
+                    if !views.is_empty() {
+                        let verb = if views.len() == 1 { "reads" } else { "read" };
+                        let views = hints::counted("view", "views", &views);
+                        facts.push(format!("{views} {verb} {k}"));
+                    }
+                    let fks: Vec<String> = model
+                        .foreign_keys_referencing(k)
+                        .into_iter()
+                        .filter(|fk| {
+                            !fk.rsplit_once('.')
+                                .is_some_and(|(t, _)| keys.iter().any(|k| k == t))
+                        })
+                        .collect();
+                    if !fks.is_empty() {
+                        facts.push(format!("FOREIGN KEY {} references {k}", hints::list(&fks)));
+                    }
+                }
+                ObjectType::ObjectType | ObjectType::ObjectDomain => {
+                    let columns = model.columns_of_type(k);
+                    if !columns.is_empty() {
+                        let verb = if columns.len() == 1 { "uses" } else { "use" };
+                        let columns = hints::counted("column", "columns", &columns);
+                        facts.push(format!("{columns} {verb} type {k}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if facts.is_empty() {
+            return v;
+        }
+        let facts = facts.join("; ");
+        if cascade {
+            v.reason
+                .push_str(&format!("; CASCADE drops what depends on it too: {facts}"));
+            return v;
+        }
+        v.reason.push_str(&format!(
+            "; {facts}: PostgreSQL refuses the drop without CASCADE"
+        ));
+        let kind = v.kind.clone();
+        v.with_hit(hints::fails_at_runtime(
+            format!("{kind} fails: {facts}, and PostgreSQL refuses to drop it without CASCADE"),
+            "drop or change the dependents first in this migration (e.g. DROP VIEW … before the table, ALTER COLUMN … TYPE before the type), or add CASCADE if dropping them is intended".to_string(),
+        ))
+    }
+
     fn drop(&mut self, d: &protobuf::DropStmt) -> StatementVerdict {
         let remove = d.remove_type();
         let what = object_label(remove);
@@ -1419,6 +1614,12 @@ impl<'m> FileContext<'m> {
                     existing.join(", ")
                 ),
             )
+        };
+        let v = if existing.is_empty() {
+            v
+        } else {
+            let cascade = d.behavior() == protobuf::DropBehavior::DropCascade;
+            self.with_drop_dependents(v, remove, &existing_keys, cascade)
         };
         let v = v.outside_transaction(d.concurrent);
         if remove == ObjectType::ObjectIndex && !d.concurrent {

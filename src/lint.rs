@@ -103,6 +103,11 @@ pub const RULES: &[Rule] = &[
         summary: "CONCURRENTLY (or another non-transactional statement) inside an explicit transaction block fails",
     },
     Rule {
+        id: "fails-at-runtime",
+        severity: Severity::Error,
+        summary: "the schema model proves PostgreSQL will refuse the statement (an enum value that exists or does not, a drop without CASCADE while views, FOREIGN KEYs or columns depend on the object)",
+    },
+    Rule {
         id: "phase-mismatch",
         severity: Severity::Error,
         summary: "the declared phase is lower than the statements need (or the file name and directive disagree)",

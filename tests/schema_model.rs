@@ -463,3 +463,395 @@ fn a_unique_index_on_a_table_created_by_an_earlier_pending_migration_is_expand()
     let offline = analyze(&set, &config).expect("analyzes");
     assert_eq!(classes(offline), vec![Class::Contract, Class::Contract]);
 }
+
+/// Every statement's verdict in the last file, after BASE and `middle` files.
+fn judge_all(middle: &[(&str, &str)], last: &str) -> Vec<(Class, Vec<&'static str>, String)> {
+    let mut files = vec![("0001_base.sql", BASE)];
+    files.extend_from_slice(middle);
+    files.push(("0099_last.sql", last));
+    let analyzed = lint_folder(&files);
+    let m = analyzed.last().expect("the last file");
+    m.statements
+        .iter()
+        .map(|s| {
+            (
+                s.verdict.class,
+                s.verdict.hits.iter().map(|h| h.rule).collect(),
+                s.verdict.reason.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The model a folder replays to (no verdicts).
+fn replay(files: &[&str]) -> concertina::schema::SchemaModel {
+    let mut model = concertina::schema::SchemaModel::new();
+    for sql in files {
+        model.apply_file(&concertina::sql::parse_file(sql).expect("parses"));
+    }
+    model
+}
+
+#[test]
+fn an_fk_redefinition_must_match_the_dropped_fk_of_the_model() {
+    let orgs = [(
+        "0002_orgs.sql",
+        "CREATE TABLE orgs (id int PRIMARY KEY, slug text UNIQUE);",
+    )];
+    // Same columns, same target: a redefinition (a new ON DELETE), expand both ways of
+    // writing the target (explicit columns or the primary key).
+    for target in ["orgs (id)", "orgs", "public.orgs (id)"] {
+        let last = format!(
+            "ALTER TABLE users DROP CONSTRAINT users_org_id_fkey, ADD CONSTRAINT users_org_id_fkey FOREIGN KEY (org_id) REFERENCES {target} ON DELETE CASCADE NOT VALID"
+        );
+        let (class, _, reason) = judge(&orgs, &last);
+        assert_eq!(class, Class::Expand, "{target}: {reason}");
+    }
+    // Another referenced column, table or local column: a new constraint, contract.
+    for fk in [
+        "FOREIGN KEY (org_id) REFERENCES orgs (slug)",
+        "FOREIGN KEY (org_id) REFERENCES billing.invoices (id)",
+        "FOREIGN KEY (age) REFERENCES orgs (id)",
+    ] {
+        let last = format!(
+            "ALTER TABLE users DROP CONSTRAINT users_org_id_fkey;\nALTER TABLE users ADD CONSTRAINT users_org_id_fkey {fk} NOT VALID"
+        );
+        let verdicts = judge_all(&orgs, &last);
+        assert_eq!(
+            verdicts[0].0,
+            Class::Expand,
+            "dropping an FK widens: {}",
+            verdicts[0].2
+        );
+        assert!(
+            verdicts[0].2.contains("judged as a new constraint"),
+            "{}",
+            verdicts[0].2
+        );
+        assert_eq!(verdicts[1].0, Class::Contract, "{fk}: {}", verdicts[1].2);
+    }
+    // Unknown dropped constraint (a DO block named the table): contract.
+    let poisoned = [
+        orgs[0],
+        (
+            "0003_do.expand.sql",
+            "DO $$ BEGIN EXECUTE 'ANALYZE users'; END $$;",
+        ),
+    ];
+    let last = "ALTER TABLE users DROP CONSTRAINT users_org_id_fkey, ADD CONSTRAINT users_org_id_fkey FOREIGN KEY (org_id) REFERENCES orgs (id) ON DELETE CASCADE NOT VALID";
+    let (class, _, reason) = judge(&poisoned, last);
+    assert_eq!(class, Class::Contract, "{reason}");
+    assert!(
+        reason.contains("does not know the dropped constraint"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn drop_column_forgets_its_indexes_and_names_them() {
+    let middle = [(
+        "0002_indexes.sql",
+        "CREATE INDEX users_age_idx ON users (age);
+CREATE INDEX users_price_idx ON users (price) WHERE age > 0;
+CREATE INDEX users_name_idx ON users (name);",
+    )];
+    let with_view = [
+        middle[0],
+        (
+            "0003_view.sql",
+            "CREATE VIEW adults AS SELECT id FROM users;",
+        ),
+    ];
+    let (_, _, reason) = judge(&with_view, "ALTER TABLE users DROP COLUMN name");
+    assert!(
+        reason.contains("view adults reads users")
+            && reason.contains("refuses the drop without CASCADE"),
+        "{reason}"
+    );
+    let (_, _, reason) = judge(&[], "ALTER TABLE users DROP COLUMN name");
+    assert!(!reason.contains("adults"), "{reason}");
+    let verdicts = judge_all(&middle, "ALTER TABLE users DROP COLUMN age");
+    let reason = &verdicts[0].2;
+    assert_eq!(verdicts[0].0, Class::Contract);
+    assert!(
+        reason.contains("indexes users_age_idx and users_price_idx")
+            && reason.contains("constraint users_age_ok"),
+        "{reason}"
+    );
+    let dropped = [
+        middle[0],
+        (
+            "0003_drop.contract.sql",
+            "-- concertina: requires api>=2.0.0\nALTER TABLE users DROP COLUMN age;",
+        ),
+    ];
+    let (class, _, reason) = judge(&dropped, "DROP INDEX CONCURRENTLY users_age_idx");
+    assert_eq!(class, Class::Contract, "went with the column: {reason}");
+    let (class, _, reason) = judge(&dropped, "DROP INDEX CONCURRENTLY users_price_idx");
+    assert_eq!(
+        class,
+        Class::Contract,
+        "its WHERE read the column: {reason}"
+    );
+    let (class, _, reason) = judge(&dropped, "DROP INDEX CONCURRENTLY users_name_idx");
+    assert_eq!(
+        class,
+        Class::Expand,
+        "another column's index stays known: {reason}"
+    );
+    let (class, _, reason) = judge(&dropped, "ALTER TABLE users DROP CONSTRAINT users_age_ok");
+    assert_eq!(class, Class::Contract, "the CHECK went too: {reason}");
+}
+
+#[test]
+fn drop_column_referenced_by_a_foreign_key_fails_without_cascade() {
+    let middle = [(
+        "0002_orders.sql",
+        "CREATE TABLE orders (id int, user_code varchar(10) REFERENCES users (code));",
+    )];
+    let (_, rules, _) = judge(&middle, "ALTER TABLE users DROP COLUMN code");
+    assert!(rules.contains(&"fails-at-runtime"), "{rules:?}");
+    let (_, rules, _) = judge(&middle, "ALTER TABLE users DROP COLUMN code CASCADE");
+    assert!(!rules.contains(&"fails-at-runtime"), "{rules:?}");
+    let (_, rules, _) = judge(&middle, "ALTER TABLE users DROP COLUMN name");
+    assert!(!rules.contains(&"fails-at-runtime"), "{rules:?}");
+}
+
+#[test]
+fn cascade_forgets_foreign_keys_and_views_that_depend_on_the_table() {
+    let views = [(
+        "0002_views.sql",
+        "CREATE TABLE orgs (id int PRIMARY KEY);
+CREATE VIEW user_names AS SELECT name FROM users;
+CREATE MATERIALIZED VIEW name_counts AS SELECT count(*) FROM user_names;",
+    )];
+    // The FK of users to orgs is known…
+    let (class, _, _) = judge(
+        &views,
+        "ALTER TABLE users DROP CONSTRAINT users_org_id_fkey",
+    );
+    assert_eq!(class, Class::Expand);
+    // …until orgs is dropped with CASCADE, which drops it too.
+    let dropped = [
+        views[0],
+        (
+            "0003_drop.contract.sql",
+            "-- concertina: requires api>=2.0.0\nDROP TABLE orgs CASCADE;",
+        ),
+    ];
+    let (class, _, reason) = judge(
+        &dropped,
+        "ALTER TABLE users DROP CONSTRAINT users_org_id_fkey",
+    );
+    assert_eq!(class, Class::Contract, "unknown now: {reason}");
+
+    // DROP TABLE names the views that read it; without CASCADE PostgreSQL refuses.
+    let (class, rules, reason) = judge(&views, "DROP TABLE users");
+    assert_eq!(class, Class::Contract);
+    assert!(rules.contains(&"fails-at-runtime"), "{rules:?}");
+    assert!(reason.contains("user_names reads users"), "{reason}");
+    let (_, rules, reason) = judge(&views, "DROP TABLE users CASCADE");
+    assert!(!rules.contains(&"fails-at-runtime"), "{rules:?}");
+    assert!(reason.contains("CASCADE drops"), "{reason}");
+    let (_, rules, reason) = judge(&views, "DROP VIEW user_names");
+    assert!(rules.contains(&"fails-at-runtime"), "{rules:?}");
+    assert!(reason.contains("name_counts reads user_names"), "{reason}");
+    // The views dropped first in the same file do not block.
+    let verdicts = judge_all(
+        &views,
+        "DROP MATERIALIZED VIEW name_counts;\nDROP VIEW user_names;\nDROP TABLE users;",
+    );
+    for (_, rules, reason) in &verdicts {
+        assert!(!rules.contains(&"fails-at-runtime"), "{rules:?} {reason}");
+    }
+}
+
+#[test]
+fn enum_values_follow_add_and_rename_value() {
+    let mood = [(
+        "0002_mood.sql",
+        "CREATE TYPE mood AS ENUM ('sad', 'ok');
+ALTER TYPE mood ADD VALUE 'happy' AFTER 'ok';
+ALTER TYPE mood RENAME VALUE 'sad' TO 'blue';
+CREATE TABLE feelings (m mood, history mood[]);",
+    )];
+    let (class, rules, reason) = judge(&mood, "ALTER TYPE mood ADD VALUE 'happy'");
+    assert_eq!(class, Class::Expand);
+    assert!(rules.contains(&"fails-at-runtime"), "{rules:?}");
+    assert!(reason.contains("already has the value 'happy'"), "{reason}");
+    let (_, rules, reason) = judge(&mood, "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'happy'");
+    assert!(rules.is_empty(), "{rules:?}");
+    assert!(reason.contains("no-op"), "{reason}");
+    let (_, rules, _) = judge(&mood, "ALTER TYPE mood ADD VALUE 'meh'");
+    assert!(rules.is_empty(), "a value it does not have: {rules:?}");
+    let (_, rules, _) = judge(&mood, "ALTER TYPE mood ADD VALUE 'meh' BEFORE 'sad'");
+    assert!(
+        rules.contains(&"fails-at-runtime"),
+        "'sad' was renamed: {rules:?}"
+    );
+
+    let (class, rules, reason) = judge(&mood, "ALTER TYPE mood RENAME VALUE 'blue' TO 'down'");
+    assert_eq!(class, Class::Contract);
+    assert!(rules.is_empty(), "{rules:?}");
+    assert!(reason.contains("enum mood has it"), "{reason}");
+    let (class, rules, reason) = judge(&mood, "ALTER TYPE mood RENAME VALUE 'sad' TO 'down'");
+    assert_eq!(class, Class::Contract);
+    assert!(rules.contains(&"fails-at-runtime"), "{rules:?}");
+    assert!(reason.contains("has no value 'sad'"), "{reason}");
+    // Values added earlier in the same file count.
+    let verdicts = judge_all(
+        &mood,
+        "ALTER TYPE mood ADD VALUE 'meh';\nALTER TYPE mood ADD VALUE 'meh';",
+    );
+    assert!(verdicts[0].1.is_empty() && verdicts[1].1.contains(&"fails-at-runtime"));
+
+    // DROP TYPE names the columns that use it.
+    let (class, rules, reason) = judge(&mood, "DROP TYPE mood");
+    assert_eq!(class, Class::Contract);
+    assert!(rules.contains(&"fails-at-runtime"), "{rules:?}");
+    assert!(
+        reason.contains("columns feelings.history and feelings.m use type mood"),
+        "{reason}"
+    );
+    let (_, rules, _) = judge(&mood, "DROP TYPE mood CASCADE");
+    assert!(rules.is_empty(), "{rules:?}");
+    // Without history nothing is known: no finding.
+    let (_, rules, _) = judge(&[], "ALTER TYPE mood ADD VALUE 'happy'");
+    assert!(rules.is_empty(), "{rules:?}");
+}
+
+#[test]
+fn views_sequences_and_functions_live_and_die_with_their_names() {
+    let model = replay(&[
+        BASE,
+        "CREATE VIEW billing.\"Open Invoices\" AS SELECT * FROM billing.invoices;
+CREATE SEQUENCE billing.numbers;
+CREATE FUNCTION billing.\"Total\"(int) RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE TABLE tickets (id serial, code int GENERATED BY DEFAULT AS IDENTITY);",
+        "ALTER VIEW billing.\"Open Invoices\" RENAME TO open_invoices;
+ALTER TABLE billing.invoices RENAME TO bills;
+ALTER SEQUENCE billing.numbers RENAME TO bill_numbers;
+ALTER FUNCTION billing.\"Total\"(int) RENAME TO total;
+ALTER TABLE tickets RENAME TO issues;",
+    ]);
+    assert!(
+        model.views["billing.open_invoices"]
+            .reads
+            .contains("billing.bills")
+    );
+    assert!(!model.views.contains_key("billing.Open Invoices"));
+    assert!(model.sequences.contains_key("billing.bill_numbers"));
+    assert_eq!(
+        model.sequences["tickets_id_seq"].owned_by,
+        Some(("issues".to_string(), "id".to_string())),
+        "a serial's sequence keeps its name and follows its table"
+    );
+    assert!(model.sequences.contains_key("tickets_code_seq"));
+    assert!(model.functions["billing.total"].signatures.contains("int4"));
+    assert!(!model.functions.contains_key("billing.Total"));
+
+    let dropped = replay(&[
+        BASE,
+        "CREATE VIEW v AS SELECT * FROM \"Accounts\";
+CREATE TABLE tickets (id serial);
+CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+        "DROP TABLE \"Accounts\" CASCADE;
+DROP TABLE tickets;
+DROP FUNCTION f;",
+    ]);
+    assert!(dropped.views.is_empty());
+    assert!(!dropped.sequences.contains_key("tickets_id_seq"));
+    assert!(
+        dropped.sequences.contains_key("users_id_seq"),
+        "the identity of users stays"
+    );
+    assert!(dropped.functions.is_empty());
+}
+
+#[test]
+fn a_do_block_poisons_only_the_tables_it_names() {
+    let middle = [(
+        "0002_do.expand.sql",
+        "DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM users WHERE email IS NULL) THEN
+    EXECUTE 'ALTER TABLE users ALTER COLUMN email TYPE varchar(5)';
+  END IF;
+END $$;",
+    )];
+    let (class, _, _) = judge(
+        &middle,
+        "ALTER TABLE users ALTER COLUMN email TYPE varchar(100)",
+    );
+    assert_eq!(
+        class,
+        Class::Contract,
+        "users is unknown after the DO block"
+    );
+    let (class, _, reason) = judge(
+        &middle,
+        "ALTER TABLE billing.invoices ALTER COLUMN note TYPE varchar(40)",
+    );
+    assert_eq!(
+        class,
+        Class::Expand,
+        "billing.invoices is not named: {reason}"
+    );
+    let (class, _, reason) = judge(
+        &middle,
+        "ALTER TABLE \"Accounts\" ALTER COLUMN label TYPE text",
+    );
+    assert_eq!(class, Class::Expand, "{reason}");
+
+    // A body that builds names forgets everything.
+    let dynamic = [(
+        "0002_do.expand.sql",
+        "DO $$ DECLARE t text := 'users'; BEGIN EXECUTE format('ALTER TABLE %I ADD x int', t); END $$;",
+    )];
+    let (class, _, _) = judge(
+        &dynamic,
+        "ALTER TABLE billing.invoices ALTER COLUMN note TYPE varchar(40)",
+    );
+    assert_eq!(class, Class::Contract);
+    // So does a CALL, and a SELECT of a function the folder created.
+    for statement in [
+        "CALL cleanup();",
+        "CREATE FUNCTION tidy() RETURNS void LANGUAGE sql AS 'SELECT 1';\nSELECT tidy();",
+    ] {
+        let (class, _, _) = judge(
+            &[("0002_code.expand.sql", statement)],
+            "ALTER TABLE billing.invoices ALTER COLUMN note TYPE varchar(40)",
+        );
+        assert_eq!(class, Class::Contract, "{statement}");
+    }
+}
+
+#[test]
+fn inheritance_and_partitions_make_a_table_unknown() {
+    let middle = [(
+        "0002_inherit.sql",
+        "CREATE TABLE base_rows (id int);\nALTER TABLE \"Accounts\" INHERIT base_rows;",
+    )];
+    let (class, _, _) = judge(
+        &middle,
+        "ALTER TABLE \"Accounts\" ALTER COLUMN label TYPE text",
+    );
+    assert_eq!(class, Class::Contract, "unknown after INHERIT");
+    let created = [(
+        "0002_copy.sql",
+        "CREATE TABLE users_copy AS SELECT * FROM users;\nCREATE TABLE users_like (LIKE users, extra varchar(5));",
+    )];
+    let (class, _, _) = judge(
+        &created,
+        "ALTER TABLE users_copy ALTER COLUMN email TYPE text",
+    );
+    assert_eq!(
+        class,
+        Class::Contract,
+        "columns of CREATE TABLE AS are unknown"
+    );
+    let (class, _, _) = judge(
+        &created,
+        "ALTER TABLE users_like ALTER COLUMN extra TYPE text",
+    );
+    assert_eq!(class, Class::Expand, "columns written out are known");
+}

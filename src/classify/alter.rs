@@ -242,11 +242,8 @@ impl FileContext<'_> {
                 if table_new {
                     return Part::new(Expand, kind, "the table is created earlier in this file");
                 }
-                Part::new(
-                    Contract,
-                    kind,
-                    "the old app may still read or write the column",
-                )
+                let cascade = cmd.behavior() == protobuf::DropBehavior::DropCascade;
+                self.drop_column_part(table, shown, col, kind, cascade)
             }
             T::AtAlterColumnType => {
                 let type_name = match def {
@@ -435,6 +432,64 @@ impl FileContext<'_> {
                 "concertina has no rule for this sub-command and judges it conservatively",
             ),
         }
+    }
+
+    /// DROP COLUMN of a pre-existing column: contract, naming what goes with it (from
+    /// the schema as the earlier statements of the file left it).
+    fn drop_column_part(
+        &mut self,
+        table: &str,
+        shown: &str,
+        col: &str,
+        kind: String,
+        cascade: bool,
+    ) -> Part {
+        let deps = self.current_model().column_dependents(table, col);
+        let mut reason = "the old app may still read or write the column".to_string();
+        let mut goes = Vec::new();
+        if !deps.indexes.is_empty() {
+            goes.push(hints::counted("index", "indexes", &deps.indexes));
+        }
+        if !deps.constraints.is_empty() {
+            goes.push(hints::counted(
+                "constraint",
+                "constraints",
+                &deps.constraints,
+            ));
+        }
+        if !goes.is_empty() {
+            reason.push_str(&format!(
+                "; PostgreSQL drops {} with it",
+                goes.join(" and ")
+            ));
+        }
+        if !deps.views.is_empty() {
+            let one = deps.views.len() == 1;
+            let consequence = if cascade {
+                "CASCADE drops it too"
+            } else {
+                "PostgreSQL refuses the drop without CASCADE"
+            };
+            reason.push_str(&format!(
+                "; {} read{} {shown}: if {} the column, {consequence}",
+                hints::counted("view", "views", &deps.views),
+                if one { "s" } else { "" },
+                if one { "it uses" } else { "one uses" },
+            ));
+        }
+        let mut part = Part::new(Class::Contract, kind, reason);
+        if !cascade && !deps.referencing.is_empty() {
+            part = part.hit(hints::fails_at_runtime(
+                format!(
+                    "DROP COLUMN {shown}.{col} fails: FOREIGN KEY {} references the column, and PostgreSQL refuses to drop it without CASCADE",
+                    hints::list(&deps.referencing)
+                ),
+                format!(
+                    "drop the referencing FOREIGN KEY first (ALTER TABLE … DROP CONSTRAINT …), or write DROP COLUMN {col} CASCADE if dropping it is intended"
+                ),
+            ));
+        }
+        part
     }
 
     /// Expand on a table created in this file, else contract with `reason`.
@@ -775,35 +830,80 @@ impl FileContext<'_> {
                 )
             };
         }
-        // Re-added later in the file as a FOREIGN KEY of the same name: a redefinition.
-        // Without the schema model concertina assumes the dropped constraint was that FK on
-        // the same columns (the name says so); a UNIQUE re-added as an FK would be missed.
+        // Re-added later in the file as a FOREIGN KEY of the same name: a redefinition
+        // only if the model's dropped FK has the same columns and the same referenced
+        // table and columns (an FK on other columns or to another table is a new one).
         let here = (self.index, position);
         let readded = self
             .fk_additions
             .iter()
-            .any(|(i, j, t, n)| (*i, *j) > here && t == table && n == name);
-        if known == Some(ConstraintKind::ForeignKey) && !readded {
-            return Part::new(
+            .find(|a| a.at > here && a.table == table && a.name == name)
+            .cloned();
+        let dropped = self.model.constraint_def(table, name);
+        match (dropped, readded) {
+            (Some(_), None) => Part::new(
                 Class::Expand,
                 kind,
                 "it drops a FOREIGN KEY: every row it accepted is still accepted",
-            );
-        }
-        if readded {
-            self.redefined_fks
-                .insert((table.to_string(), name.to_string()));
-            return Part::new(
-                Class::Expand,
+            ),
+            (Some(old), Some(new)) => {
+                let target_columns = if new.target_columns.is_empty() {
+                    self.model.primary_key(&new.target)
+                } else {
+                    Some(new.target_columns.clone())
+                };
+                let same = old.columns.as_ref() == Some(&new.columns)
+                    && old.references.as_ref().is_some_and(|r| {
+                        r.table == new.target && r.columns.is_some() && r.columns == target_columns
+                    });
+                if same {
+                    self.redefined_fks
+                        .insert((table.to_string(), name.to_string()));
+                    Part::new(
+                        Class::Expand,
+                        kind,
+                        "the same FOREIGN KEY (same columns, same referenced table and columns) is re-added below in this file: a redefinition accepts every row the old one accepted",
+                    )
+                } else {
+                    Part::new(
+                        Class::Expand,
+                        kind,
+                        format!(
+                            "it drops a FOREIGN KEY ({}): every row it accepted is still accepted; the FOREIGN KEY re-added below under the same name has other columns or another target ({} → {}), so it is judged as a new constraint",
+                            fk_text(
+                                old.columns.as_deref(),
+                                old.references
+                                    .as_ref()
+                                    .map(|r| (r.table.as_str(), r.columns.as_deref()))
+                            ),
+                            new.columns.join(", "),
+                            new.target
+                        ),
+                    )
+                }
+            }
+            (None, Some(_)) => Part::new(
+                Class::Contract,
                 kind,
-                "the same FOREIGN KEY is re-added below in this file: a redefinition accepts every row the old one accepted",
-            );
+                "a FOREIGN KEY of the same name is re-added below, but concertina does not know the dropped constraint (kind, columns, referenced table), so it cannot prove a redefinition: if it was UNIQUE, PRIMARY KEY or EXCLUDE, or an FK on other columns, the old app may break",
+            ),
+            (None, None) => Part::new(
+                Class::Contract,
+                kind,
+                "concertina cannot tell the constraint's kind from its name: if it is UNIQUE, PRIMARY KEY or EXCLUDE, dropping it removes the index the old app's ON CONFLICT and plans rely on",
+            ),
         }
-        Part::new(
-            Class::Contract,
-            kind,
-            "concertina cannot tell the constraint's kind from its name: if it is UNIQUE, PRIMARY KEY or EXCLUDE, dropping it removes the index the old app's ON CONFLICT and plans rely on",
-        )
+    }
+}
+
+/// A FOREIGN KEY as text: `(org_id) → orgs (id)`.
+fn fk_text(columns: Option<&[String]>, target: Option<(&str, Option<&[String]>)>) -> String {
+    let list = |c: Option<&[String]>| c.map_or("?".to_string(), |c| c.join(", "));
+    match target {
+        Some((table, target_columns)) => {
+            format!("({}) → {table} ({})", list(columns), list(target_columns))
+        }
+        None => format!("({})", list(columns)),
     }
 }
 

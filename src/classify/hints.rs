@@ -181,3 +181,23 @@ pub(crate) fn concurrently_in_transaction(kind: &str, begin_line: u32) -> RuleHi
         "remove the BEGIN/COMMIT around it: concertina runs a file with such statements statement by statement; or move it to a migration file of its own".to_string(),
     )
 }
+
+/// A statement the schema model proves PostgreSQL will refuse.
+pub(crate) fn fails_at_runtime(message: String, help: String) -> RuleHit {
+    hit("fails-at-runtime", message, help)
+}
+
+/// A list of names for a message: `a, b and c`.
+pub(crate) fn list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// Names with their noun in the right number: `index a`, `indexes a and b`.
+pub(crate) fn counted(one: &str, many: &str, names: &[String]) -> String {
+    let noun = if names.len() == 1 { one } else { many };
+    format!("{noun} {}", list(names))
+}
