@@ -156,7 +156,11 @@ mod tests {
         let max = took.iter().copied().fold(0.0, f64::max);
         assert!(max <= 250.0, "max {max}");
         let over = took.iter().filter(|t| **t > 200.0).count();
-        assert!(over * 100 <= took.len(), "{over} of {} over 200 ms", took.len());
+        assert!(
+            over * 100 <= took.len(),
+            "{over} of {} over 200 ms",
+            took.len()
+        );
     }
 
     #[test]
