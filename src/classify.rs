@@ -1589,22 +1589,18 @@ impl<'m> FileContext<'m> {
                 kind,
                 "extended statistics change no result the old app sees",
             )
-        } else if remove == ObjectType::ObjectIndex
-            && existing_keys
+        } else if remove == ObjectType::ObjectIndex {
+            // Even a non-unique index is contract (the rubric): the old app's queries may be
+            // planned on it, and a sequential scan in their place can take it down under load.
+            let why = if existing_keys
                 .iter()
                 .all(|k| self.model.index(k).is_some_and(|i| !i.unique))
-        {
-            StatementVerdict::new(
-                Class::Expand,
-                kind,
-                "the schema model knows it as a non-unique index: dropping it changes no result the old app sees (only speed)",
-            )
-        } else if remove == ObjectType::ObjectIndex {
-            StatementVerdict::new(
-                Class::Contract,
-                kind,
-                "the old app's queries (or ON CONFLICT) may rely on it; IF EXISTS changes nothing",
-            )
+            {
+                "the old app's queries may be planned on this non-unique index (a sequential scan instead can overload the database); drop it once no old pod runs; IF EXISTS changes nothing"
+            } else {
+                "the old app's queries (or ON CONFLICT) may rely on it; IF EXISTS changes nothing"
+            };
+            StatementVerdict::new(Class::Contract, kind, why)
         } else {
             StatementVerdict::new(
                 Class::Contract,

@@ -381,7 +381,7 @@ fn a_not_null_check_validated_by_an_earlier_migration_spares_the_scan() {
 }
 
 #[test]
-fn dropping_a_known_non_unique_index_is_expand_and_a_unique_or_unknown_one_contract() {
+fn dropping_an_existing_index_is_contract_whatever_the_model_knows_of_it() {
     let indexes = [(
         "0002_indexes.sql",
         "CREATE INDEX users_age_idx ON users (age);
@@ -390,15 +390,19 @@ CREATE INDEX invoices_note_idx ON billing.invoices (note);
 CREATE INDEX users_gone_idx ON users (price);
 DROP INDEX users_gone_idx;",
     )];
+    // Non-unique: no result changes, but the old app's plans may rely on it.
     let (class, _, reason) = judge(&indexes, "DROP INDEX CONCURRENTLY users_age_idx");
-    assert_eq!(class, Class::Expand, "{reason}");
+    assert_eq!(class, Class::Contract, "{reason}");
+    assert!(reason.contains("non-unique"), "{reason}");
     let (class, _, reason) = judge(
         &indexes,
         "DROP INDEX CONCURRENTLY billing.invoices_note_idx",
     );
-    assert_eq!(class, Class::Expand, "{reason}");
+    assert_eq!(class, Class::Contract, "{reason}");
+    assert!(reason.contains("non-unique"), "{reason}");
     let (class, _, reason) = judge(&indexes, "DROP INDEX CONCURRENTLY users_name_uq");
     assert_eq!(class, Class::Contract, "unique: {reason}");
+    assert!(reason.contains("ON CONFLICT"), "{reason}");
     let (class, _, reason) = judge(&indexes, "DROP INDEX CONCURRENTLY users_gone_idx");
     assert_eq!(
         class,
@@ -415,7 +419,17 @@ DROP INDEX users_gone_idx;",
         ),
     ];
     let (class, _, reason) = judge(&renamed, "DROP INDEX CONCURRENTLY users_age_ix");
-    assert_eq!(class, Class::Expand, "renamed: {reason}");
+    assert_eq!(class, Class::Contract, "renamed: {reason}");
+    assert!(
+        reason.contains("non-unique"),
+        "renamed, still known: {reason}"
+    );
+    // Created earlier in the same file: new, expand.
+    let (class, _, reason) = judge(
+        &[],
+        "CREATE INDEX tmp_idx ON users (age);\nDROP INDEX tmp_idx;",
+    );
+    assert_eq!(class, Class::Expand, "same file: {reason}");
 }
 
 #[test]
@@ -585,18 +599,22 @@ CREATE INDEX users_name_idx ON users (name);",
             "-- concertina: requires api>=2.0.0\nALTER TABLE users DROP COLUMN age;",
         ),
     ];
+    // DROP INDEX is contract either way; the reason shows whether the model still knows the
+    // index (a non-unique one) or forgot it with the column.
     let (class, _, reason) = judge(&dropped, "DROP INDEX CONCURRENTLY users_age_idx");
     assert_eq!(class, Class::Contract, "went with the column: {reason}");
+    assert!(!reason.contains("non-unique"), "forgotten: {reason}");
     let (class, _, reason) = judge(&dropped, "DROP INDEX CONCURRENTLY users_price_idx");
     assert_eq!(
         class,
         Class::Contract,
         "its WHERE read the column: {reason}"
     );
+    assert!(!reason.contains("non-unique"), "forgotten: {reason}");
     let (class, _, reason) = judge(&dropped, "DROP INDEX CONCURRENTLY users_name_idx");
-    assert_eq!(
-        class,
-        Class::Expand,
+    assert_eq!(class, Class::Contract, "{reason}");
+    assert!(
+        reason.contains("non-unique"),
         "another column's index stays known: {reason}"
     );
     let (class, _, reason) = judge(&dropped, "ALTER TABLE users DROP CONSTRAINT users_age_ok");
