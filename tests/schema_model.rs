@@ -873,3 +873,73 @@ fn inheritance_and_partitions_make_a_table_unknown() {
     );
     assert_eq!(class, Class::Expand, "columns written out are known");
 }
+
+#[test]
+fn a_column_the_model_proves_missing_fails_at_runtime_naming_the_known_columns() {
+    // A typo in a fully known table: an error that lists the real columns with their types.
+    let (_, rules, _) = judge(&[], "ALTER TABLE users ALTER COLUMN emial TYPE text");
+    assert!(rules.contains(&"fails-at-runtime"), "{rules:?}");
+    let analyzed = lint_folder(&[
+        ("0001_base.sql", BASE),
+        ("0002_typo.sql", "ALTER TABLE users DROP COLUMN emial;"),
+    ]);
+    let finding = analyzed[1]
+        .findings
+        .iter()
+        .find(|f| f.rule == "fails-at-runtime")
+        .unwrap_or_else(|| panic!("{:?}", analyzed[1].findings));
+    assert!(
+        finding.message.contains("users has no column emial")
+            && finding.message.contains("email varchar(50)")
+            && finding.message.contains("name text"),
+        "{}",
+        finding.message
+    );
+
+    // Each way it is not proven missing: no finding.
+    for (middle, last) in [
+        (vec![], "ALTER TABLE users ALTER COLUMN email TYPE text"),
+        (vec![], "ALTER TABLE users DROP COLUMN IF EXISTS emial"),
+        (vec![], "ALTER TABLE nowhere DROP COLUMN emial"),
+        (
+            vec![],
+            "ALTER TABLE users ADD COLUMN nick text;\nALTER TABLE users ALTER COLUMN nick SET NOT NULL",
+        ),
+        (
+            vec![(
+                "0002_copy.sql",
+                "CREATE TABLE users_copy AS SELECT * FROM users;",
+            )],
+            "ALTER TABLE users_copy DROP COLUMN email",
+        ),
+        (
+            vec![(
+                "0002_do.sql",
+                "-- concertina: phase=expand\nDO $$ BEGIN ALTER TABLE users ADD COLUMN nick text; END $$;",
+            )],
+            "ALTER TABLE users ALTER COLUMN nick SET DEFAULT 'x'",
+        ),
+        (
+            vec![(
+                "0002_rename.sql",
+                "ALTER TABLE users RENAME COLUMN email TO mail;",
+            )],
+            "ALTER TABLE users ALTER COLUMN mail TYPE text",
+        ),
+    ] {
+        let (_, rules, reason) = judge(&middle, last);
+        assert!(
+            !rules.contains(&"fails-at-runtime"),
+            "{last}: {rules:?} {reason}"
+        );
+    }
+    // After the rename the old name is the missing one.
+    let (_, rules, _) = judge(
+        &[(
+            "0002_rename.sql",
+            "ALTER TABLE users RENAME COLUMN email TO mail;",
+        )],
+        "ALTER TABLE users ALTER COLUMN email TYPE text",
+    );
+    assert!(rules.contains(&"fails-at-runtime"), "{rules:?}");
+}

@@ -179,6 +179,73 @@ impl FileContext<'_> {
         position: usize,
         cmd: &protobuf::AlterTableCmd,
     ) -> Part {
+        // Checked before the sub-command changes what the file has seen.
+        let missing = self.missing_column(table, shown, cmd);
+        let part = self.alter_cmd_verdict(table, shown, position, cmd);
+        match missing {
+            Some(hit) => part.hit(hit),
+            None => part,
+        }
+    }
+
+    /// `fails-at-runtime` when a column sub-command names a column that the schema (as the
+    /// earlier statements left it) proves missing from a table it fully knows — a typo or a
+    /// stale name — listing the table's columns with their types.
+    fn missing_column(
+        &mut self,
+        table: &str,
+        shown: &str,
+        cmd: &protobuf::AlterTableCmd,
+    ) -> Option<RuleHit> {
+        use AlterTableType as T;
+        let col = cmd.name.as_str();
+        let names_a_column = match cmd.subtype() {
+            T::AtDropColumn => !cmd.missing_ok,
+            T::AtColumnDefault
+            | T::AtDropNotNull
+            | T::AtSetNotNull
+            | T::AtAlterColumnType
+            | T::AtSetStatistics
+            | T::AtSetStorage
+            | T::AtSetCompression
+            | T::AtDropIdentity
+            | T::AtSetIdentity
+            | T::AtAddIdentity => true,
+            _ => false,
+        };
+        if !names_a_column || col.is_empty() || self.is_new_column(table, col) {
+            return None;
+        }
+        let known = self.current_model().tables.get(table)?;
+        if known.partial || known.columns.contains_key(col) {
+            return None;
+        }
+        let mut columns: Vec<String> = known
+            .columns
+            .iter()
+            .map(|(name, c)| format!("{name} {}", c.column_type))
+            .collect();
+        columns.sort();
+        let listed = if columns.is_empty() {
+            "it has no columns".to_string()
+        } else {
+            format!("its columns: {}", columns.join(", "))
+        };
+        Some(hints::fails_at_runtime(
+            format!("{shown} has no column {col} ({listed}): PostgreSQL refuses this statement"),
+            format!(
+                "check the column name; if {col} is made outside the migrations folder, judge against the live schema (--database-url) or allow fails-at-runtime with the reason"
+            ),
+        ))
+    }
+
+    fn alter_cmd_verdict(
+        &mut self,
+        table: &str,
+        shown: &str,
+        position: usize,
+        cmd: &protobuf::AlterTableCmd,
+    ) -> Part {
         use AlterTableType as T;
         use Class::{Contract, Expand};
         let table_new = self.is_new_rel(table);
