@@ -642,6 +642,9 @@ async fn batch(
 ) -> Result<BatchResult, sqlx::Error> {
     let started = Instant::now();
     let mut tx = pool.begin().await?;
+    // synchronous_commit off: the batch's row locks go at commit without waiting for the
+    // WAL flush. A crash can lose only the latest batches, each with its own checkpoint
+    // (same transaction, WAL order), so the resume redoes exactly those: still once.
     sqlx::query(
         "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true),
                 set_config('synchronous_commit', 'off', true)",
