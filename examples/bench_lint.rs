@@ -5,10 +5,14 @@
 //!
 //! Run: `cargo run --release --example bench_lint` (goal: analysis under 1 s).
 
+#[path = "support/timing.rs"]
+mod timing;
+
 use concertina::analysis;
 use concertina::config::Config;
 use concertina::files;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use timing::best_of;
 
 const FILES: usize = 1_000;
 const ROUNDS: usize = 5;
@@ -80,18 +84,6 @@ fn migration(i: usize) -> (String, String) {
         ),
     };
     (format!("{:05}_step_{i}{suffix}.sql", i + 1), body)
-}
-
-fn best_of<T>(rounds: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut best = Duration::MAX;
-    let mut last = None;
-    for _ in 0..rounds {
-        let start = Instant::now();
-        let value = f();
-        best = best.min(start.elapsed());
-        last = Some(value);
-    }
-    (best, last.expect("at least one round"))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -9,6 +9,7 @@
 use crate::analysis::AnalyzedMigration;
 use crate::backfill::{self, BackfillOutcome, BackfillSettings, ProgressMode};
 use crate::cli::{CommandError, Context, Exit, Format, PostDeployArgs};
+use crate::files::MigrationSet;
 use crate::gate::{self, Blocker};
 use crate::phase::Phase;
 use crate::runner::{self, LockError, RunSettings, RunnerLock, failure};
@@ -108,7 +109,7 @@ impl PostDeployOutcome {
 /// `concertina post-deploy`.
 pub async fn run_post_deploy(ctx: &Context, args: &PostDeployArgs) -> Result<Exit, CommandError> {
     ctx.require_human_or_json("post-deploy")?;
-    let analyzed = ctx.analyze()?;
+    let set = ctx.load_migrations()?;
     let run_settings = RunSettings::resolve(&ctx.config.runner, Some(&args.runner));
     let mut backfill_settings = BackfillSettings::from_config(&ctx.config, &args.backfill)?;
     backfill_settings.gate_context = args.context.clone();
@@ -120,15 +121,7 @@ pub async fn run_post_deploy(ctx: &Context, args: &PostDeployArgs) -> Result<Exi
     };
     let pool = runner::connect(ctx).await?;
     state::ensure_schema(&pool).await.map_err(failure)?;
-    let result = post_deploy(
-        ctx,
-        args,
-        &pool,
-        &analyzed,
-        &run_settings,
-        &backfill_settings,
-    )
-    .await;
+    let result = post_deploy(ctx, args, &pool, &set, &run_settings, &backfill_settings).await;
     pool.close().await;
     let outcome = result?;
     match ctx.format {
@@ -153,12 +146,12 @@ async fn post_deploy(
     ctx: &Context,
     args: &PostDeployArgs,
     pool: &PgPool,
-    analyzed: &[AnalyzedMigration],
+    set: &MigrationSet,
     run_settings: &RunSettings,
     backfill_settings: &BackfillSettings,
 ) -> Result<PostDeployOutcome, CommandError> {
     let applied = state::applied(pool).await.map_err(failure)?;
-    let analyzed = &*runner::judge_against_database(ctx, pool, analyzed, &applied).await?;
+    let analyzed = &runner::analyze_for_database(ctx, pool, set, &applied).await?;
     refuse_unsafe_start(analyzed, &applied)?;
 
     tracing::info!("post-deploy: backfills");

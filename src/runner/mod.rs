@@ -21,7 +21,6 @@ use crate::state::{self, AppliedRow, BackfillRow, GateVerdictRow, LockHolder, Pr
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -162,35 +161,32 @@ pub fn lint_refusals(pending: &[&AnalyzedMigration]) -> String {
     out
 }
 
-/// `analyzed` judged again against the database it is about to change: the unapplied
-/// files against the live catalog (plus the unapplied files before them) rather than the
-/// replayed history, so a column the history cannot see (made by hand, or by a DO block)
-/// is judged by what it is. The unapplied files are the release being deployed, so a
-/// table one of them creates before the rollout is new for the later ones, as `lint`
-/// judges them with a database (or with `--base` without one). Borrowed as it is when
-/// every file is applied: a run with nothing to do reads no catalog.
-pub async fn judge_against_database<'a>(
+/// Analyzes `set` for the database it is about to change: the unapplied files against the
+/// live catalog (plus the unapplied files before them) rather than the replayed history, so
+/// a column the history cannot see (made by hand, or by a DO block) is judged by what it
+/// is. The unapplied files are the release being deployed, so a table one of them creates
+/// before the rollout is new for the later ones, as `lint` judges them with a database (or
+/// with `--base` without one). With every file applied it is the history alone: a run with
+/// nothing to do reads no catalog.
+pub async fn analyze_for_database(
     ctx: &Context,
     pool: &PgPool,
-    analyzed: &'a [AnalyzedMigration],
+    set: &MigrationSet,
     applied: &BTreeMap<u64, AppliedRow>,
-) -> Result<Cow<'a, [AnalyzedMigration]>, CommandError> {
-    if analyzed
+) -> Result<Vec<AnalyzedMigration>, CommandError> {
+    let usage = |e: crate::analysis::AnalysisError| CommandError::usage(e.to_string());
+    if set
+        .migrations
         .iter()
-        .all(|m| applied.contains_key(&m.migration.version))
+        .all(|m| applied.contains_key(&m.version))
     {
-        return Ok(Cow::Borrowed(analyzed));
+        return crate::analysis::analyze(set, &ctx.config).map_err(usage);
     }
     let live = crate::schema::SchemaModel::from_database(pool)
         .await
         .map_err(failure)?;
     let applied: BTreeSet<u64> = applied.keys().copied().collect();
-    let set = MigrationSet {
-        migrations: analyzed.iter().map(|m| m.migration.clone()).collect(),
-    };
-    crate::analysis::analyze_with_base(&set, &ctx.config, &live, &applied)
-        .map(Cow::Owned)
-        .map_err(|e| CommandError::usage(e.to_string()))
+    crate::analysis::analyze_with_base(set, &ctx.config, &live, &applied).map_err(usage)
 }
 
 /// The pending pre-deploy migrations, in version order.
@@ -268,11 +264,11 @@ fn pending_json(m: &AnalyzedMigration) -> Value {
 /// `concertina pre-deploy`.
 pub async fn run_pre_deploy(ctx: &Context, args: &PreDeployArgs) -> Result<Exit, CommandError> {
     ctx.require_human_or_json("pre-deploy")?;
-    let analyzed = ctx.analyze()?;
+    let set = ctx.load_migrations()?;
     let settings = RunSettings::resolve(&ctx.config.runner, Some(&args.runner));
     let pool = connect(ctx).await?;
     if args.dry_run {
-        return pre_deploy_dry_run(ctx, &pool, &analyzed, &settings).await;
+        return pre_deploy_dry_run(ctx, &pool, &set, &settings).await;
     }
     // The lock first: its connection then serves the state check and reads, so a run with
     // nothing to do opens a single connection.
@@ -286,7 +282,7 @@ pub async fn run_pre_deploy(ctx: &Context, args: &PreDeployArgs) -> Result<Exit,
     if !state::schema_up_to_date(lock.connection()).await {
         state::ensure_schema(&pool).await.map_err(failure)?;
     }
-    let result = pre_deploy_locked(ctx, &pool, &mut lock, &analyzed, &settings).await;
+    let result = pre_deploy_locked(ctx, &pool, &mut lock, &set, &settings).await;
     if let Err(error) = lock.release().await {
         tracing::warn!("{error}; the lock is released when the connection closes");
     }
@@ -298,12 +294,12 @@ async fn pre_deploy_locked(
     ctx: &Context,
     pool: &PgPool,
     lock: &mut RunnerLock,
-    analyzed: &[AnalyzedMigration],
+    set: &MigrationSet,
     settings: &RunSettings,
 ) -> Result<Exit, CommandError> {
     // Read on the lock's connection: with nothing pending, the run needs no other.
     let applied = state::applied(lock.connection()).await.map_err(failure)?;
-    let analyzed = &*judge_against_database(ctx, pool, analyzed, &applied).await?;
+    let analyzed = &analyze_for_database(ctx, pool, set, &applied).await?;
     let pending = pending_pre_deploy(analyzed, &applied);
     check_before_applying(analyzed, &applied, &pending)?;
     let mut records = Vec::new();
@@ -419,13 +415,13 @@ async fn pre_deploy_locked(
 async fn pre_deploy_dry_run(
     ctx: &Context,
     pool: &PgPool,
-    analyzed: &[AnalyzedMigration],
+    set: &MigrationSet,
     settings: &RunSettings,
 ) -> Result<Exit, CommandError> {
     // Read-only: the state schema is not created; without it nothing is applied yet.
     let applied = state::applied(pool).await.map_err(failure)?;
     let progress = state::progress(pool).await.map_err(failure)?;
-    let analyzed = &*judge_against_database(ctx, pool, analyzed, &applied).await?;
+    let analyzed = &analyze_for_database(ctx, pool, set, &applied).await?;
     let pending = pending_pre_deploy(analyzed, &applied);
     check_before_applying(analyzed, &applied, &pending)?;
     let holder = state::advisory_lock_holder(pool, RUNNER_LOCK_KEY)
@@ -660,10 +656,10 @@ fn backfill_figures(b: &BackfillRow) -> (Option<f64>, Option<f64>, Option<f64>) 
 /// `concertina status`.
 pub async fn run_status(ctx: &Context) -> Result<Exit, CommandError> {
     ctx.require_human_or_json("status")?;
-    let analyzed = ctx.analyze()?;
+    let set = ctx.load_migrations()?;
     let pool = connect(ctx).await?;
     let db = DatabaseState::read(&pool).await.map_err(failure)?;
-    let analyzed = &*judge_against_database(ctx, &pool, &analyzed, &db.applied).await?;
+    let analyzed = &analyze_for_database(ctx, &pool, &set, &db.applied).await?;
     pool.close().await;
     let verification = verify_checksums(analyzed.iter().map(|m| &m.migration), &db.applied);
     let url = crate::db::redact(ctx.database_url.as_deref().unwrap_or_default());
