@@ -11,7 +11,6 @@
 //! (goal during the backfill: ≤ 2× idle).
 
 use concertina::backfill::{self, BackfillSettings, ProgressMode};
-use concertina::cli::{Context, Format};
 use concertina::config::Config;
 use rand::Rng;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -118,13 +117,9 @@ async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> 
         dir.path().join("0001_bump.backfill.sql"),
         "-- concertina: allow unknown-statement benchmark\nUPDATE bench_backfill SET n = n + 1;\n",
     )?;
-    let ctx = Context {
-        config: Config::default(),
-        migrations_dir: dir.path().to_path_buf(),
-        database_url: Some(url.to_string()),
-        format: Format::Human,
-    };
-    let migrations = ctx.analyze().map_err(|e| e.message)?;
+    let config = Config::default();
+    let set = concertina::files::load_dir(dir.path())?;
+    let migrations = concertina::analysis::analyze(&set, &config)?;
     // The writer alone again, just before the backfill (it touches only `touched`).
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
     let idle_before = writer(url, "bench_backfill", rows, None, Duration::from_secs(8)).await?;
@@ -138,7 +133,7 @@ async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> 
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    let outcome = backfill::run_backfills(&ctx, &pool, &migrations, settings).await?;
+    let outcome = backfill::run_backfills(&config, &pool, &migrations, settings).await?;
     let backfill_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);

@@ -5,21 +5,21 @@
 //! Backfills run without the runner lock (they take their own per-backfill lock and can take
 //! hours; the next release's `pre-deploy` must not wait for them). Contracts run under the
 //! runner lock with the same lock_timeout/retry machinery as expands.
+//!
+//! `commands::post_deploy` turns the flags into settings and renders the outcome.
 
 use crate::analysis::AnalyzedMigration;
-use crate::backfill::{self, BackfillOutcome, BackfillSettings, ProgressMode};
-use crate::cli::{CommandError, Context, Exit, Format, PostDeployArgs};
+use crate::backfill::{self, BackfillOutcome, BackfillSettings};
+use crate::config::Config;
 use crate::files::MigrationSet;
 use crate::gate::{self, Blocker};
+use crate::outcome::{ErrorKind, RunStatus};
 use crate::phase::Phase;
-use crate::runner::{self, LockError, RunSettings, RunnerLock, failure};
+use crate::runner::{self, Refusal, RunSettings, RunnerError, RunnerLock};
 use crate::state::{self, AppliedRow};
 use serde::Serialize;
-use serde_json::json;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::IsTerminal;
 
 /// Where one contract migration stands after a `post-deploy` run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,91 +83,55 @@ pub struct PostDeployOutcome {
 }
 
 impl PostDeployOutcome {
-    /// 1 if anything failed, else 3 if anything waits, else 0.
-    pub fn exit(&self) -> Exit {
-        let backfills = self.backfills.exit();
-        if backfills == Exit::Failure
+    /// Failed if anything failed, else waiting if anything waits, else done.
+    pub fn status(&self) -> RunStatus {
+        let backfills = self.backfills.status();
+        if backfills == RunStatus::Failed
             || self
                 .contracts
                 .iter()
                 .any(|c| c.state == ContractState::Failed)
         {
-            Exit::Failure
-        } else if backfills == Exit::Blocked
+            RunStatus::Failed
+        } else if backfills == RunStatus::Waiting
             || self
                 .contracts
                 .iter()
                 .any(|c| c.state != ContractState::Applied)
         {
-            Exit::Blocked
+            RunStatus::Waiting
         } else {
-            Exit::Ok
+            RunStatus::Done
         }
     }
 }
 
-/// `concertina post-deploy`.
-pub async fn run_post_deploy(ctx: &Context, args: &PostDeployArgs) -> Result<Exit, CommandError> {
-    ctx.require_human_or_json("post-deploy")?;
-    let set = ctx.load_migrations()?;
-    let run_settings = RunSettings::resolve(&ctx.config.runner, Some(&args.runner));
-    let mut backfill_settings = BackfillSettings::from_config(&ctx.config, &args.backfill)?;
-    backfill_settings.gate_context = args.context.clone();
-    backfill_settings.gate_wait = args.wait.then_some(args.timeout);
-    backfill_settings.progress = if ctx.format == Format::Human && std::io::stderr().is_terminal() {
-        ProgressMode::Bar
-    } else {
-        ProgressMode::Log
-    };
-    let pool = runner::connect(ctx).await?;
-    state::ensure_schema(&pool).await.map_err(failure)?;
-    let result = post_deploy(ctx, args, &pool, &set, &run_settings, &backfill_settings).await;
-    pool.close().await;
-    let outcome = result?;
-    match ctx.format {
-        Format::Json => {
-            let document = json!({
-                "command": "post-deploy",
-                "exit": outcome.exit() as i32,
-                "backfills": outcome.backfills.backfills,
-                "contracts": outcome.contracts,
-            });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&document).unwrap_or_default()
-            );
-        }
-        _ => print!("{}", human(&outcome)),
-    }
-    Ok(outcome.exit())
-}
-
-async fn post_deploy(
-    ctx: &Context,
-    args: &PostDeployArgs,
+/// Runs `post-deploy` on the database at `pool`: the state schema is set up, then the
+/// pending backfills run, then the pending contracts under the runner lock. The gates use
+/// `backfill_settings`' context and wait. Refuses before anything runs on drift, lint
+/// errors, or an unapplied older expand.
+pub async fn post_deploy(
+    config: &Config,
     pool: &PgPool,
     set: &MigrationSet,
     run_settings: &RunSettings,
     backfill_settings: &BackfillSettings,
-) -> Result<PostDeployOutcome, CommandError> {
-    let applied = state::applied(pool).await.map_err(failure)?;
-    let analyzed = &runner::analyze_for_database(ctx, pool, set, &applied).await?;
+) -> Result<PostDeployOutcome, RunnerError> {
+    state::ensure_schema(pool)
+        .await
+        .map_err(RunnerError::database)?;
+    let applied = state::applied(pool).await.map_err(RunnerError::database)?;
+    let analyzed = &runner::analyze_for_database(config, pool, set, &applied).await?;
     refuse_unsafe_start(analyzed, &applied)?;
 
     tracing::info!("post-deploy: backfills");
-    let backfills = backfill::run_backfills(ctx, pool, analyzed, backfill_settings)
+    let backfills = backfill::run_backfills(config, pool, analyzed, backfill_settings)
         .await
-        .map_err(failure)?;
+        .map_err(RunnerError::database)?;
 
     tracing::info!("post-deploy: contracts");
-    let lock = match RunnerLock::acquire(pool, run_settings.lock_wait).await {
-        Ok(lock) => lock,
-        Err(error @ LockError::Busy { .. }) => {
-            return Err(CommandError::blocked(error.to_string()));
-        }
-        Err(error) => return Err(failure(error)),
-    };
-    let contracts = run_contracts(ctx, args, pool, analyzed, run_settings).await;
+    let lock = RunnerLock::acquire(pool, run_settings.lock_wait).await?;
+    let contracts = run_contracts(config, pool, analyzed, run_settings, backfill_settings).await;
     if let Err(error) = lock.release().await {
         tracing::warn!("{error}; the lock is released when the connection closes");
     }
@@ -177,59 +141,37 @@ async fn post_deploy(
     })
 }
 
-/// Exit 1 before anything runs when an applied file drifted, a pending post-deploy migration
-/// has lint errors, or an expand older than a pending post-deploy migration is not applied.
+/// Refuses before anything runs when an applied file drifted, a pending post-deploy
+/// migration has lint errors, or an expand older than a pending post-deploy migration is
+/// not applied.
 fn refuse_unsafe_start(
     analyzed: &[AnalyzedMigration],
     applied: &BTreeMap<u64, AppliedRow>,
-) -> Result<(), CommandError> {
-    let verification = runner::verify_checksums(analyzed.iter().map(|m| &m.migration), applied);
-    if !verification.drifted.is_empty() {
-        let drift = runner::Verification {
-            missing: Vec::new(),
-            ..verification
-        };
-        return Err(CommandError::failure(format!(
-            "post-deploy refused, nothing run: applied migrations changed since they ran:\n{}restore the applied files as they were and put the change in a new migration",
-            drift.describe()
-        )));
-    }
+) -> Result<(), RunnerError> {
     let pending: Vec<&AnalyzedMigration> = analyzed
         .iter()
         .filter(|m| m.phase != Phase::Expand && !applied.contains_key(&m.migration.version))
         .collect();
-    let refusals = runner::lint_refusals(&pending);
-    if !refusals.is_empty() {
-        return Err(CommandError::failure(format!(
-            "post-deploy refused, nothing run: migrations it would run have lint errors:\n{refusals}fix them (`concertina lint` shows each with a safe alternative)"
-        )));
-    }
-    if let Some(first) = pending.first()
-        && let Some(expand) = analyzed.iter().find(|e| {
-            e.phase == Phase::Expand
-                && e.migration.version < first.migration.version
-                && !applied.contains_key(&e.migration.version)
-        })
-    {
-        return Err(CommandError::failure(format!(
-            "post-deploy refused, nothing run: expand migration {} ({}) is not applied yet; run `concertina pre-deploy` before the rollout",
-            expand.migration.version,
-            expand.migration.display_path()
-        )));
+    runner::check_before_applying(analyzed, applied, &pending)?;
+    if let Some(expand) = runner::unapplied_older_expand(analyzed, applied, &pending) {
+        return Err(RunnerError::Refused(Refusal::ExpandNotApplied {
+            version: expand.migration.version,
+            path: expand.migration.display_path(),
+        }));
     }
     Ok(())
 }
 
 /// Applies the pending contracts in version order, stopping at the first that waits or fails.
 async fn run_contracts(
-    ctx: &Context,
-    args: &PostDeployArgs,
+    config: &Config,
     pool: &PgPool,
     analyzed: &[AnalyzedMigration],
     settings: &RunSettings,
-) -> Result<Vec<ContractReport>, CommandError> {
+    gates: &BackfillSettings,
+) -> Result<Vec<ContractReport>, RunnerError> {
     // Re-read under the lock: another runner may have applied something meanwhile.
-    let applied = state::applied(pool).await.map_err(failure)?;
+    let applied = state::applied(pool).await.map_err(RunnerError::database)?;
     let pending: Vec<&AnalyzedMigration> = analyzed
         .iter()
         .filter(|m| m.phase == Phase::Contract && !applied.contains_key(&m.migration.version))
@@ -244,7 +186,7 @@ async fn run_contracts(
             reports.push(report);
             continue;
         }
-        let report = run_contract(ctx, args, pool, analyzed, &applied, m, settings).await;
+        let report = run_contract(config, pool, analyzed, &applied, m, settings, gates).await;
         stopped = report.state != ContractState::Applied;
         reports.push(report);
     }
@@ -252,13 +194,13 @@ async fn run_contracts(
 }
 
 async fn run_contract(
-    ctx: &Context,
-    args: &PostDeployArgs,
+    config: &Config,
     pool: &PgPool,
     analyzed: &[AnalyzedMigration],
     applied_before: &BTreeMap<u64, AppliedRow>,
     m: &AnalyzedMigration,
     settings: &RunSettings,
+    gates: &BackfillSettings,
 ) -> ContractReport {
     let path = m.migration.display_path();
     let applied_now = state::applied(pool)
@@ -278,12 +220,11 @@ async fn run_contract(
         return report;
     }
     if !m.requires.is_empty() {
-        tracing::info!(file = %path, gate = %m.gate_text(), wait = args.wait, "judging the gate");
-        let wait = args.wait.then_some(args.timeout);
-        let verdict = gate::judge_requires(ctx, &m.requires, args.context.as_deref(), wait).await;
-        if let Err(message) =
-            gate::command::record(pool, m.migration.version, &m.requires, &verdict).await
-        {
+        let wait = gates.gate_wait;
+        tracing::info!(file = %path, gate = %m.gate_text(), wait = wait.is_some(), "judging the gate");
+        let verdict =
+            gate::judge_requires(config, &m.requires, gates.gate_context.as_deref(), wait).await;
+        if let Err(message) = gate::record(pool, m.migration.version, &m.requires, &verdict).await {
             tracing::warn!("the verdict was not recorded in concertina.gate_verdicts: {message}");
         }
         if !verdict.holds {
@@ -291,11 +232,8 @@ async fn run_contract(
             report.message = Some(format!(
                 "{path}: its gate `requires {}` does not hold{}; nothing ran. Safe to retry after the rollout completes",
                 m.gate_text(),
-                if args.wait {
-                    format!(
-                        " after waiting {}",
-                        humantime::format_duration(args.timeout)
-                    )
+                if let Some(wait) = wait {
+                    format!(" after waiting {}", humantime::format_duration(wait))
                 } else {
                     " (pass --wait to watch until it does)".to_string()
                 }
@@ -313,7 +251,7 @@ async fn run_contract(
             report
         }
         Err(error) => {
-            let state = if error.exit() == Exit::Blocked {
+            let state = if error.kind() == ErrorKind::Transient {
                 ContractState::WaitingGate
             } else {
                 ContractState::Failed
@@ -323,53 +261,4 @@ async fn run_contract(
             report
         }
     }
-}
-
-/// The human report: the backfills, then one line per contract with its blockers.
-pub fn human(outcome: &PostDeployOutcome) -> String {
-    let mut out = backfill::human(&outcome.backfills);
-    if outcome.contracts.is_empty() {
-        out.push_str("no pending contracts\n");
-    }
-    for c in &outcome.contracts {
-        let head = format!("{:>4} {}", c.version, c.name);
-        let gate = if c.gate.is_empty() {
-            String::new()
-        } else {
-            format!(" (requires {})", c.gate)
-        };
-        let _ = match c.state {
-            ContractState::Applied => writeln!(
-                out,
-                "{head}: applied{gate} in {} ms",
-                c.duration_ms.unwrap_or(0)
-            ),
-            ContractState::WaitingBackfill => writeln!(out, "{head}: waiting for a backfill"),
-            ContractState::WaitingGate => writeln!(out, "{head}: BLOCKED{gate}"),
-            ContractState::NotRun => {
-                writeln!(out, "{head}: not run (an earlier contract has not run)")
-            }
-            ContractState::Failed => writeln!(out, "{head}: FAILED"),
-        };
-        if c.state != ContractState::NotRun
-            && c.state != ContractState::Applied
-            && let Some(message) = &c.message
-        {
-            let _ = writeln!(out, "       {message}");
-        }
-        for b in &c.blocking {
-            let seen = b.version_seen.as_deref().unwrap_or("no version");
-            let _ = writeln!(
-                out,
-                "       blocked by {} {}/{} (app {}, {seen}, needs {}): {}",
-                b.kind, b.namespace, b.name, b.app, b.required, b.reason
-            );
-        }
-    }
-    out.push_str(match outcome.exit() {
-        Exit::Ok => "post-deploy: done\n",
-        Exit::Blocked => "post-deploy: blocked; safe to retry (exit 3)\n",
-        _ => "post-deploy: failed (exit 1)\n",
-    });
-    out
 }

@@ -48,7 +48,7 @@ async fn composite_uuid_text_and_declared_keys_are_walked_completely() {
         ],
         None,
     );
-    let outcome = run_library(dir.path(), &url, &pool, &quick(97)).await;
+    let outcome = run_library(dir.path(), &pool, &quick(97)).await;
     for b in &outcome.backfills {
         assert_eq!(b.state, BackfillState::Done, "{}: {:?}", b.name, b.message);
         assert!(b.batches > 1, "{} ran in {} batches", b.name, b.batches);
@@ -85,7 +85,7 @@ async fn composite_uuid_text_and_declared_keys_are_walked_completely() {
     assert_eq!(progress[0].rows_scanned, 5000);
 
     // Finished backfills never run again.
-    let again = run_library(dir.path(), &url, &pool, &quick(97)).await;
+    let again = run_library(dir.path(), &pool, &quick(97)).await;
     assert!(again.backfills.is_empty());
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM comp WHERE n <> 1").await,

@@ -107,7 +107,7 @@ async fn a_failed_batch_keeps_earlier_batches_and_resumes_after_the_fix() {
         )],
         None,
     );
-    let first = run_library(dir.path(), &url, &pool, &quick(100)).await;
+    let first = run_library(dir.path(), &pool, &quick(100)).await;
     let report = &first.backfills[0];
     assert_eq!(report.state, BackfillState::Failed);
     let message = report.message.as_deref().unwrap();
@@ -133,7 +133,7 @@ async fn a_failed_batch_keeps_earlier_batches_and_resumes_after_the_fix() {
     );
 
     exec(&pool, "UPDATE t SET d = 1").await;
-    let second = run_library(dir.path(), &url, &pool, &quick(100)).await;
+    let second = run_library(dir.path(), &pool, &quick(100)).await;
     assert_eq!(
         second.backfills[0].state,
         BackfillState::Done,
@@ -161,7 +161,7 @@ async fn a_failed_batch_keeps_earlier_batches_and_resumes_after_the_fix() {
          VALUES (2, 0, 'public.v', '{id}', 'an-older-checksum', '{100}')",
     )
     .await;
-    let changed = run_library(dir.path(), &url, &pool, &quick(100)).await;
+    let changed = run_library(dir.path(), &pool, &quick(100)).await;
     assert_eq!(changed.backfills[0].state, BackfillState::Failed);
     assert!(
         changed.backfills[0]
@@ -193,8 +193,8 @@ async fn two_runners_never_run_the_same_backfill_twice() {
     let other = PgPool::connect(&url).await.unwrap();
     let settings = quick(200);
     let (a, b) = tokio::join!(
-        run_library(dir.path(), &url, &pool, &settings),
-        run_library(dir.path(), &url, &other, &settings),
+        run_library(dir.path(), &pool, &settings),
+        run_library(dir.path(), &other, &settings),
     );
     let mut states = vec![a.backfills[0].state, b.backfills[0].state];
     states.sort_by_key(|s| format!("{s:?}"));
@@ -233,7 +233,7 @@ async fn lock_timeouts_are_retried_then_reported_as_busy_and_resume() {
     settings.lock_timeout = std::time::Duration::from_millis(100);
     settings.max_attempts = 3;
     settings.target_batch = std::time::Duration::from_secs(10);
-    let blocked = run_library(dir.path(), &url, &pool, &settings).await;
+    let blocked = run_library(dir.path(), &pool, &settings).await;
     let report = &blocked.backfills[0];
     assert_eq!(
         report.state,
@@ -241,7 +241,10 @@ async fn lock_timeouts_are_retried_then_reported_as_busy_and_resume() {
         "{:?}",
         report.message
     );
-    assert_eq!(blocked.exit(), concertina::cli::Exit::Blocked);
+    assert_eq!(
+        concertina::commands::Exit::from(blocked.status()),
+        concertina::commands::Exit::Blocked
+    );
     assert!(
         report.message.as_deref().unwrap().contains("timed out"),
         "{:?}",
@@ -254,7 +257,7 @@ async fn lock_timeouts_are_retried_then_reported_as_busy_and_resume() {
     );
     app.rollback().await.unwrap();
 
-    let resumed = run_library(dir.path(), &url, &pool, &settings).await;
+    let resumed = run_library(dir.path(), &pool, &settings).await;
     assert_eq!(resumed.backfills[0].state, BackfillState::Done);
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM t WHERE n <> 1").await,

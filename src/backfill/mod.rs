@@ -12,16 +12,33 @@ pub mod rewrite;
 pub mod sizer;
 
 use crate::analysis::AnalyzedMigration;
-use crate::cli::{BackfillArgs, CommandError, Context, Exit, Format};
 use crate::config::Config;
 use crate::gate::Blocker;
+use crate::outcome::RunStatus;
 use crate::phase::Phase;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::time::Duration;
+
+/// Overrides of the config's `[backfill]` settings (the command line's flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackfillOverrides {
+    /// Rows in the first batch.
+    pub batch_size: Option<u64>,
+    /// Target duration of one batch, in milliseconds.
+    pub target_batch_ms: Option<u64>,
+    /// Pause between batches, in milliseconds.
+    pub sleep_ms: Option<u64>,
+    /// Pause while a replica's replay lag is above this.
+    pub max_replication_lag: Option<Duration>,
+}
+
+/// A setting out of range: the flag or the config must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
 
 /// How progress is shown while a backfill runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,26 +104,26 @@ impl Default for BackfillSettings {
 }
 
 impl BackfillSettings {
-    /// Defaults, overridden by `[backfill]` (and `[runner] lock_timeout`), overridden by flags.
-    /// Exit 2 on a zero batch size or target.
+    /// Defaults, overridden by `[backfill]` (and `[runner] lock_timeout`), overridden by
+    /// `args`. A zero batch size or target is an error.
     pub fn from_config(
         config: &Config,
-        args: &BackfillArgs,
-    ) -> Result<BackfillSettings, CommandError> {
+        args: &BackfillOverrides,
+    ) -> Result<BackfillSettings, SettingsError> {
         let mut settings = BackfillSettings::default();
         let file = &config.backfill;
         if let Some(size) = args.batch_size.or(file.batch_size) {
             if size == 0 {
-                return Err(CommandError::usage(
-                    "--batch-size / [backfill] batch_size must be at least 1",
+                return Err(SettingsError(
+                    "--batch-size / [backfill] batch_size must be at least 1".into(),
                 ));
             }
             settings.batch_size = size;
         }
         if let Some(ms) = args.target_batch_ms.or(file.target_batch_ms) {
             if ms == 0 {
-                return Err(CommandError::usage(
-                    "--target-batch-ms / [backfill] target_batch_ms must be at least 1",
+                return Err(SettingsError(
+                    "--target-batch-ms / [backfill] target_batch_ms must be at least 1".into(),
                 ));
             }
             settings.target_batch = Duration::from_millis(ms);
@@ -229,20 +246,20 @@ pub struct BackfillOutcome {
 }
 
 impl BackfillOutcome {
-    /// 1 if any failed, else 3 if any waits (gate or lock), else 0.
-    pub fn exit(&self) -> Exit {
+    /// Failed if any failed, else waiting if any waits (gate or lock), else done.
+    pub fn status(&self) -> RunStatus {
         let states = || self.backfills.iter().map(|b| b.state);
         if states().any(|s| s == BackfillState::Failed) {
-            Exit::Failure
+            RunStatus::Failed
         } else if states().any(|s| {
             matches!(
                 s,
                 BackfillState::WaitingGate | BackfillState::WaitingLock | BackfillState::NotRun
             )
         }) {
-            Exit::Blocked
+            RunStatus::Waiting
         } else {
-            Exit::Ok
+            RunStatus::Done
         }
     }
 
@@ -274,14 +291,20 @@ impl From<sqlx::Error> for BackfillError {
 /// Runs the pending backfills of `migrations` (phase backfill, not in
 /// `concertina.applied_migrations`) in version order. A backfill runs only once its gate
 /// holds; the first one that waits or fails stops the run (later ones are `not-run`).
+///
+/// `config` names the apps the gates judge.
 pub async fn run_backfills(
-    ctx: &Context,
+    config: &Config,
     pool: &PgPool,
     migrations: &[AnalyzedMigration],
     settings: &BackfillSettings,
 ) -> Result<BackfillOutcome, BackfillError> {
     crate::state::ensure_schema(pool).await?;
-    let applied = applied_versions(pool).await?;
+    let applied: BTreeSet<u64> = crate::state::applied(pool)
+        .await
+        .map_err(|e| BackfillError::Database(e.to_string()))?
+        .into_keys()
+        .collect();
     let mut pending: Vec<&AnalyzedMigration> = migrations
         .iter()
         .filter(|m| m.phase == Phase::Backfill && !applied.contains(&m.migration.version))
@@ -298,7 +321,7 @@ pub async fn run_backfills(
             reports.push(report);
             continue;
         }
-        let report = run_one(ctx, pool, migrations, &applied, m, settings).await;
+        let report = run_one(config, pool, migrations, &applied, m, settings).await;
         stopped = !matches!(
             report.state,
             BackfillState::Done | BackfillState::AlreadyDone
@@ -309,7 +332,7 @@ pub async fn run_backfills(
 }
 
 async fn run_one(
-    ctx: &Context,
+    config: &Config,
     pool: &PgPool,
     migrations: &[AnalyzedMigration],
     applied: &BTreeSet<u64>,
@@ -351,14 +374,14 @@ async fn run_one(
     };
     if !m.requires.is_empty() {
         let verdict = crate::gate::judge_requires(
-            ctx,
+            config,
             &m.requires,
             settings.gate_context.as_deref(),
             settings.gate_wait,
         )
         .await;
         if let Err(message) =
-            crate::gate::command::record(pool, m.migration.version, &m.requires, &verdict).await
+            crate::gate::record(pool, m.migration.version, &m.requires, &verdict).await
         {
             tracing::warn!("the verdict was not recorded in concertina.gate_verdicts: {message}");
         }
@@ -375,17 +398,6 @@ async fn run_one(
     }
     engine::run(pool, m, &plans, settings, &mut report).await;
     report
-}
-
-async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<u64>, sqlx::Error> {
-    let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM concertina.applied_migrations")
-            .fetch_all(pool)
-            .await?;
-    Ok(versions
-        .into_iter()
-        .filter_map(|v| u64::try_from(v).ok())
-        .collect())
 }
 
 /// The progress of one backfill statement, as `status` shows it.
@@ -496,94 +508,12 @@ pub async fn progress(pool: &PgPool) -> Result<Vec<BackfillProgress>, sqlx::Erro
         .collect()
 }
 
-/// `concertina backfill`.
-pub async fn run_backfill(ctx: &Context, args: &BackfillArgs) -> Result<Exit, CommandError> {
-    ctx.require_human_or_json("backfill")?;
-    let mut settings = BackfillSettings::from_config(&ctx.config, args)?;
-    let url = ctx.require_database_url()?;
-    let migrations = ctx.analyze()?;
-    let pool = crate::db::connect(url)
-        .await
-        .map_err(|e| CommandError::failure(e.to_string()))?;
-    settings.progress = if ctx.format == Format::Human && std::io::stderr().is_terminal() {
-        ProgressMode::Bar
-    } else {
-        ProgressMode::Log
-    };
-    let outcome = run_backfills(ctx, &pool, &migrations, &settings)
-        .await
-        .map_err(|e| CommandError::failure(e.to_string()))?;
-    match ctx.format {
-        Format::Json => {
-            let document = serde_json::json!({
-                "command": "backfill",
-                "exit": outcome.exit() as i32,
-                "backfills": outcome.backfills,
-            });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&document).unwrap_or_default()
-            );
-        }
-        _ => print!("{}", human(&outcome)),
-    }
-    Ok(outcome.exit())
-}
-
-/// The human summary of a run: one line per backfill, then blockers and errors.
-pub fn human(outcome: &BackfillOutcome) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    if outcome.backfills.is_empty() {
-        out.push_str("no pending backfills\n");
-        return out;
-    }
-    for b in &outcome.backfills {
-        let head = format!("{:>4} {}", b.version, b.name);
-        let _ = match b.state {
-            BackfillState::Done => writeln!(
-                out,
-                "{head}: done, {} rows changed ({} keys) in {} batches, {:.1} s (longest batch {:.0} ms)",
-                b.rows_done,
-                b.rows_scanned,
-                b.batches,
-                b.duration_ms as f64 / 1000.0,
-                b.max_batch_ms
-            ),
-            BackfillState::AlreadyDone => {
-                writeln!(out, "{head}: done by another concertina process")
-            }
-            BackfillState::WaitingGate => writeln!(out, "{head}: waiting for its gate"),
-            BackfillState::WaitingLock => writeln!(out, "{head}: waiting (lock)"),
-            BackfillState::Failed => writeln!(out, "{head}: FAILED"),
-            BackfillState::NotRun => writeln!(
-                out,
-                "{head}: not run (an earlier backfill has not finished)"
-            ),
-        };
-        if b.state != BackfillState::Done
-            && b.state != BackfillState::NotRun
-            && let Some(message) = &b.message
-        {
-            let _ = writeln!(out, "       {message}");
-        }
-        for blocker in &b.blocking {
-            let _ = writeln!(
-                out,
-                "       blocked by {} {}/{} ({}): {}",
-                blocker.kind, blocker.namespace, blocker.name, blocker.required, blocker.reason
-            );
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(batch_size: Option<u64>, target: Option<u64>) -> BackfillArgs {
-        BackfillArgs {
+    fn args(batch_size: Option<u64>, target: Option<u64>) -> BackfillOverrides {
+        BackfillOverrides {
             batch_size,
             target_batch_ms: target,
             sleep_ms: None,
@@ -613,11 +543,11 @@ mod tests {
         assert_eq!(defaults.target_batch, Duration::from_millis(200));
         let zero =
             BackfillSettings::from_config(&Config::default(), &args(Some(0), None)).unwrap_err();
-        assert_eq!(zero.exit, Exit::Usage);
+        assert!(zero.0.contains("batch_size must be at least 1"), "{zero}");
     }
 
     #[test]
-    fn the_worst_state_decides_the_exit_code() {
+    fn the_worst_state_decides_the_status() {
         let report = |state| BackfillReport {
             version: 1,
             name: "x".into(),
@@ -637,10 +567,10 @@ mod tests {
         let outcome = |states: &[BackfillState]| BackfillOutcome {
             backfills: states.iter().map(|s| report(*s)).collect(),
         };
-        assert_eq!(outcome(&[]).exit(), Exit::Ok);
+        assert_eq!(outcome(&[]).status(), RunStatus::Done);
         assert_eq!(
-            outcome(&[BackfillState::Done, BackfillState::AlreadyDone]).exit(),
-            Exit::Ok
+            outcome(&[BackfillState::Done, BackfillState::AlreadyDone]).status(),
+            RunStatus::Done
         );
         assert_eq!(
             outcome(&[
@@ -648,13 +578,12 @@ mod tests {
                 BackfillState::WaitingGate,
                 BackfillState::NotRun
             ])
-            .exit(),
-            Exit::Blocked
+            .status(),
+            RunStatus::Waiting
         );
         assert_eq!(
-            outcome(&[BackfillState::Failed, BackfillState::NotRun]).exit(),
-            Exit::Failure
+            outcome(&[BackfillState::Failed, BackfillState::NotRun]).status(),
+            RunStatus::Failed
         );
-        assert!(human(&outcome(&[])).contains("no pending backfills"));
     }
 }

@@ -5,9 +5,10 @@
 //! The same machinery serves every phase: `pre-deploy` calls it for expand files, and
 //! `post-deploy` can call it for contract files.
 
+use super::RunnerOverrides;
 use crate::analysis::{AnalyzedMigration, AnalyzedStatement};
-use crate::cli::{Exit, RunnerArgs};
 use crate::config::RunnerConfig;
+use crate::outcome::ErrorKind;
 use crate::state::{self, AppliedRow, ProgressRow, StateQueryError};
 use chrono::Utc;
 use pg_query::protobuf::Token;
@@ -55,20 +56,21 @@ impl Default for RunSettings {
 }
 
 impl RunSettings {
-    /// The settings from the command line, else the config's `[runner]`, else the defaults.
-    pub fn resolve(config: &RunnerConfig, args: Option<&RunnerArgs>) -> RunSettings {
+    /// The overrides (the command line's flags), else the config's `[runner]`, else the
+    /// defaults.
+    pub fn resolve(config: &RunnerConfig, overrides: &RunnerOverrides) -> RunSettings {
         let defaults = RunSettings::default();
         RunSettings {
-            lock_timeout: args
-                .and_then(|a| a.lock_timeout)
+            lock_timeout: overrides
+                .lock_timeout
                 .or(config.lock_timeout)
                 .unwrap_or(defaults.lock_timeout),
-            lock_wait: args
-                .and_then(|a| a.lock_wait)
+            lock_wait: overrides
+                .lock_wait
                 .or(config.lock_wait)
                 .unwrap_or(defaults.lock_wait),
-            max_attempts: args
-                .and_then(|a| a.max_attempts)
+            max_attempts: overrides
+                .max_attempts
                 .or(config.max_attempts)
                 .unwrap_or(defaults.max_attempts)
                 .max(1),
@@ -204,11 +206,12 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The exit code: blocked (3) for lock timeouts, failure (1) otherwise.
-    pub fn exit(&self) -> Exit {
+    /// What kind of error it is: transient for lock timeouts (a retry may get the locks),
+    /// failed otherwise.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            RunError::LockTimeout { .. } => Exit::Blocked,
-            _ => Exit::Failure,
+            RunError::LockTimeout { .. } => ErrorKind::Transient,
+            _ => ErrorKind::Failed,
         }
     }
 }

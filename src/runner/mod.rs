@@ -1,28 +1,96 @@
 //! The runner: applies migrations under an advisory lock (`pre-deploy`, and the building
 //! blocks `post-deploy` reuses), and reports state (`status`, `verify`, `plan`'s state).
 //!
-//! Library API: [`RunnerLock::acquire`], [`apply_migration`] with [`RunSettings`], and the
-//! read functions of [`crate::state`].
+//! Library API: [`RunnerLock::acquire`], [`apply_migration`] with [`RunSettings`],
+//! [`pre_deploy`] and [`pre_deploy_dry_run`], [`verify_checksums`], [`DatabaseState`] and
+//! the read functions of [`crate::state`]. Nothing here prints or knows the command line:
+//! `commands::pre_deploy`, `status` and `verify` render what these return.
 
 mod apply;
 mod lock;
+mod pre_deploy;
 
 pub use apply::{
     AppliedRecord, RunError, RunSettings, apply_migration, is_transaction_control, locate,
     needs_no_transaction, runnable_statements, uses_concurrently,
 };
 pub use lock::{LockError, RUNNER_LOCK_KEY, RunnerLock};
+pub use pre_deploy::{DryRun, PreDeployEvent, PreDeployOutcome, pre_deploy, pre_deploy_dry_run};
 
-use crate::analysis::AnalyzedMigration;
-use crate::cli::{CommandError, Context, Exit, Format, PreDeployArgs};
+use crate::analysis::{AnalysisError, AnalyzedMigration};
+use crate::config::Config;
 use crate::files::{Migration, MigrationSet};
-use crate::phase::Stream;
+use crate::outcome::ErrorKind;
+use crate::phase::Phase;
+use crate::schema::SchemaModel;
 use crate::state::{self, AppliedRow, BackfillRow, GateVerdictRow, LockHolder, ProgressRow};
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Overrides of the config's `[runner]` settings (the command line's flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunnerOverrides {
+    /// How long to wait for another runner's lock.
+    pub lock_wait: Option<Duration>,
+    /// `SET LOCAL lock_timeout` of each statement.
+    pub lock_timeout: Option<Duration>,
+    /// Attempts per migration on lock timeouts.
+    pub max_attempts: Option<u32>,
+}
+
+/// Why the runner refused to start: nothing was changed.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// Applied files changed since they ran.
+    Drift(Verification),
+    /// Migrations it would run have lint errors (one line each, see [`lint_refusals`]).
+    LintErrors(String),
+    /// An expand older than a pending post-deploy migration is not applied.
+    ExpandNotApplied {
+        /// Its version.
+        version: u64,
+        /// Its file.
+        path: String,
+    },
+}
+
+/// An error of the runner that stops a run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// A directive error in a file (see [`AnalysisError`]).
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
+    /// The state or the catalog could not be read or written (redacted).
+    #[error("{0}")]
+    Database(String),
+    /// The runner lock was busy or could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The run was refused before it changed anything.
+    #[error("refused: {0:?}")]
+    Refused(Refusal),
+}
+
+impl RunnerError {
+    /// What kind of error it is (decides the exit code).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RunnerError::Analysis(_) => ErrorKind::Invalid,
+            RunnerError::Lock(LockError::Busy { .. }) => ErrorKind::Transient,
+            RunnerError::Database(_) | RunnerError::Lock(_) | RunnerError::Refused(_) => {
+                ErrorKind::Failed
+            }
+        }
+    }
+
+    /// A database error, redacted.
+    pub fn database(error: impl std::fmt::Display) -> RunnerError {
+        RunnerError::Database(crate::db::redact(&error.to_string()))
+    }
+}
 
 /// An applied migration whose file changed since.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -129,19 +197,6 @@ pub fn verify_checksums<'a>(
     verification
 }
 
-/// Connects to the context's database (exit 2 without a URL, exit 1 when unreachable).
-pub async fn connect(ctx: &Context) -> Result<PgPool, CommandError> {
-    let url = ctx.require_database_url()?;
-    crate::db::connect(url)
-        .await
-        .map_err(|e| CommandError::failure(e.to_string()))
-}
-
-/// A failure (exit 1) whose message has every password redacted.
-pub fn failure(error: impl std::fmt::Display) -> CommandError {
-    CommandError::failure(crate::db::redact(&error.to_string()))
-}
-
 /// The lint errors of `pending` migrations, one line each (empty when none).
 pub fn lint_refusals(pending: &[&AnalyzedMigration]) -> String {
     let mut out = String::new();
@@ -161,6 +216,13 @@ pub fn lint_refusals(pending: &[&AnalyzedMigration]) -> String {
     out
 }
 
+/// The live schema as the catalog of the database at `pool` has it.
+pub async fn live_schema(pool: &PgPool) -> Result<SchemaModel, RunnerError> {
+    SchemaModel::from_database(pool)
+        .await
+        .map_err(RunnerError::database)
+}
+
 /// Analyzes `set` for the database it is about to change: the unapplied files against the
 /// live catalog (plus the unapplied files before them) rather than the replayed history, so
 /// a column the history cannot see (made by hand, or by a DO block) is judged by what it
@@ -169,54 +231,38 @@ pub fn lint_refusals(pending: &[&AnalyzedMigration]) -> String {
 /// with `--base` without one). With every file applied it is the history alone: a run with
 /// nothing to do reads no catalog.
 pub async fn analyze_for_database(
-    ctx: &Context,
+    config: &Config,
     pool: &PgPool,
     set: &MigrationSet,
     applied: &BTreeMap<u64, AppliedRow>,
-) -> Result<Vec<AnalyzedMigration>, CommandError> {
-    let usage = |e: crate::analysis::AnalysisError| CommandError::usage(e.to_string());
+) -> Result<Vec<AnalyzedMigration>, RunnerError> {
     if set
         .migrations
         .iter()
         .all(|m| applied.contains_key(&m.version))
     {
-        return crate::analysis::analyze(set, &ctx.config).map_err(usage);
+        return Ok(crate::analysis::analyze(set, config)?);
     }
-    let live = crate::schema::SchemaModel::from_database(pool)
-        .await
-        .map_err(failure)?;
+    let live = live_schema(pool).await?;
     let applied: BTreeSet<u64> = applied.keys().copied().collect();
-    crate::analysis::analyze_with_base(set, &ctx.config, &live, &applied).map_err(usage)
+    Ok(crate::analysis::analyze_with_base(
+        set, config, &live, &applied,
+    )?)
 }
 
-/// The pending pre-deploy migrations, in version order.
-fn pending_pre_deploy<'a>(
-    analyzed: &'a [AnalyzedMigration],
-    applied: &BTreeMap<u64, AppliedRow>,
-) -> Vec<&'a AnalyzedMigration> {
-    analyzed
-        .iter()
-        .filter(|m| m.stream() == Stream::PreDeploy && !applied.contains_key(&m.migration.version))
-        .collect()
-}
-
-/// Refuses (exit 1, nothing applied) when an applied file drifted or a pending one has
-/// lint errors.
-fn check_before_applying(
+/// Refuses (nothing applied) when an applied file drifted or one of `pending` has lint
+/// errors. Applied versions with no file are logged: an older release may still run.
+pub fn check_before_applying(
     analyzed: &[AnalyzedMigration],
     applied: &BTreeMap<u64, AppliedRow>,
     pending: &[&AnalyzedMigration],
-) -> Result<(), CommandError> {
+) -> Result<(), RunnerError> {
     let verification = verify_checksums(analyzed.iter().map(|m| &m.migration), applied);
     if !verification.drifted.is_empty() {
-        let drift = Verification {
+        return Err(RunnerError::Refused(Refusal::Drift(Verification {
             missing: Vec::new(),
-            ..verification.clone()
-        };
-        return Err(CommandError::failure(format!(
-            "pre-deploy refused, nothing applied: applied migrations changed since they ran:\n{}restore the applied files as they were (e.g. `git checkout` them) and put the change in a new migration with a higher version",
-            drift.describe()
-        )));
+            ..verification
+        })));
     }
     for m in &verification.missing {
         tracing::warn!(
@@ -227,300 +273,24 @@ fn check_before_applying(
     }
     let refusals = lint_refusals(pending);
     if !refusals.is_empty() {
-        return Err(CommandError::failure(format!(
-            "pre-deploy refused, nothing applied: migrations it would run have lint errors:\n{refusals}fix them (`concertina lint` shows each with a safe alternative), or suppress a rule with `-- concertina: allow <rule> <reason>`"
-        )));
+        return Err(RunnerError::Refused(Refusal::LintErrors(refusals)));
     }
     Ok(())
 }
 
-fn record_json(record: &AppliedRecord) -> Value {
-    json!({
-        "version": record.row.version,
-        "name": record.row.name,
-        "path": record.path.display().to_string(),
-        "phase": record.row.phase,
-        "checksum": record.row.checksum,
-        "statements": record.statements,
-        "attempts": record.attempts,
-        "no_transaction": record.no_transaction,
-        "resumed_at_statement": record.resumed_at.map(|i| i + 1),
-        "duration_ms": record.row.duration_ms,
-        "applied_by": record.row.applied_by,
+/// The unapplied expand with a version below the first of `pending`, if any: post-deploy
+/// migrations never run before the expands they follow.
+pub fn unapplied_older_expand<'a>(
+    analyzed: &'a [AnalyzedMigration],
+    applied: &BTreeMap<u64, AppliedRow>,
+    pending: &[&AnalyzedMigration],
+) -> Option<&'a AnalyzedMigration> {
+    let first = pending.first()?;
+    analyzed.iter().find(|e| {
+        e.phase == Phase::Expand
+            && e.migration.version < first.migration.version
+            && !applied.contains_key(&e.migration.version)
     })
-}
-
-fn pending_json(m: &AnalyzedMigration) -> Value {
-    json!({
-        "version": m.migration.version,
-        "name": m.migration.description,
-        "path": m.migration.display_path(),
-        "phase": m.phase,
-        "statements": runnable_statements(m).len(),
-        "no_transaction": needs_no_transaction(m),
-    })
-}
-
-/// `concertina pre-deploy`.
-pub async fn run_pre_deploy(ctx: &Context, args: &PreDeployArgs) -> Result<Exit, CommandError> {
-    ctx.require_human_or_json("pre-deploy")?;
-    let set = ctx.load_migrations()?;
-    let settings = RunSettings::resolve(&ctx.config.runner, Some(&args.runner));
-    let pool = connect(ctx).await?;
-    if args.dry_run {
-        return pre_deploy_dry_run(ctx, &pool, &set, &settings).await;
-    }
-    // The lock first: its connection then serves the state check and reads, so a run with
-    // nothing to do opens a single connection.
-    let mut lock = match RunnerLock::acquire(&pool, settings.lock_wait).await {
-        Ok(lock) => lock,
-        Err(error @ LockError::Busy { .. }) => {
-            return Err(CommandError::blocked(error.to_string()));
-        }
-        Err(error) => return Err(failure(error)),
-    };
-    if !state::schema_up_to_date(lock.connection()).await {
-        state::ensure_schema(&pool).await.map_err(failure)?;
-    }
-    let result = pre_deploy_locked(ctx, &pool, &mut lock, &set, &settings).await;
-    if let Err(error) = lock.release().await {
-        tracing::warn!("{error}; the lock is released when the connection closes");
-    }
-    pool.close().await;
-    result
-}
-
-async fn pre_deploy_locked(
-    ctx: &Context,
-    pool: &PgPool,
-    lock: &mut RunnerLock,
-    set: &MigrationSet,
-    settings: &RunSettings,
-) -> Result<Exit, CommandError> {
-    // Read on the lock's connection: with nothing pending, the run needs no other.
-    let applied = state::applied(lock.connection()).await.map_err(failure)?;
-    let analyzed = &analyze_for_database(ctx, pool, set, &applied).await?;
-    let pending = pending_pre_deploy(analyzed, &applied);
-    check_before_applying(analyzed, &applied, &pending)?;
-    let mut records = Vec::new();
-    let mut failed: Option<RunError> = None;
-    if ctx.format == Format::Human && !pending.is_empty() {
-        println!(
-            "pre-deploy: {} pending expand migration{} (lock_timeout {}, up to {} attempts)",
-            pending.len(),
-            if pending.len() == 1 { "" } else { "s" },
-            humantime::format_duration(settings.lock_timeout),
-            settings.max_attempts
-        );
-    }
-    for m in &pending {
-        tracing::info!(file = %m.migration.display_path(), version = m.migration.version, "applying");
-        match apply_migration(pool, m, settings).await {
-            Ok(record) => {
-                tracing::info!(
-                    file = %m.migration.display_path(),
-                    duration_ms = record.row.duration_ms,
-                    attempts = record.attempts,
-                    "applied"
-                );
-                if ctx.format == Format::Human {
-                    println!(
-                        "applied {} ({} statement{}{}) in {} ms{}",
-                        record.path.display(),
-                        record.statements,
-                        if record.statements == 1 { "" } else { "s" },
-                        if record.no_transaction {
-                            ", no transaction"
-                        } else {
-                            ""
-                        },
-                        record.row.duration_ms,
-                        if record.attempts > 1 {
-                            format!(" after {} attempts", record.attempts)
-                        } else {
-                            String::new()
-                        }
-                    );
-                }
-                records.push(record);
-            }
-            Err(error) => {
-                failed = Some(error);
-                break;
-            }
-        }
-    }
-    let remaining: Vec<&AnalyzedMigration> = pending
-        .iter()
-        .filter(|m| !records.iter().any(|r| r.row.version == m.migration.version))
-        .copied()
-        .collect();
-    match ctx.format {
-        Format::Json => {
-            let document = json!({
-                "dry_run": false,
-                "applied": records.iter().map(record_json).collect::<Vec<_>>(),
-                "pending": remaining.iter().map(|m| pending_json(m)).collect::<Vec<_>>(),
-                "error": failed.as_ref().map(|e| crate::db::redact(&e.to_string())),
-            });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&document).unwrap_or_default()
-            );
-        }
-        _ if failed.is_none() => {
-            let post = analyzed
-                .iter()
-                .filter(|m| {
-                    m.stream() == Stream::PostDeploy && !applied.contains_key(&m.migration.version)
-                })
-                .count();
-            let done = if records.is_empty() {
-                "pre-deploy: nothing to apply".to_string()
-            } else {
-                format!("pre-deploy: {} applied", records.len())
-            };
-            let after = if post > 0 {
-                format!(
-                    "; {post} post-deploy migration{} pending (`concertina post-deploy` after the rollout)",
-                    if post == 1 { "" } else { "s" }
-                )
-            } else {
-                String::new()
-            };
-            println!("{done}{after}");
-        }
-        _ => {}
-    }
-    match failed {
-        None => Ok(Exit::Ok),
-        Some(error) => {
-            let applied_note = if records.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({} migration{} before it applied)",
-                    records.len(),
-                    if records.len() == 1 { "" } else { "s" }
-                )
-            };
-            Err(CommandError {
-                exit: error.exit(),
-                message: format!("{error}{applied_note}"),
-            })
-        }
-    }
-}
-
-async fn pre_deploy_dry_run(
-    ctx: &Context,
-    pool: &PgPool,
-    set: &MigrationSet,
-    settings: &RunSettings,
-) -> Result<Exit, CommandError> {
-    // Read-only: the state schema is not created; without it nothing is applied yet.
-    let applied = state::applied(pool).await.map_err(failure)?;
-    let progress = state::progress(pool).await.map_err(failure)?;
-    let analyzed = &analyze_for_database(ctx, pool, set, &applied).await?;
-    let pending = pending_pre_deploy(analyzed, &applied);
-    check_before_applying(analyzed, &applied, &pending)?;
-    let holder = state::advisory_lock_holder(pool, RUNNER_LOCK_KEY)
-        .await
-        .map_err(failure)?;
-    if ctx.format == Format::Json {
-        let document = json!({
-            "dry_run": true,
-            "applied": [],
-            "pending": pending.iter().map(|m| {
-                let mut object = pending_json(m);
-                object["resumes_at_statement"] = json!(progress.get(&m.migration.version).map(|p| p.statements_done + 1));
-                object
-            }).collect::<Vec<_>>(),
-            "runner_lock_holder": holder,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).unwrap_or_default()
-        );
-        return Ok(Exit::Ok);
-    }
-    let mut out = String::new();
-    if pending.is_empty() {
-        out.push_str("dry run: nothing to apply; every expand migration is applied\n");
-    } else {
-        let _ = writeln!(
-            out,
-            "dry run: would apply {} expand migration{} in this order (lock_timeout {}, up to {} attempts); nothing was changed",
-            pending.len(),
-            if pending.len() == 1 { "" } else { "s" },
-            humantime::format_duration(settings.lock_timeout),
-            settings.max_attempts
-        );
-        for m in &pending {
-            let statements = runnable_statements(m).len();
-            let mode = if needs_no_transaction(m) {
-                "statement by statement, no transaction"
-            } else {
-                "one transaction"
-            };
-            let resume = progress
-                .get(&m.migration.version)
-                .map(|p| format!(", resumes at statement {}", p.statements_done + 1))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {}  ({statements} statement{}, {mode}{resume})",
-                m.migration.display_path(),
-                if statements == 1 { "" } else { "s" }
-            );
-        }
-    }
-    if let Some(holder) = holder {
-        let _ = writeln!(
-            out,
-            "note: another runner holds the lock now ({holder}); a real run would wait for it"
-        );
-    }
-    print!("{out}");
-    Ok(Exit::Ok)
-}
-
-/// `concertina verify`.
-pub async fn run_verify(ctx: &Context) -> Result<Exit, CommandError> {
-    ctx.require_human_or_json("verify")?;
-    let set = ctx.load_migrations()?;
-    let pool = connect(ctx).await?;
-    let applied = state::applied(&pool).await.map_err(failure)?;
-    pool.close().await;
-    let verification = verify_checksums(&set.migrations, &applied);
-    if ctx.format == Format::Json {
-        let document = json!({
-            "ok": verification.is_clean(),
-            "checked": verification.checked,
-            "drifted": verification.drifted,
-            "missing": verification.missing,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).unwrap_or_default()
-        );
-    } else if verification.is_clean() {
-        println!(
-            "verify: {} applied migration{} match their files",
-            verification.checked,
-            if verification.checked == 1 { "" } else { "s" }
-        );
-    }
-    if verification.is_clean() {
-        return Ok(Exit::Ok);
-    }
-    Err(CommandError::failure(format!(
-        "verify: {} of {} applied migrations do not match the folder {}:\n{}restore the applied files as they were (edits belong in a new migration with a higher version)",
-        verification.drifted.len() + verification.missing.len(),
-        verification.checked,
-        ctx.migrations_dir.display(),
-        verification.describe()
-    )))
 }
 
 /// Everything the database says about the migrations (for `status` and `plan`).
@@ -540,13 +310,16 @@ pub struct DatabaseState {
 
 impl DatabaseState {
     /// Reads the state without changing anything (no state schema: nothing applied).
-    pub async fn read(pool: &PgPool) -> Result<DatabaseState, state::StateQueryError> {
+    pub async fn read(pool: &PgPool) -> Result<DatabaseState, RunnerError> {
+        let db = RunnerError::database;
         Ok(DatabaseState {
-            applied: state::applied(pool).await?,
-            progress: state::progress(pool).await?,
-            backfills: state::backfills(pool).await?,
-            gates: state::latest_gate_verdicts(pool).await?,
-            lock_holder: state::advisory_lock_holder(pool, RUNNER_LOCK_KEY).await?,
+            applied: state::applied(pool).await.map_err(db)?,
+            progress: state::progress(pool).await.map_err(db)?,
+            backfills: state::backfills(pool).await.map_err(db)?,
+            gates: state::latest_gate_verdicts(pool).await.map_err(db)?,
+            lock_holder: state::advisory_lock_holder(pool, RUNNER_LOCK_KEY)
+                .await
+                .map_err(db)?,
         })
     }
 
@@ -598,45 +371,8 @@ impl DatabaseState {
     }
 }
 
-/// The state of each migration for `plan`, when a database URL is given (`None` otherwise).
-pub async fn plan_states(ctx: &Context) -> Result<Option<BTreeMap<u64, String>>, CommandError> {
-    if ctx.database_url.is_none() {
-        return Ok(None);
-    }
-    let set = ctx.load_migrations()?;
-    let pool = connect(ctx).await?;
-    let db = DatabaseState::read(&pool).await.map_err(failure)?;
-    pool.close().await;
-    Ok(Some(
-        set.migrations
-            .iter()
-            .map(|m| (m.version, db.migration_state(m).1))
-            .collect(),
-    ))
-}
-
-fn backfill_json(b: &BackfillRow) -> Value {
-    let (percent, rate, eta) = backfill_figures(b);
-    json!({
-        "version": b.version,
-        "statement_index": b.statement_index,
-        "table": b.table_name,
-        "state": b.state,
-        "rows_done": b.rows_done,
-        "rows_estimated": b.rows_estimated,
-        "batches": b.batches,
-        "percent": percent,
-        "rows_per_second": rate,
-        "eta_seconds": eta,
-        "started_at": b.started_at,
-        "updated_at": b.updated_at,
-        "finished_at": b.finished_at,
-        "last_error": b.last_error,
-    })
-}
-
 /// Percent done, rows per second and seconds left of a backfill, where computable.
-fn backfill_figures(b: &BackfillRow) -> (Option<f64>, Option<f64>, Option<f64>) {
+pub fn backfill_figures(b: &BackfillRow) -> (Option<f64>, Option<f64>, Option<f64>) {
     let percent = b
         .rows_estimated
         .filter(|e| *e > 0)
@@ -651,225 +387,6 @@ fn backfill_figures(b: &BackfillRow) -> (Option<f64>, Option<f64>, Option<f64>) 
         _ => None,
     };
     (percent, rate, eta)
-}
-
-/// `concertina status`.
-pub async fn run_status(ctx: &Context) -> Result<Exit, CommandError> {
-    ctx.require_human_or_json("status")?;
-    let set = ctx.load_migrations()?;
-    let pool = connect(ctx).await?;
-    let db = DatabaseState::read(&pool).await.map_err(failure)?;
-    let analyzed = &analyze_for_database(ctx, &pool, &set, &db.applied).await?;
-    pool.close().await;
-    let verification = verify_checksums(analyzed.iter().map(|m| &m.migration), &db.applied);
-    let url = crate::db::redact(ctx.database_url.as_deref().unwrap_or_default());
-    let mut streams: Vec<(Stream, (usize, Vec<u64>))> = Vec::new();
-    for stream in [Stream::PreDeploy, Stream::PostDeploy] {
-        let of_stream: Vec<&AnalyzedMigration> =
-            analyzed.iter().filter(|m| m.stream() == stream).collect();
-        let applied = of_stream
-            .iter()
-            .filter(|m| db.applied.contains_key(&m.migration.version))
-            .count();
-        let pending: Vec<u64> = of_stream
-            .iter()
-            .filter(|m| !db.applied.contains_key(&m.migration.version))
-            .map(|m| m.migration.version)
-            .collect();
-        streams.push((stream, (applied, pending)));
-    }
-    if ctx.format == Format::Json {
-        let migrations: Vec<Value> = analyzed
-            .iter()
-            .map(|m| {
-                let (key, text) = db.migration_state(&m.migration);
-                let row = db.applied.get(&m.migration.version);
-                json!({
-                    "version": m.migration.version,
-                    "name": m.migration.description,
-                    "path": m.migration.display_path(),
-                    "phase": m.phase,
-                    "stream": m.stream(),
-                    "gate": m.gate_text(),
-                    "state": key,
-                    "state_text": text,
-                    "applied_at": row.map(|r| r.finished_at),
-                    "applied_by": row.map(|r| r.applied_by.clone()),
-                    "duration_ms": row.map(|r| r.duration_ms),
-                    "progress": db.progress.get(&m.migration.version),
-                })
-            })
-            .collect();
-        let document = json!({
-            "database": url,
-            "runner_lock": {"held": db.lock_holder.is_some(), "holder": db.lock_holder},
-            "streams": streams.iter().map(|(stream, (applied, pending))| {
-                (stream.as_str().to_string(), json!({"applied": applied, "pending": pending}))
-            }).collect::<serde_json::Map<String, Value>>(),
-            "migrations": migrations,
-            "drift": verification.drifted,
-            "missing_files": verification.missing,
-            "backfills": db.backfills.iter().map(backfill_json).collect::<Vec<_>>(),
-            "gates": db.gates,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).unwrap_or_default()
-        );
-        return Ok(Exit::Ok);
-    }
-    print!(
-        "{}",
-        human_status(&url, analyzed, &db, &verification, &streams)
-    );
-    Ok(Exit::Ok)
-}
-
-fn human_status(
-    url: &str,
-    analyzed: &[AnalyzedMigration],
-    db: &DatabaseState,
-    verification: &Verification,
-    streams: &[(Stream, (usize, Vec<u64>))],
-) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "database: {url}");
-    match &db.lock_holder {
-        Some(holder) => {
-            let _ = writeln!(out, "runner lock: held by {holder}");
-        }
-        None => out.push_str("runner lock: free\n"),
-    }
-    out.push('\n');
-    let mut rows = vec![vec![
-        "VERSION".to_string(),
-        "NAME".into(),
-        "PHASE".into(),
-        "STREAM".into(),
-        "GATE".into(),
-        "STATE".into(),
-    ]];
-    for m in analyzed {
-        rows.push(vec![
-            m.migration.version.to_string(),
-            m.migration.description.clone(),
-            m.phase.to_string(),
-            m.stream().to_string(),
-            Some(m.gate_text())
-                .filter(|g| !g.is_empty())
-                .unwrap_or_else(|| "-".into()),
-            db.migration_state(&m.migration).1,
-        ]);
-    }
-    out.push_str(&crate::report::table(&rows));
-    out.push('\n');
-    for (stream, (applied, pending)) in streams {
-        let _ = writeln!(
-            out,
-            "{stream}: {applied} applied, {} pending{}",
-            pending.len(),
-            if pending.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({})",
-                    pending
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        );
-    }
-    if !verification.is_clean() {
-        let _ = write!(
-            out,
-            "\ndrift (`concertina verify` fails):\n{}",
-            verification.describe()
-        );
-    }
-    if !db.backfills.is_empty() {
-        out.push_str("\nbackfills:\n");
-        let mut rows = vec![vec![
-            "VERSION".to_string(),
-            "#".into(),
-            "TABLE".into(),
-            "STATE".into(),
-            "ROWS".into(),
-            "DONE".into(),
-            "RATE".into(),
-            "ETA".into(),
-        ]];
-        for b in &db.backfills {
-            let (percent, rate, eta) = backfill_figures(b);
-            rows.push(vec![
-                b.version.to_string(),
-                (b.statement_index + 1).to_string(),
-                b.table_name.clone(),
-                b.state.clone(),
-                match b.rows_estimated {
-                    Some(e) => format!("{}/{e}", b.rows_done),
-                    None => b.rows_done.to_string(),
-                },
-                percent.map_or("-".into(), |p| format!("{p:.0}%")),
-                rate.map_or("-".into(), |r| format!("{r:.0} rows/s")),
-                eta.map_or("-".into(), |s| {
-                    humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
-                }),
-            ]);
-        }
-        out.push_str(&crate::report::table(&rows));
-    }
-    if !db.gates.is_empty() {
-        out.push_str("\ngates (latest verdict):\n");
-        let mut rows = vec![vec![
-            "VERSION".to_string(),
-            "REQUIRES".into(),
-            "VERDICT".into(),
-            "JUDGED".into(),
-            "BLOCKING".into(),
-        ]];
-        for g in &db.gates {
-            let blocking = g.blocking.as_array().map_or(0, Vec::len);
-            rows.push(vec![
-                g.version.to_string(),
-                g.requires.clone(),
-                if g.holds {
-                    "holds".into()
-                } else {
-                    "blocked".into()
-                },
-                format!(
-                    "{} by {}",
-                    g.judged_at.format("%Y-%m-%d %H:%M"),
-                    g.judged_by
-                ),
-                if blocking == 0 {
-                    "-".into()
-                } else {
-                    first_blocker(&g.blocking, blocking)
-                },
-            ]);
-        }
-        out.push_str(&crate::report::table(&rows));
-    }
-    out
-}
-
-fn first_blocker(blocking: &Value, count: usize) -> String {
-    let first = &blocking[0];
-    let name = format!(
-        "{} {}: {}",
-        first["kind"].as_str().unwrap_or("?"),
-        first["name"].as_str().unwrap_or("?"),
-        first["reason"].as_str().unwrap_or("?")
-    );
-    if count > 1 {
-        format!("{name} (+{} more)", count - 1)
-    } else {
-        name
-    }
 }
 
 #[cfg(test)]

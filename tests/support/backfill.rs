@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use concertina::backfill::{BackfillOutcome, BackfillSettings, ProgressMode};
-use concertina::cli::{Context, Format};
 use concertina::config::Config;
 use sqlx::PgPool;
 use std::path::Path;
@@ -55,7 +54,6 @@ pub fn run(dir: &Path, url: &str, args: &[&str]) -> Output {
 /// The library entry point over `dir`'s migrations.
 pub async fn run_library(
     dir: &Path,
-    url: &str,
     pool: &PgPool,
     settings: &BackfillSettings,
 ) -> BackfillOutcome {
@@ -64,14 +62,9 @@ pub async fn run_library(
     } else {
         Config::default()
     };
-    let ctx = Context {
-        config,
-        migrations_dir: dir.join("migrations"),
-        database_url: Some(url.to_string()),
-        format: Format::Human,
-    };
-    let migrations = ctx.analyze().expect("analyze");
-    concertina::backfill::run_backfills(&ctx, pool, &migrations, settings)
+    let set = concertina::files::load_dir(&dir.join("migrations")).expect("load migrations");
+    let migrations = concertina::analysis::analyze(&set, &config).expect("analyze");
+    concertina::backfill::run_backfills(&config, pool, &migrations, settings)
         .await
         .expect("run backfills")
 }

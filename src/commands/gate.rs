@@ -1,12 +1,29 @@
 //! `concertina gate [VERSION] [--wait] [--timeout DUR] [--context NAME]`.
 
-use super::{GateVerdict, judge_requires, selector::Selector};
+use super::args::parse_duration;
+use super::{CommandError, Context, Exit, Format};
 use crate::analysis::AnalyzedMigration;
-use crate::cli::{CommandError, Context, Exit, Format, GateArgs};
-use crate::requires::Requirement;
+use crate::gate::{self, GateVerdict, judge_requires, record};
+use clap::Args;
 use serde_json::json;
 use sqlx::PgPool;
-use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// `gate` arguments.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The migration version whose gate to judge [default: the next pending gated migration]
+    pub version: Option<u64>,
+    /// Watch pods and workloads until the gate holds or the timeout ends
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits
+    #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DUR")]
+    pub timeout: Duration,
+    /// kubeconfig context [default: the config's, else the current one]
+    #[arg(long)]
+    pub context: Option<String>,
+}
 
 /// Runs the command: picks the migration, judges its gate, records and prints the verdict.
 pub async fn run(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
@@ -43,12 +60,12 @@ pub async fn run(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
                 )
             })?;
             let pool = connect(url).await.map_err(CommandError::failure)?;
-            let applied = applied_versions(&pool)
+            let applied = crate::state::applied(&pool)
                 .await
-                .map_err(CommandError::failure)?;
+                .map_err(CommandError::redacted_failure)?;
             let next = analyzed
                 .iter()
-                .find(|m| !applied.contains(&m.migration.version) && is_gated(m));
+                .find(|m| !applied.contains_key(&m.migration.version) && is_gated(m));
             match next {
                 Some(migration) => (migration, Some(pool)),
                 None => {
@@ -75,7 +92,7 @@ pub async fn run(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
             );
         }
         judge_requires(
-            ctx,
+            &ctx.config,
             requires,
             args.context.as_deref(),
             args.wait.then_some(args.timeout),
@@ -125,17 +142,10 @@ fn check_gate_config(ctx: &Context, migration: &AnalyzedMigration) -> Result<(),
             finding.line, finding.message, finding.help
         )));
     }
-    let apps: BTreeSet<&str> = migration.requires.iter().map(|r| r.app.as_str()).collect();
-    for app in apps {
-        let config = ctx.config.apps.get(app).ok_or_else(|| {
-            CommandError::usage(format!(
-                "{path}: `requires` names app `{app}`, which the config does not define; add [apps.{app}] to concertina.toml"
-            ))
-        })?;
-        Selector::parse(&config.selector)
-            .map_err(|e| CommandError::usage(format!("[apps.{app}] in concertina.toml: {e}")))?;
-    }
-    Ok(())
+    gate::check_config(&ctx.config, &migration.requires).map_err(|e| match e {
+        gate::GateConfigError::UnknownApp { .. } => CommandError::usage(format!("{path}: {e}")),
+        gate::GateConfigError::BadSelector { .. } => CommandError::usage(e.to_string()),
+    })
 }
 
 async fn connect(url: &str) -> Result<PgPool, String> {
@@ -144,54 +154,6 @@ async fn connect(url: &str) -> Result<PgPool, String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(pool)
-}
-
-async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<u64>, String> {
-    let rows: Vec<i64> = sqlx::query_scalar("SELECT version FROM concertina.applied_migrations")
-        .fetch_all(pool)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot read concertina.applied_migrations: {}",
-                crate::db::redact(&e.to_string())
-            )
-        })?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|v| u64::try_from(v).ok())
-        .collect())
-}
-
-/// Records a verdict in `concertina.gate_verdicts` (callers treat a failure as a warning).
-pub async fn record(
-    pool: &PgPool,
-    version: u64,
-    requires: &[Requirement],
-    verdict: &GateVerdict,
-) -> Result<(), String> {
-    let version =
-        i64::try_from(version).map_err(|_| format!("version {version} does not fit a bigint"))?;
-    let requires_text = requires
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let blocking = serde_json::to_value(&verdict.blocking).map_err(|e| e.to_string())?;
-    let judged_by = super::own_pod_name()
-        .or_else(|| gethostname::gethostname().into_string().ok())
-        .unwrap_or_else(|| "unknown".into());
-    sqlx::query(
-        "INSERT INTO concertina.gate_verdicts (version, holds, requires, blocking, judged_by) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(version)
-    .bind(verdict.holds)
-    .bind(requires_text)
-    .bind(blocking)
-    .bind(judged_by)
-    .execute(pool)
-    .await
-    .map_err(|e| crate::db::redact(&e.to_string()))?;
-    Ok(())
 }
 
 fn print_nothing_to_judge(ctx: &Context) {

@@ -3,20 +3,63 @@
 //! - [`judge`] is the rule book, a pure function over listed objects;
 //! - [`access`] lists them (and words API errors), [`watch`] keeps them current for `--wait`;
 //! - [`version`] and [`selector`] read versions and match labels;
-//! - [`command`] is `concertina gate`.
+//! - [`record`] writes verdicts to `concertina.gate_verdicts`;
+//! - [`check_config`] refuses a configuration no waiting can fix.
+//!
+//! `concertina gate` itself is `commands::gate`.
 
 pub mod access;
-pub mod command;
 pub mod judge;
+mod record;
 pub mod selector;
 pub mod version;
 pub mod watch;
 
-use crate::cli::{CommandError, Context, Exit, GateArgs};
-use crate::config::AppConfig;
+pub use record::record;
+
+use crate::config::{AppConfig, Config};
 use crate::requires::Requirement;
-use std::collections::BTreeMap;
+use selector::Selector;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+/// A gate that cannot be judged as configured: the config or the file must change
+/// (retrying cannot help).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GateConfigError {
+    /// `requires` names an app the config does not define.
+    #[error(
+        "`requires` names app `{app}`, which the config does not define; add [apps.{app}] to concertina.toml"
+    )]
+    UnknownApp {
+        /// The app.
+        app: String,
+    },
+    /// An app's selector does not parse.
+    #[error("[apps.{app}] in concertina.toml: {reason}")]
+    BadSelector {
+        /// The app.
+        app: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Checks that every app `requires` names is configured with a selector that parses.
+pub fn check_config(config: &Config, requires: &[Requirement]) -> Result<(), GateConfigError> {
+    let apps: BTreeSet<&str> = requires.iter().map(|r| r.app.as_str()).collect();
+    for app in apps {
+        let configured = config
+            .apps
+            .get(app)
+            .ok_or_else(|| GateConfigError::UnknownApp { app: app.into() })?;
+        Selector::parse(&configured.selector).map_err(|e| GateConfigError::BadSelector {
+            app: app.into(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
 
 /// One pod or workload that keeps a gate from holding.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -98,7 +141,7 @@ pub fn own_pod_name() -> Option<String> {
 /// `~/.kube/config`) with the config's `[kubernetes] context` or the current one. The
 /// namespace is the config's, else the client's default.
 pub async fn judge_requires(
-    ctx: &Context,
+    config: &Config,
     requires: &[Requirement],
     context: Option<&str>,
     wait: Option<Duration>,
@@ -109,19 +152,18 @@ pub async fn judge_requires(
             blocking: Vec::new(),
         };
     }
-    let configured_ns = ctx.config.kubernetes.namespace.as_deref().unwrap_or("");
-    let config = match kube_config(context, ctx.config.kubernetes.context.as_deref()).await {
-        Ok(config) => config,
+    let configured_ns = config.kubernetes.namespace.as_deref().unwrap_or("");
+    let client_config = match kube_config(context, config.kubernetes.context.as_deref()).await {
+        Ok(client_config) => client_config,
         Err(reason) => return GateVerdict::blocked("API", configured_ns, requires, reason),
     };
-    let namespace = ctx
-        .config
+    let namespace = config
         .kubernetes
         .namespace
         .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let cluster = config.cluster_url.to_string();
-    let client = match kube::Client::try_from(config) {
+        .unwrap_or_else(|| client_config.default_namespace.clone());
+    let cluster = client_config.cluster_url.to_string();
+    let client = match kube::Client::try_from(client_config) {
         Ok(client) => client,
         Err(e) => {
             return GateVerdict::blocked(
@@ -139,7 +181,7 @@ pub async fn judge_requires(
     judge_with_client(
         client,
         &namespace,
-        &ctx.config.apps,
+        &config.apps,
         requires,
         own_pod.as_deref(),
         wait,
@@ -206,7 +248,7 @@ pub async fn judge_with_client(
     let used: BTreeMap<String, &AppConfig> = requires
         .iter()
         .filter_map(|r| apps.get(&r.app).map(|app| (r.app.clone(), app)))
-        .filter(|(_, app)| selector::Selector::parse(&app.selector).is_ok())
+        .filter(|(_, app)| Selector::parse(&app.selector).is_ok())
         .collect();
     let rule = |view: &judge::ClusterView| judge::judge(view, apps, requires, own_pod);
     match wait {
@@ -229,9 +271,4 @@ pub async fn judge_with_client(
             ),
         },
     }
-}
-
-/// `concertina gate`.
-pub async fn run_gate(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
-    command::run(ctx, args).await
 }

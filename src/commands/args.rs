@@ -1,0 +1,67 @@
+//! Argument groups that several commands share, and their conversion into the engines'
+//! plain settings.
+
+use crate::backfill::BackfillOverrides;
+use crate::runner::RunnerOverrides;
+use clap::Args;
+use std::time::Duration;
+
+/// Runner settings shared by `pre-deploy` and `post-deploy`.
+#[derive(Debug, Clone, Args)]
+pub struct RunnerArgs {
+    /// How long to wait for another runner's lock before exiting 3
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub lock_wait: Option<Duration>,
+    /// `SET LOCAL lock_timeout` for each DDL statement
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub lock_timeout: Option<Duration>,
+    /// Attempts per migration on lock timeouts before exiting 3
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+}
+
+impl RunnerArgs {
+    /// The flags as the runner's overrides of its config.
+    pub fn overrides(&self) -> RunnerOverrides {
+        RunnerOverrides {
+            lock_wait: self.lock_wait,
+            lock_timeout: self.lock_timeout,
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+/// Backfill settings shared by `backfill` and `post-deploy`.
+#[derive(Debug, Clone, Args)]
+pub struct BackfillArgs {
+    /// Starting batch size in rows
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u64>,
+    /// Target duration of one batch; the size adapts toward it
+    #[arg(long, value_name = "MS")]
+    pub target_batch_ms: Option<u64>,
+    /// Pause between batches
+    #[arg(long, value_name = "MS")]
+    pub sleep_ms: Option<u64>,
+    /// Pause while a replica's replay lag is above this
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub max_replication_lag: Option<Duration>,
+}
+
+impl BackfillArgs {
+    /// The flags as the backfill engine's overrides of its config.
+    pub fn overrides(&self) -> BackfillOverrides {
+        BackfillOverrides {
+            batch_size: self.batch_size,
+            target_batch_ms: self.target_batch_ms,
+            sleep_ms: self.sleep_ms,
+            max_replication_lag: self.max_replication_lag,
+        }
+    }
+}
+
+/// Parses a duration like `30s`, `5m` or `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 30s, 5m or 500ms: {e}"))
+}

@@ -1,0 +1,106 @@
+//! `concertina backfill`: run the pending backfills whose gates hold, in resumable batches.
+
+use super::args::BackfillArgs;
+use super::{CommandError, Context, Exit, Format, print_json};
+use crate::backfill::{self, BackfillOutcome, BackfillSettings, BackfillState, ProgressMode};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+/// Runs the command: exit 0 all done, 3 something waits, 1 something failed.
+pub async fn run(ctx: &Context, args: &BackfillArgs) -> Result<Exit, CommandError> {
+    ctx.require_human_or_json("backfill")?;
+    let mut settings = settings(ctx, args)?;
+    ctx.require_database_url()?;
+    let migrations = ctx.analyze()?;
+    let pool = ctx.connect().await?;
+    settings.progress = progress_mode(ctx);
+    let outcome = backfill::run_backfills(&ctx.config, &pool, &migrations, &settings)
+        .await
+        .map_err(|e| CommandError::failure(e.to_string()))?;
+    let exit = Exit::from(outcome.status());
+    match ctx.format {
+        Format::Json => print_json(&json!({
+            "command": "backfill",
+            "exit": exit as i32,
+            "backfills": outcome.backfills,
+        })),
+        _ => print!("{}", human(&outcome)),
+    }
+    Ok(exit)
+}
+
+/// The engine's settings from the config and the flags (exit 2 when out of range).
+pub fn settings(ctx: &Context, args: &BackfillArgs) -> Result<BackfillSettings, CommandError> {
+    BackfillSettings::from_config(&ctx.config, &args.overrides())
+        .map_err(|e| CommandError::usage(e.to_string()))
+}
+
+/// A bar on a terminal in human mode, log lines otherwise.
+pub fn progress_mode(ctx: &Context) -> ProgressMode {
+    if ctx.format == Format::Human && std::io::stderr().is_terminal() {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Log
+    }
+}
+
+/// The human summary of a run: one line per backfill, then blockers and errors.
+pub fn human(outcome: &BackfillOutcome) -> String {
+    let mut out = String::new();
+    if outcome.backfills.is_empty() {
+        out.push_str("no pending backfills\n");
+        return out;
+    }
+    for b in &outcome.backfills {
+        let head = format!("{:>4} {}", b.version, b.name);
+        let _ = match b.state {
+            BackfillState::Done => writeln!(
+                out,
+                "{head}: done, {} rows changed ({} keys) in {} batches, {:.1} s (longest batch {:.0} ms)",
+                b.rows_done,
+                b.rows_scanned,
+                b.batches,
+                b.duration_ms as f64 / 1000.0,
+                b.max_batch_ms
+            ),
+            BackfillState::AlreadyDone => {
+                writeln!(out, "{head}: done by another concertina process")
+            }
+            BackfillState::WaitingGate => writeln!(out, "{head}: waiting for its gate"),
+            BackfillState::WaitingLock => writeln!(out, "{head}: waiting (lock)"),
+            BackfillState::Failed => writeln!(out, "{head}: FAILED"),
+            BackfillState::NotRun => writeln!(
+                out,
+                "{head}: not run (an earlier backfill has not finished)"
+            ),
+        };
+        if b.state != BackfillState::Done
+            && b.state != BackfillState::NotRun
+            && let Some(message) = &b.message
+        {
+            let _ = writeln!(out, "       {message}");
+        }
+        for blocker in &b.blocking {
+            let _ = writeln!(
+                out,
+                "       blocked by {} {}/{} ({}): {}",
+                blocker.kind, blocker.namespace, blocker.name, blocker.required, blocker.reason
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_backfills_say_so() {
+        let outcome = BackfillOutcome {
+            backfills: Vec::new(),
+        };
+        assert!(human(&outcome).contains("no pending backfills"));
+    }
+}

@@ -1,0 +1,157 @@
+//! The commands: each file turns its arguments and the shared [`Context`] into calls on the
+//! engines and renders the outcome (human text or JSON). Nothing below `src/` outside this
+//! folder, `cli.rs` and `main.rs` knows about arguments, output formats or exit codes.
+//!
+//! Errors of the engines become a [`CommandError`] with an [`Exit`] code here, in one
+//! place ([`exit_of`] and the `From` impls in [`errors`]).
+
+pub mod args;
+pub mod backfill;
+pub mod errors;
+pub mod gate;
+pub mod lint;
+pub mod plan;
+pub mod post_deploy;
+pub mod pre_deploy;
+pub mod status;
+pub mod verify;
+
+use crate::analysis::{self, AnalyzedMigration};
+use crate::config::Config;
+use crate::files::{self, MigrationSet};
+use crate::outcome::{ErrorKind, RunStatus};
+use clap::ValueEnum;
+use sqlx::PgPool;
+use std::path::{Path, PathBuf};
+
+pub use errors::CommandError;
+
+/// Exit codes, the same for every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: done, the gate holds, lint clean or warnings only.
+    Ok = 0,
+    /// 1: a migration failed, lint errors, drift.
+    Failure = 1,
+    /// 2: usage or configuration error.
+    Usage = 2,
+    /// 3: blocked by a gate or the runner lock; safe to retry.
+    Blocked = 3,
+}
+
+/// The exit code of an engine error of `kind`.
+pub fn exit_of(kind: ErrorKind) -> Exit {
+    match kind {
+        ErrorKind::Failed => Exit::Failure,
+        ErrorKind::Invalid => Exit::Usage,
+        ErrorKind::Transient => Exit::Blocked,
+    }
+}
+
+impl From<RunStatus> for Exit {
+    fn from(status: RunStatus) -> Exit {
+        match status {
+            RunStatus::Done => Exit::Ok,
+            RunStatus::Waiting => Exit::Blocked,
+            RunStatus::Failed => Exit::Failure,
+        }
+    }
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Readable text (tables, rustc-like diagnostics).
+    Human,
+    /// One JSON document on stdout.
+    Json,
+    /// GitHub Actions workflow commands (`lint` only).
+    Github,
+    /// SARIF 2.1.0 for code-scanning upload (`lint` only).
+    Sarif,
+}
+
+/// What every command needs: the config, the migrations folder, the database URL, the format.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The loaded config.
+    pub config: Config,
+    /// The migrations folder.
+    pub migrations_dir: PathBuf,
+    /// `--database-url`, `DATABASE_URL` or the config's.
+    pub database_url: Option<String>,
+    /// The output format.
+    pub format: Format,
+}
+
+impl Context {
+    /// Builds the context from the global options (exit 2 on a bad config).
+    pub fn load(
+        config_path: Option<&Path>,
+        migrations: Option<&Path>,
+        database_url: Option<String>,
+        format: Format,
+    ) -> Result<Context, CommandError> {
+        let config = Config::load(config_path).map_err(|e| CommandError::usage(e.to_string()))?;
+        let migrations_dir = config.migrations_dir(migrations);
+        let database_url = database_url.or_else(|| config.database_url.clone());
+        Ok(Context {
+            config,
+            migrations_dir,
+            database_url,
+            format,
+        })
+    }
+
+    /// Loads the migrations folder (exit 2 when it cannot be loaded).
+    pub fn load_migrations(&self) -> Result<MigrationSet, CommandError> {
+        files::load_dir(&self.migrations_dir).map_err(|e| CommandError::usage(e.to_string()))
+    }
+
+    /// Loads and analyzes the migrations folder (exit 2 on load or directive errors).
+    pub fn analyze(&self) -> Result<Vec<AnalyzedMigration>, CommandError> {
+        let set = self.load_migrations()?;
+        analysis::analyze(&set, &self.config).map_err(|e| CommandError::usage(e.to_string()))
+    }
+
+    /// The database URL, or exit 2 saying how to give one.
+    pub fn require_database_url(&self) -> Result<&str, CommandError> {
+        self.database_url.as_deref().ok_or_else(|| {
+            CommandError::usage("no database given; pass --database-url URL, set DATABASE_URL, or set database_url in concertina.toml")
+        })
+    }
+
+    /// Connects to the context's database (exit 2 without a URL, exit 1 when unreachable).
+    pub async fn connect(&self) -> Result<PgPool, CommandError> {
+        let url = self.require_database_url()?;
+        crate::db::connect(url)
+            .await
+            .map_err(|e| CommandError::failure(e.to_string()))
+    }
+
+    /// Exit 2 unless the format is human or json (github/sarif are for `lint`).
+    pub fn require_human_or_json(&self, command: &str) -> Result<(), CommandError> {
+        match self.format {
+            Format::Human | Format::Json => Ok(()),
+            other => Err(CommandError::usage(format!(
+                "--format {} is for `lint` only; `{command}` prints human or json",
+                other
+                    .to_possible_value()
+                    .map_or_else(String::new, |v| v.get_name().to_string())
+            ))),
+        }
+    }
+}
+
+/// Prints one pretty JSON document on stdout.
+pub fn print_json(document: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(document).unwrap_or_default()
+    );
+}
+
+/// `""` for one, `"s"` otherwise.
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

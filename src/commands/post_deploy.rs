@@ -1,0 +1,108 @@
+//! `concertina post-deploy [--wait] [--timeout DUR]`: after the rollout, the backfills, then
+//! the contracts whose gates hold.
+
+use super::args::{BackfillArgs, RunnerArgs, parse_duration};
+use super::backfill::{human as backfill_human, progress_mode, settings as backfill_settings};
+use super::{CommandError, Context, Exit, Format, print_json};
+use crate::post_deploy::{self, ContractState, PostDeployOutcome};
+use crate::runner::RunSettings;
+use clap::Args;
+use serde_json::json;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// `post-deploy` arguments.
+#[derive(Debug, Args)]
+pub struct PostDeployArgs {
+    /// Wait (watching) for gates to hold, up to --timeout
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits for each gate
+    #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DUR")]
+    pub timeout: Duration,
+    /// kubeconfig context [default: the config's, else the current one]
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Runner settings.
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+    /// Backfill settings.
+    #[command(flatten)]
+    pub backfill: BackfillArgs,
+}
+
+/// Runs the command: exit 0 all done, 3 something waits (safe to retry), 1 something failed.
+pub async fn run(ctx: &Context, args: &PostDeployArgs) -> Result<Exit, CommandError> {
+    ctx.require_human_or_json("post-deploy")?;
+    let set = ctx.load_migrations()?;
+    let run_settings = RunSettings::resolve(&ctx.config.runner, &args.runner.overrides());
+    let mut backfill_settings = backfill_settings(ctx, &args.backfill)?;
+    backfill_settings.gate_context = args.context.clone();
+    backfill_settings.gate_wait = args.wait.then_some(args.timeout);
+    backfill_settings.progress = progress_mode(ctx);
+    let pool = ctx.connect().await?;
+    let result =
+        post_deploy::post_deploy(&ctx.config, &pool, &set, &run_settings, &backfill_settings).await;
+    pool.close().await;
+    let outcome = result.map_err(|e| CommandError::runner("post-deploy", e))?;
+    let exit = Exit::from(outcome.status());
+    match ctx.format {
+        Format::Json => print_json(&json!({
+            "command": "post-deploy",
+            "exit": exit as i32,
+            "backfills": outcome.backfills.backfills,
+            "contracts": outcome.contracts,
+        })),
+        _ => print!("{}", human(&outcome)),
+    }
+    Ok(exit)
+}
+
+/// The human report: the backfills, then one line per contract with its blockers.
+pub fn human(outcome: &PostDeployOutcome) -> String {
+    let mut out = backfill_human(&outcome.backfills);
+    if outcome.contracts.is_empty() {
+        out.push_str("no pending contracts\n");
+    }
+    for c in &outcome.contracts {
+        let head = format!("{:>4} {}", c.version, c.name);
+        let gate = if c.gate.is_empty() {
+            String::new()
+        } else {
+            format!(" (requires {})", c.gate)
+        };
+        let _ = match c.state {
+            ContractState::Applied => writeln!(
+                out,
+                "{head}: applied{gate} in {} ms",
+                c.duration_ms.unwrap_or(0)
+            ),
+            ContractState::WaitingBackfill => writeln!(out, "{head}: waiting for a backfill"),
+            ContractState::WaitingGate => writeln!(out, "{head}: BLOCKED{gate}"),
+            ContractState::NotRun => {
+                writeln!(out, "{head}: not run (an earlier contract has not run)")
+            }
+            ContractState::Failed => writeln!(out, "{head}: FAILED"),
+        };
+        if c.state != ContractState::NotRun
+            && c.state != ContractState::Applied
+            && let Some(message) = &c.message
+        {
+            let _ = writeln!(out, "       {message}");
+        }
+        for b in &c.blocking {
+            let seen = b.version_seen.as_deref().unwrap_or("no version");
+            let _ = writeln!(
+                out,
+                "       blocked by {} {}/{} (app {}, {seen}, needs {}): {}",
+                b.kind, b.namespace, b.name, b.app, b.required, b.reason
+            );
+        }
+    }
+    out.push_str(match Exit::from(outcome.status()) {
+        Exit::Ok => "post-deploy: done\n",
+        Exit::Blocked => "post-deploy: blocked; safe to retry (exit 3)\n",
+        _ => "post-deploy: failed (exit 1)\n",
+    });
+    out
+}
