@@ -249,7 +249,11 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
     // With --wait it proceeds once the old pod is gone: the backfill runs, then the contract
     // (requires api>=3.0.0) waits for release 2.
     let waiting = {
-        let (dir, url, kubeconfig) = (dir.path().to_path_buf(), url.clone(), kubeconfig.clone());
+        let (dir, url, kubeconfig) = (
+            dir.path().to_path_buf(),
+            url.to_string(),
+            kubeconfig.clone(),
+        );
         tokio::spawn(async move {
             concertina(
                 &dir,

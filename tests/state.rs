@@ -8,7 +8,7 @@ async fn state_schema_is_idempotent_and_race_safe() {
     let url = support::fresh_database().await;
     let mut tasks = Vec::new();
     for _ in 0..6 {
-        let url = url.clone();
+        let url = url.to_string();
         tasks.push(tokio::spawn(async move {
             let pool = concertina::db::connect(&url).await.expect("connect");
             concertina::state::ensure_schema(&pool).await

@@ -65,8 +65,78 @@ async fn start_container() -> Option<String> {
     ))
 }
 
-/// Creates a fresh, empty database and returns its URL.
-pub async fn fresh_database() -> String {
+/// A fresh, empty database for one test, dropped when the value is dropped — when the
+/// test ends, passing or failing (a panic unwinds through it). It reads as its URL:
+/// `&db` is a `&str`, `db.to_string()` a `String`.
+#[derive(Debug)]
+pub struct TestDatabase {
+    url: String,
+    admin: String,
+    name: String,
+}
+
+impl std::ops::Deref for TestDatabase {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl TestDatabase {
+    /// The URL as a `&str`.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime (or while a panic unwinds): a thread of its
+        // own with its own runtime can block on the DROP without touching that runtime.
+        // FORCE ends the sessions the test left open (pools, spawned binaries).
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if let Ok(Err(reason)) | Err(reason) = dropped.map_err(|_| "panicked".to_string()) {
+            eprintln!(
+                "warning: test database {} was not dropped: {reason}",
+                self.name
+            );
+        }
+    }
+}
+
+/// Creates a fresh, empty database, dropped when the returned value is.
+pub async fn fresh_database() -> TestDatabase {
     let admin = admin_url().await;
     let name = format!("concertina_test_{}_{}", std::process::id(), rand_suffix());
     let mut conn = PgConnection::connect(&admin)
@@ -76,7 +146,24 @@ pub async fn fresh_database() -> String {
         .execute(&mut conn)
         .await
         .expect("create a test database");
-    replace_database(&admin, &name)
+    TestDatabase {
+        url: replace_database(&admin, &name),
+        admin,
+        name,
+    }
+}
+
+/// Whether a database called `name` exists (for the test that checks the clean-up).
+pub async fn database_exists(name: &str) -> bool {
+    let admin = admin_url().await;
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("connect to the admin database");
+    sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .expect("read pg_database")
 }
 
 fn rand_suffix() -> String {
