@@ -51,6 +51,10 @@ pub struct AppConfig {
     pub selector: String,
     /// Where a pod's version is read from.
     pub version: VersionSource,
+    /// Why it is fine that nothing matches the selector (the app is gone for good). Without
+    /// it, an app that matches no pod and no workload blocks every gate that names it.
+    #[serde(default)]
+    pub absent_ok: Option<String>,
 }
 
 /// Where a pod's app version is read from.
@@ -202,6 +206,15 @@ impl Config {
             if app.selector.trim().is_empty() {
                 return Err(format!(
                     "[apps.{name}] selector is empty; give a label selector such as \"app={name}\""
+                ));
+            }
+            if app
+                .absent_ok
+                .as_deref()
+                .is_some_and(|r| r.trim().is_empty())
+            {
+                return Err(format!(
+                    "[apps.{name}] absent_ok is empty; say why it is fine that nothing matches (e.g. absent_ok = \"retired in 2026-11, see TICKET-12\")"
                 ));
             }
         }

@@ -54,6 +54,8 @@ pub struct ContractReport {
     pub message: Option<String>,
     /// What blocks its gate.
     pub blocking: Vec<Blocker>,
+    /// What its gate's verdict took on trust (apps declared `absent_ok`).
+    pub gate_notes: Vec<String>,
     /// How long applying it took.
     pub duration_ms: Option<i64>,
 }
@@ -68,6 +70,7 @@ impl ContractReport {
             state,
             message: None,
             blocking: Vec::new(),
+            gate_notes: Vec::new(),
             duration_ms: None,
         }
     }
@@ -219,6 +222,7 @@ async fn run_contract(
         ));
         return report;
     }
+    let mut gate_notes = Vec::new();
     if !m.requires.is_empty() {
         let wait = gates.gate_wait;
         tracing::info!(file = %path, gate = %m.gate_text(), wait = wait.is_some(), "judging the gate");
@@ -227,8 +231,13 @@ async fn run_contract(
         if let Err(message) = gate::record(pool, m.migration.version, &m.requires, &verdict).await {
             tracing::warn!("the verdict was not recorded in concertina.gate_verdicts: {message}");
         }
+        for note in &verdict.notes {
+            tracing::info!(file = %path, "gate: {note}");
+        }
+        gate_notes = verdict.notes.clone();
         if !verdict.holds {
             let mut report = ContractReport::new(m, ContractState::WaitingGate);
+            report.gate_notes = gate_notes;
             report.message = Some(format!(
                 "{path}: its gate `requires {}` does not hold{}; nothing ran. Safe to retry after the rollout completes",
                 m.gate_text(),
@@ -243,6 +252,18 @@ async fn run_contract(
         }
     }
     tracing::info!(file = %path, version = m.migration.version, "applying contract");
+    let mut report = apply_contract(pool, m, settings).await;
+    report.gate_notes = gate_notes;
+    report
+}
+
+/// Applies one contract whose gate holds.
+async fn apply_contract(
+    pool: &PgPool,
+    m: &AnalyzedMigration,
+    settings: &RunSettings,
+) -> ContractReport {
+    let path = m.migration.display_path();
     match runner::apply_migration(pool, m, settings).await {
         Ok(record) => {
             tracing::info!(file = %path, duration_ms = record.row.duration_ms, attempts = record.attempts, "applied");

@@ -198,6 +198,8 @@ pub struct BackfillReport {
     pub message: Option<String>,
     /// What blocks its gate (state `waiting-gate`).
     pub blocking: Vec<Blocker>,
+    /// What its gate's verdict took on trust (apps declared `absent_ok`).
+    pub gate_notes: Vec<String>,
     /// Its statements (filled once it started).
     pub statements: Vec<StatementReport>,
     /// Rows changed in this run.
@@ -226,6 +228,7 @@ impl BackfillReport {
             state,
             message: None,
             blocking: Vec::new(),
+            gate_notes: Vec::new(),
             statements: Vec::new(),
             rows_done: 0,
             rows_scanned: 0,
@@ -385,6 +388,10 @@ async fn run_one(
         {
             tracing::warn!("the verdict was not recorded in concertina.gate_verdicts: {message}");
         }
+        for note in &verdict.notes {
+            tracing::info!(file = %path, "gate: {note}");
+        }
+        report.gate_notes = verdict.notes.clone();
         if !verdict.holds {
             report.state = BackfillState::WaitingGate;
             report.message = Some(format!(
@@ -555,6 +562,7 @@ mod tests {
             state,
             message: None,
             blocking: Vec::new(),
+            gate_notes: Vec::new(),
             statements: Vec::new(),
             rows_done: 0,
             rows_scanned: 0,

@@ -81,6 +81,9 @@ pub fn human(outcome: &BackfillOutcome) -> String {
         {
             let _ = writeln!(out, "       {message}");
         }
+        for note in &b.gate_notes {
+            let _ = writeln!(out, "       note: {note}");
+        }
         for blocker in &b.blocking {
             let _ = writeln!(
                 out,

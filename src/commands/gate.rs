@@ -78,10 +78,7 @@ pub async fn run(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
     check_gate_config(ctx, migration)?;
     let requires = &migration.requires;
     let verdict = if requires.is_empty() {
-        GateVerdict {
-            holds: true,
-            blocking: Vec::new(),
-        }
+        GateVerdict::holds()
     } else {
         if args.wait {
             tracing::info!(
@@ -178,6 +175,7 @@ fn print_verdict(ctx: &Context, migration: &AnalyzedMigration, verdict: &GateVer
             "requires": requires,
             "holds": verdict.holds,
             "blocking": verdict.blocking,
+            "notes": verdict.notes,
         });
         if requires.is_empty() {
             document["message"] = json!("the migration has no requires; its gate holds");
@@ -191,6 +189,9 @@ fn print_verdict(ctx: &Context, migration: &AnalyzedMigration, verdict: &GateVer
         return;
     }
     let gate = requires.join(", ");
+    for note in &verdict.notes {
+        println!("note: {note}");
+    }
     if verdict.holds {
         println!("gate of migration {version} ({name}) requires {gate}: holds");
         return;
@@ -201,7 +202,7 @@ fn print_verdict(ctx: &Context, migration: &AnalyzedMigration, verdict: &GateVer
         if verdict.blocking.len() == 1 { "" } else { "s" }
     );
     for b in &verdict.blocking {
-        if b.kind == "API" || b.kind == "Config" {
+        if matches!(b.kind.as_str(), "API" | "Config" | gate::NOTHING_MATCHES) {
             println!(
                 "  {} ({} in namespace {}): {}",
                 b.kind, b.name, b.namespace, b.reason

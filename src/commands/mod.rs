@@ -93,6 +93,7 @@ impl Context {
         format: Format,
     ) -> Result<Context, CommandError> {
         let config = Config::load(config_path).map_err(|e| CommandError::usage(e.to_string()))?;
+        crate::gate::check_apps(&config).map_err(|e| CommandError::usage(e.to_string()))?;
         let migrations_dir = config.migrations_dir(migrations);
         let database_url = database_url.or_else(|| config.database_url.clone());
         Ok(Context {

@@ -90,6 +90,9 @@ pub fn human(outcome: &PostDeployOutcome) -> String {
         {
             let _ = writeln!(out, "       {message}");
         }
+        for note in &c.gate_notes {
+            let _ = writeln!(out, "       note: {note}");
+        }
         for b in &c.blocking {
             let seen = b.version_seen.as_deref().unwrap_or("no version");
             let _ = writeln!(

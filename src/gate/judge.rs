@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
 use serde_json::Value;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 /// A resource that could not be read: the gate cannot see it, so it blocks.
@@ -156,23 +157,60 @@ pub fn judge(
         });
     }
 
+    let mut notes = Vec::new();
+    let every_listing_read = view.failures(&judged_apps).is_empty();
     for (requirement, app, selector) in &judged {
         let judge = Judge {
             view,
             requirement,
             source: &app.version,
             selector,
+            matched: Cell::new(0),
         };
         if let Some(Ok(pods)) = view.pods.get(&requirement.app) {
             judge.pods(pods, own_pod, &mut blocking);
         }
         judge.workloads(&mut blocking);
+        // Nothing matching proves nothing: a typo in the selector, the wrong namespace or
+        // the wrong context look exactly like an app whose pods all run the new version.
+        // (When a listing failed, its API blocker already says the gate cannot see.)
+        if judge.matched.get() == 0 && every_listing_read {
+            match &app.absent_ok {
+                Some(reason) => notes.push(format!(
+                    "app `{}` matches no pod and no workload in namespace {} (declared absent_ok: {reason})",
+                    requirement.app, view.namespace
+                )),
+                None => blocking.push(nothing_matches(view, requirement, app)),
+            }
+        }
     }
     GateVerdict {
         holds: blocking.is_empty(),
         blocking,
+        notes,
     }
 }
+
+/// The blocker of an app whose selector matches nothing in the namespace.
+fn nothing_matches(view: &ClusterView, requirement: &Requirement, app: &AppConfig) -> Blocker {
+    Blocker {
+        kind: NOTHING_MATCHES.into(),
+        namespace: view.namespace.clone(),
+        name: format!("apps.{}", requirement.app),
+        app: requirement.app.clone(),
+        version_seen: None,
+        required: requirement.to_string(),
+        reason: format!(
+            "app `{app_name}`: selector `{selector}` matches no pod and no workload template in namespace `{namespace}`, so nothing proves the version; check the selector in [apps.{app_name}], the namespace ([kubernetes] namespace / -n) and the kubeconfig context (--context), or, if the app is gone for good, declare it with `absent_ok = \"why\"` under [apps.{app_name}]",
+            app_name = requirement.app,
+            selector = app.selector,
+            namespace = view.namespace,
+        ),
+    }
+}
+
+/// The `kind` of the blocker of an app that matches nothing.
+pub const NOTHING_MATCHES: &str = "NothingMatches";
 
 /// The version check of one object against one requirement.
 struct VersionProblem {
@@ -185,6 +223,8 @@ struct Judge<'a> {
     requirement: &'a Requirement,
     source: &'a VersionSource,
     selector: &'a Selector,
+    /// Pods (running or pending, not the gate's own) and templates the selector matched.
+    matched: Cell<usize>,
 }
 
 impl Judge<'_> {
@@ -257,6 +297,7 @@ impl Judge<'_> {
             {
                 continue;
             }
+            self.matched.set(self.matched.get() + 1);
             let state = if meta.deletion_timestamp.is_some() {
                 "terminating".to_string()
             } else {
@@ -299,10 +340,14 @@ impl Judge<'_> {
     }
 
     fn template_matches(&self, template: Option<&PodTemplateSpec>) -> bool {
-        template
+        let matches = template
             .and_then(|t| t.metadata.as_ref())
             .and_then(|m| m.labels.as_ref())
-            .is_some_and(|labels| self.selector.matches(labels))
+            .is_some_and(|labels| self.selector.matches(labels));
+        if matches {
+            self.matched.set(self.matched.get() + 1);
+        }
+        matches
     }
 
     fn workloads(&self, out: &mut Vec<Blocker>) {
@@ -690,6 +735,29 @@ mod tests {
     }
 
     #[test]
+    fn an_app_that_matches_nothing_blocks_unless_declared_absent() {
+        let empty = view();
+        let reasons = reasons(&empty, "api>=2.0.0");
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("matches no pod and no workload template"));
+        // History alone (a controlled ReplicaSet at zero) proves nothing either.
+        let mut apps = apps();
+        apps.get_mut("api").unwrap().absent_ok = Some("retired".into());
+        let verdict = judge(&empty, &apps, &parse_requires("api>=2.0.0").unwrap(), None);
+        assert!(verdict.holds, "{verdict:?}");
+        assert!(verdict.notes[0].contains("retired"), "{verdict:?}");
+        // A listing that failed is an API blocker, not "nothing matches".
+        let mut unread = view();
+        unread.deployments = Err(AccessFailure {
+            resource: "deployments.apps".into(),
+            reason: "forbidden".into(),
+        });
+        let verdict = judge(&unread, &apps, &parse_requires("api>=2.0.0").unwrap(), None);
+        assert!(!verdict.holds);
+        assert!(verdict.blocking.iter().all(|b| b.kind == "API"), "{verdict:?}");
+    }
+
+    #[test]
     fn controlled_replica_sets_at_zero_are_history_but_orphans_are_not() {
         let rs = |owned: bool| -> ReplicaSet {
             let owners = if owned {
@@ -705,6 +773,8 @@ mod tests {
             .unwrap()
         };
         let mut view = view();
+        // A pod of the new version runs, so the app matches something.
+        view.pods.insert("api".into(), Ok(vec![pod("a", "2.0.0")]));
         view.replica_sets = Ok(vec![rs(true)]);
         assert!(reasons(&view, "api>=2.0.0").is_empty());
         view.replica_sets = Ok(vec![rs(false)]);

@@ -15,6 +15,7 @@ pub mod selector;
 pub mod version;
 pub mod watch;
 
+pub use judge::NOTHING_MATCHES;
 pub use record::record;
 
 use crate::config::{AppConfig, Config};
@@ -53,12 +54,27 @@ pub fn check_config(config: &Config, requires: &[Requirement]) -> Result<(), Gat
             .apps
             .get(app)
             .ok_or_else(|| GateConfigError::UnknownApp { app: app.into() })?;
-        Selector::parse(&configured.selector).map_err(|e| GateConfigError::BadSelector {
-            app: app.into(),
-            reason: e.to_string(),
-        })?;
+        check_selector(app, configured)?;
     }
     Ok(())
+}
+
+/// Checks every configured app's selector, so that a typo is a configuration error in
+/// every command (and in `lint`, before a Job meets it), not a gate that blocks forever.
+pub fn check_apps(config: &Config) -> Result<(), GateConfigError> {
+    config
+        .apps
+        .iter()
+        .try_for_each(|(name, app)| check_selector(name, app))
+}
+
+fn check_selector(name: &str, app: &AppConfig) -> Result<(), GateConfigError> {
+    Selector::parse(&app.selector)
+        .map(|_| ())
+        .map_err(|e| GateConfigError::BadSelector {
+            app: name.into(),
+            reason: e.to_string(),
+        })
 }
 
 /// One pod or workload that keeps a gate from holding.
@@ -88,6 +104,20 @@ pub struct GateVerdict {
     pub holds: bool,
     /// Everything that blocks (empty when it holds).
     pub blocking: Vec<Blocker>,
+    /// What the verdict took on trust from the config (an app declared `absent_ok` that
+    /// matched nothing), shown with every verdict.
+    pub notes: Vec<String>,
+}
+
+impl GateVerdict {
+    /// The verdict of a gate with no requirements.
+    pub fn holds() -> GateVerdict {
+        GateVerdict {
+            holds: true,
+            blocking: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 impl GateVerdict {
@@ -99,6 +129,7 @@ impl GateVerdict {
         reason: String,
     ) -> GateVerdict {
         GateVerdict {
+            notes: Vec::new(),
             holds: false,
             blocking: vec![Blocker {
                 kind: kind.into(),
@@ -147,10 +178,7 @@ pub async fn judge_requires(
     wait: Option<Duration>,
 ) -> GateVerdict {
     if requires.is_empty() {
-        return GateVerdict {
-            holds: true,
-            blocking: Vec::new(),
-        };
+        return GateVerdict::holds();
     }
     let configured_ns = config.kubernetes.namespace.as_deref().unwrap_or("");
     let client_config = match kube_config(context, config.kubernetes.context.as_deref()).await {
@@ -178,7 +206,7 @@ pub async fn judge_requires(
         }
     };
     let own_pod = own_pod_name();
-    judge_with_client(
+    let mut verdict = judge_with_client(
         client,
         &namespace,
         &config.apps,
@@ -186,7 +214,21 @@ pub async fn judge_requires(
         own_pod.as_deref(),
         wait,
     )
-    .await
+    .await;
+    // The judgment knows the namespace; which cluster it looked at is known only here.
+    let looked_at = match (context, config.kubernetes.context.as_deref()) {
+        _ if context.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+            format!("the cluster this pod runs in ({cluster})")
+        }
+        (Some(name), _) | (None, Some(name)) => format!("kubeconfig context `{name}` ({cluster})"),
+        (None, None) => format!("the current kubeconfig context ({cluster})"),
+    };
+    for blocker in &mut verdict.blocking {
+        if blocker.kind == judge::NOTHING_MATCHES {
+            blocker.reason = format!("{} — looked in {looked_at}", blocker.reason);
+        }
+    }
+    verdict
 }
 
 /// The client configuration: see [`judge_requires`] for the order. The error says what to set.
@@ -239,10 +281,7 @@ pub async fn judge_with_client(
     wait: Option<Duration>,
 ) -> GateVerdict {
     if requires.is_empty() {
-        return GateVerdict {
-            holds: true,
-            blocking: Vec::new(),
-        };
+        return GateVerdict::holds();
     }
     // Only the apps named by the requirements are read (unknown ones block in the judgment).
     let used: BTreeMap<String, &AppConfig> = requires
