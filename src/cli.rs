@@ -71,13 +71,39 @@ pub enum Command {
     Verify,
 }
 
-/// Runs a parsed command line and returns the exit code.
+/// Runs a parsed command line and returns the exit code. An error is printed on stderr;
+/// with `--format json` stdout still gets one JSON document (`{"exit", "error"}`), so a
+/// pipeline that parses stdout never meets an empty or half document.
 pub async fn run(cli: Cli) -> Exit {
     match dispatch(&cli).await {
         Ok(exit) => exit,
         Err(error) => {
-            eprintln!("error: {}", crate::db::redact(&error.message));
+            let message = crate::db::redact(&error.message);
+            eprintln!("error: {message}");
+            if cli.format == Format::Json && !error.printed_json {
+                commands::print_json(&serde_json::json!({
+                    "command": cli.command.name(),
+                    "exit": error.exit as i32,
+                    "error": message,
+                }));
+            }
             error.exit
+        }
+    }
+}
+
+impl Command {
+    /// The command's name as typed (`pre-deploy`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Lint(_) => "lint",
+            Command::Plan => "plan",
+            Command::Status => "status",
+            Command::PreDeploy(_) => "pre-deploy",
+            Command::Backfill(_) => "backfill",
+            Command::Gate(_) => "gate",
+            Command::PostDeploy(_) => "post-deploy",
+            Command::Verify => "verify",
         }
     }
 }

@@ -13,6 +13,9 @@ pub struct CommandError {
     pub exit: Exit,
     /// One clear message: what, where, and what to do next.
     pub message: String,
+    /// Whether the command already printed its JSON document (which then carries the
+    /// error itself), so none is added.
+    pub printed_json: bool,
 }
 
 impl CommandError {
@@ -21,6 +24,7 @@ impl CommandError {
         CommandError {
             exit: Exit::Usage,
             message: message.into(),
+            printed_json: false,
         }
     }
     /// A failure (exit 1).
@@ -28,6 +32,7 @@ impl CommandError {
         CommandError {
             exit: Exit::Failure,
             message: message.into(),
+            printed_json: false,
         }
     }
     /// Blocked: a gate or lock did not clear (exit 3).
@@ -35,6 +40,7 @@ impl CommandError {
         CommandError {
             exit: Exit::Blocked,
             message: message.into(),
+            printed_json: false,
         }
     }
     /// A failure (exit 1) whose message has every password redacted.
@@ -50,7 +56,11 @@ impl CommandError {
             RunnerError::Refused(refusal) => refusal_message(command, &refusal),
             other => crate::db::redact(&other.to_string()),
         };
-        CommandError { exit, message }
+        CommandError {
+            exit,
+            message,
+            printed_json: false,
+        }
     }
 }
 

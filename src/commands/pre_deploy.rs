@@ -83,6 +83,8 @@ pub async fn run(ctx: &Context, args: &PreDeployArgs) -> Result<Exit, CommandErr
             Err(CommandError {
                 exit: super::exit_of(error.kind()),
                 message: format!("{error}{applied_note}"),
+                // The document printed above has the error and the applied migrations.
+                printed_json: ctx.format == Format::Json,
             })
         }
     }

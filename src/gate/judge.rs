@@ -754,7 +754,10 @@ mod tests {
         });
         let verdict = judge(&unread, &apps, &parse_requires("api>=2.0.0").unwrap(), None);
         assert!(!verdict.holds);
-        assert!(verdict.blocking.iter().all(|b| b.kind == "API"), "{verdict:?}");
+        assert!(
+            verdict.blocking.iter().all(|b| b.kind == "API"),
+            "{verdict:?}"
+        );
     }
 
     #[test]
