@@ -18,29 +18,21 @@
 mod context;
 mod dml;
 mod drops;
-mod hints;
 mod indexes;
 pub(crate) mod names;
 mod objects;
 mod table;
 mod utility;
+mod wording;
 
+use crate::lint::rules::concurrently_in_transaction;
 use crate::phase::Class;
 use crate::schema::SchemaModel;
 use crate::sql::{ParsedFile, ParsedStatement};
 use context::FileContext;
 use pg_query::protobuf::node::Node;
 
-/// A lint rule fired by one statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleHit {
-    /// The rule id (see `lint::RULES`).
-    pub rule: &'static str,
-    /// What is risky, naming the object.
-    pub message: String,
-    /// The safe alternative.
-    pub help: String,
-}
+pub use crate::lint::RuleHit;
 
 /// The verdict on one statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +132,7 @@ pub fn classify_file(file: &ParsedFile, model: &SchemaModel) -> Vec<StatementVer
         if verdict.needs_no_transaction
             && let Some(begin_line) = block_before.or(ctx.open_block)
         {
-            let hit = hints::concurrently_in_transaction(&verdict.kind, begin_line);
+            let hit = concurrently_in_transaction::hit(&verdict.kind, begin_line);
             verdict = verdict.with_hit(hit);
         }
         verdicts.push(verdict);

@@ -6,7 +6,8 @@
 
 use super::context::FileContext;
 use super::names::{key, object_parts, parts_key, rel_display, rel_key};
-use super::{RuleHit, StatementVerdict, hints};
+use super::{RuleHit, StatementVerdict, wording};
+use crate::lint::rules::{fails_at_runtime, index_not_concurrent};
 use crate::phase::Class;
 use pg_query::protobuf::{self, ObjectType};
 
@@ -107,7 +108,7 @@ impl FileContext<'_> {
         if remove == ObjectType::ObjectIndex && !d.concurrent {
             let hits: Vec<RuleHit> = existing
                 .iter()
-                .map(|i| hints::drop_index_not_concurrent(i))
+                .map(|i| index_not_concurrent::drop_index(i))
                 .collect();
             v.with_hits(hits)
         } else {
@@ -140,7 +141,7 @@ impl FileContext<'_> {
                         .collect();
                     if !views.is_empty() {
                         let verb = if views.len() == 1 { "reads" } else { "read" };
-                        let views = hints::counted("view", "views", &views);
+                        let views = wording::counted("view", "views", &views);
                         facts.push(format!("{views} {verb} {k}"));
                     }
                     let fks: Vec<String> = model
@@ -152,14 +153,17 @@ impl FileContext<'_> {
                         })
                         .collect();
                     if !fks.is_empty() {
-                        facts.push(format!("FOREIGN KEY {} references {k}", hints::list(&fks)));
+                        facts.push(format!(
+                            "FOREIGN KEY {} references {k}",
+                            wording::list(&fks)
+                        ));
                     }
                 }
                 ObjectType::ObjectType | ObjectType::ObjectDomain => {
                     let columns = model.columns_of_type(k);
                     if !columns.is_empty() {
                         let verb = if columns.len() == 1 { "uses" } else { "use" };
-                        let columns = hints::counted("column", "columns", &columns);
+                        let columns = wording::counted("column", "columns", &columns);
                         facts.push(format!("{columns} {verb} type {k}"));
                     }
                 }
@@ -179,10 +183,7 @@ impl FileContext<'_> {
             "; {facts}: PostgreSQL refuses the drop without CASCADE"
         ));
         let kind = v.kind.clone();
-        v.with_hit(hints::fails_at_runtime(
-            format!("{kind} fails: {facts}, and PostgreSQL refuses to drop it without CASCADE"),
-            "drop or change the dependents first in this migration (e.g. DROP VIEW … before the table, ALTER COLUMN … TYPE before the type), or add CASCADE if dropping them is intended".to_string(),
-        ))
+        v.with_hit(fails_at_runtime::drop_has_dependents(&kind, &facts))
     }
 
     pub(super) fn rename(&mut self, r: &protobuf::RenameStmt) -> StatementVerdict {

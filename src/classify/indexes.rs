@@ -5,7 +5,8 @@
 
 use super::context::FileContext;
 use super::names::{self, key, option_on, rel_display, rel_key};
-use super::{NEW_IN_RELEASE, StatementVerdict, hints};
+use super::{NEW_IN_RELEASE, StatementVerdict};
+use crate::lint::rules::index_not_concurrent;
 use crate::phase::Class;
 use pg_query::protobuf;
 
@@ -41,7 +42,7 @@ impl FileContext<'_> {
         }
         if self.is_new_in_release(&table) {
             let waived = (!i.concurrent)
-                .then(|| hints::create_index_not_concurrent(&name, &shown_table, i.unique));
+                .then(|| index_not_concurrent::create_index(&name, &shown_table, i.unique));
             return StatementVerdict::new(Class::Expand, kind, NEW_IN_RELEASE)
                 .outside_transaction(i.concurrent)
                 .with_hits_after_rollout(waived);
@@ -73,7 +74,7 @@ impl FileContext<'_> {
         if i.concurrent {
             v
         } else {
-            v.with_hit(hints::create_index_not_concurrent(
+            v.with_hit(index_not_concurrent::create_index(
                 &name,
                 &shown_table,
                 i.unique,
@@ -128,7 +129,7 @@ impl FileContext<'_> {
         if concurrently || new {
             v
         } else {
-            v.with_hit(hints::reindex_not_concurrent(what, &target))
+            v.with_hit(index_not_concurrent::reindex(what, &target))
         }
     }
 }

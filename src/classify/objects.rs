@@ -4,10 +4,11 @@
 //! one the old app may rely on (an enum label renamed, a domain narrowed, a restrictive
 //! policy) is contract.
 
+use super::StatementVerdict;
 use super::context::FileContext;
 use super::names::{parts_key, rel_display, rel_key, strings};
 use super::utility::first_words;
-use super::{StatementVerdict, hints};
+use crate::lint::rules::fails_at_runtime;
 use crate::phase::Class;
 use crate::sql::ParsedStatement;
 use pg_query::protobuf::{self, ObjectType};
@@ -156,23 +157,15 @@ impl FileContext<'_> {
                     e.new_val,
                     listed(&values)
                 );
-                v = v.with_hit(hints::fails_at_runtime(
-                    format!(
-                        "{kind} fails: enum {shown} already has the value '{}'",
-                        e.new_val
-                    ),
-                    format!(
-                        "write ADD VALUE IF NOT EXISTS '{}' or remove the statement",
-                        e.new_val
-                    ),
+                v = v.with_hit(fails_at_runtime::enum_value_exists(
+                    &kind, &shown, &e.new_val,
                 ));
             } else if !neighbor.is_empty() && !values.contains(neighbor) {
-                v = v.with_hit(hints::fails_at_runtime(
-                    format!(
-                        "{kind} fails: enum {shown} has no value '{neighbor}' to place it next to (its values: {})",
-                        listed(&values)
-                    ),
-                    "name an existing value in BEFORE/AFTER, or drop the clause to add the value at the end".to_string(),
+                v = v.with_hit(fails_at_runtime::enum_neighbor_missing(
+                    &kind,
+                    &shown,
+                    neighbor,
+                    &listed(&values),
                 ));
             }
             return v;
@@ -217,9 +210,10 @@ impl FileContext<'_> {
                     v.reason,
                     listed(&values)
                 );
-                v = v.with_hit(hints::fails_at_runtime(
-                    format!("{kind} fails: {problem} (its values: {})", listed(&values)),
-                    "rename a value the enum has, to a name it does not have yet".to_string(),
+                v = v.with_hit(fails_at_runtime::enum_rename_refused(
+                    &kind,
+                    &problem,
+                    &listed(&values),
                 ));
             }
         }

@@ -5,8 +5,8 @@
 
 use super::StatementVerdict;
 use super::context::FileContext;
-use super::hints;
 use super::names::{option_on, rel_display, rel_key, strings};
+use crate::lint::rules::blocking_maintenance;
 use crate::phase::Class;
 use crate::sql::ParsedStatement;
 use pg_query::protobuf::node::Node;
@@ -90,7 +90,7 @@ impl FileContext<'_> {
             "an explicit lock changes no schema object and no row",
         );
         if lock.mode >= SHARE_LOCK && existing {
-            v.with_hit(hints::blocking_maintenance("LOCK", &shown))
+            v.with_hit(blocking_maintenance::hit("LOCK", &shown))
         } else {
             v
         }
@@ -132,7 +132,7 @@ impl FileContext<'_> {
             } else {
                 shown
             };
-            verdict.with_hit(hints::blocking_maintenance("VACUUM FULL", &target))
+            verdict.with_hit(blocking_maintenance::hit("VACUUM FULL", &target))
         } else {
             verdict
         }
@@ -156,7 +156,7 @@ impl FileContext<'_> {
         if new {
             v
         } else {
-            v.with_hit(hints::blocking_maintenance("CLUSTER", &shown))
+            v.with_hit(blocking_maintenance::hit("CLUSTER", &shown))
         }
     }
 

@@ -7,7 +7,11 @@
 use super::Part;
 use crate::classify::context::{FileContext, NewColumn};
 use crate::classify::names::{self, strings, type_display};
-use crate::classify::{RuleHit, hints};
+use crate::classify::{RuleHit, wording};
+use crate::lint::rules::{
+    fails_at_runtime, set_not_null_scan, type_change_rewrite, unique_without_index,
+    volatile_default,
+};
 use crate::phase::Class;
 use crate::schema::ColumnType;
 use pg_query::protobuf::node::Node;
@@ -126,12 +130,7 @@ impl FileContext<'_> {
         } else {
             format!("its columns: {}", columns.join(", "))
         };
-        Some(hints::fails_at_runtime(
-            format!("{shown} has no column {col} ({listed}): PostgreSQL refuses this statement"),
-            format!(
-                "check the column name; if {col} is made outside the migrations folder, judge against the live schema (--database-url) or allow fails-at-runtime with the reason"
-            ),
-        ))
+        Some(fails_at_runtime::missing_column(shown, col, &listed))
     }
 
     pub(super) fn add_column(
@@ -205,10 +204,10 @@ impl FileContext<'_> {
                 .map(|why| (format!("its default {why}"), false))
         };
         if let Some((why, generated)) = rewrite {
-            part = part.hit(hints::volatile_default(shown, &column, &why, generated));
+            part = part.hit(volatile_default::hit(shown, &column, &why, generated));
         }
         if let Some(kind) = shape.unique {
-            part = part.hit(hints::unique_without_index(
+            part = part.hit(unique_without_index::hit(
                 shown,
                 "",
                 kind,
@@ -322,7 +321,7 @@ impl FileContext<'_> {
         if checked {
             part
         } else {
-            part.hit(hints::set_not_null_scan(shown, col))
+            part.hit(set_not_null_scan::hit(shown, col))
         }
     }
 
@@ -360,10 +359,10 @@ impl FileContext<'_> {
         let mut reason = "the old app may still read or write the column".to_string();
         let mut goes = Vec::new();
         if !deps.indexes.is_empty() {
-            goes.push(hints::counted("index", "indexes", &deps.indexes));
+            goes.push(wording::counted("index", "indexes", &deps.indexes));
         }
         if !deps.constraints.is_empty() {
-            goes.push(hints::counted(
+            goes.push(wording::counted(
                 "constraint",
                 "constraints",
                 &deps.constraints,
@@ -384,21 +383,17 @@ impl FileContext<'_> {
             };
             reason.push_str(&format!(
                 "; {} read{} {shown}: if {} the column, {consequence}",
-                hints::counted("view", "views", &deps.views),
+                wording::counted("view", "views", &deps.views),
                 if one { "s" } else { "" },
                 if one { "it uses" } else { "one uses" },
             ));
         }
         let mut part = Part::new(Class::Contract, kind, reason);
         if !cascade && !deps.referencing.is_empty() {
-            part = part.hit(hints::fails_at_runtime(
-                format!(
-                    "DROP COLUMN {shown}.{col} fails: FOREIGN KEY {} references the column, and PostgreSQL refuses to drop it without CASCADE",
-                    hints::list(&deps.referencing)
-                ),
-                format!(
-                    "drop the referencing FOREIGN KEY first (ALTER TABLE … DROP CONSTRAINT …), or write DROP COLUMN {col} CASCADE if dropping it is intended"
-                ),
+            part = part.hit(fails_at_runtime::drop_column_referenced(
+                shown,
+                col,
+                &wording::list(&deps.referencing),
             ));
         }
         part
@@ -438,7 +433,7 @@ impl FileContext<'_> {
                     "not a widening of the old type {old}: old values or the old app's writes may not fit, or read back differently"
                 ),
             )
-            .hit(hints::type_change_rewrite(
+            .hit(type_change_rewrite::hit(
                 shown,
                 col,
                 &new_type,
@@ -459,7 +454,7 @@ impl FileContext<'_> {
         if table_new {
             part
         } else {
-            part.hit(hints::type_change_rewrite(
+            part.hit(type_change_rewrite::hit(
                 shown,
                 col,
                 &new_type,

@@ -7,9 +7,10 @@
 
 use super::Part;
 use super::columns::is_not_null_check;
+use crate::classify::NEW_IN_RELEASE;
 use crate::classify::context::FileContext;
 use crate::classify::names::{self, strings};
-use crate::classify::{NEW_IN_RELEASE, hints};
+use crate::lint::rules::{constraint_not_valid, unique_without_index};
 use crate::phase::Class;
 use crate::schema::ConstraintKind;
 use pg_query::protobuf::node::Node;
@@ -124,10 +125,10 @@ impl FileContext<'_> {
         }
         let lock_hit = match contype {
             ConstrType::ConstrForeign | ConstrType::ConstrCheck if !c.skip_validation => {
-                Some(hints::constraint_not_valid(shown, &name, label))
+                Some(constraint_not_valid::hit(shown, &name, label))
             }
             ConstrType::ConstrUnique | ConstrType::ConstrPrimary if c.indexname.is_empty() => {
-                Some(hints::unique_without_index(shown, &name, label, &columns))
+                Some(unique_without_index::hit(shown, &name, label, &columns))
             }
             _ => None,
         };
