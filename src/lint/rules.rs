@@ -8,7 +8,7 @@
 //! rules hold the check the analysis calls.
 //!
 //! Adding a rule: add its file here, declare it below, add its `RULE` to [`RULES`], and add
-//! its row to README.md's rule reference.
+//! its row to README.md's rule reference (a test compares the two).
 
 pub mod blocking_maintenance;
 pub mod concurrently_in_transaction;
@@ -149,6 +149,47 @@ mod tests {
                 rule.id
             );
             assert!(!rule.summary.is_empty(), "{} has no summary", rule.id);
+        }
+    }
+
+    /// The `(id, severity cell)` rows of README.md's "Lint rule reference" tables.
+    fn readme_rules() -> Vec<(String, String)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).expect("README.md");
+        let section = readme
+            .split("\n### Lint rule reference")
+            .nth(1)
+            .expect("README.md has a `### Lint rule reference` section");
+        let section = section.split("\n### ").next().unwrap_or(section);
+        section
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let id = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((id.to_string(), cells.get(2)?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_rule_reference_lists_exactly_the_registered_rules() {
+        let readme = readme_rules();
+        let documented: BTreeSet<&str> = readme.iter().map(|(id, _)| id.as_str()).collect();
+        let registered: BTreeSet<&str> = RULES.iter().map(|r| r.id).collect();
+        let undocumented: Vec<&&str> = registered.difference(&documented).collect();
+        let unknown: Vec<&&str> = documented.difference(&registered).collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty(),
+            "README.md's rule reference and lint::RULES differ: registered but not in the README: {undocumented:?}; in the README but not registered: {unknown:?}"
+        );
+        assert_eq!(readme.len(), documented.len(), "a README row is repeated");
+        for (id, severity) in &readme {
+            let rule = RULES.iter().find(|r| r.id == id).expect("registered");
+            assert!(
+                severity.starts_with(rule.severity.as_str()),
+                "README.md gives `{id}` severity {severity:?}; its default is {}",
+                rule.severity.as_str()
+            );
         }
     }
 }
