@@ -130,19 +130,8 @@ impl FileContext<'_> {
     }
 
     pub(super) fn truncate(&mut self, t: &protobuf::TruncateStmt) -> StatementVerdict {
-        let tables: Vec<&protobuf::RangeVar> = t
-            .relations
-            .iter()
-            .filter_map(|n| match n.node.as_ref() {
-                Some(Node::RangeVar(rv)) => Some(rv),
-                _ => None,
-            })
-            .collect();
-        let shown = tables
-            .iter()
-            .map(|t| rel_display(t))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let tables = names::range_vars(&t.relations);
+        let shown = names::rels_display(&tables);
         if let Some(rv) = tables.iter().find(|t| names::is_system_catalog(t)) {
             return system_catalog("TRUNCATE", &rel_display(rv));
         }

@@ -5,7 +5,7 @@
 
 use super::StatementVerdict;
 use super::context::FileContext;
-use super::names::{option_on, rel_display, rel_key, strings};
+use super::names::{option_on, range_vars, rel_display, rel_key, rels_display, strings};
 use crate::lint::rules::blocking_maintenance;
 use crate::phase::Class;
 use crate::sql::ParsedStatement;
@@ -70,19 +70,8 @@ impl FileContext<'_> {
         // Modes 5 and up (SHARE … ACCESS EXCLUSIVE) block the app's writes; lower modes
         // only conflict with DDL and VACUUM.
         const SHARE_LOCK: i32 = 5;
-        let tables: Vec<&protobuf::RangeVar> = lock
-            .relations
-            .iter()
-            .filter_map(|n| match n.node.as_ref() {
-                Some(Node::RangeVar(rv)) => Some(rv),
-                _ => None,
-            })
-            .collect();
-        let shown = tables
-            .iter()
-            .map(|t| rel_display(t))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let tables = range_vars(&lock.relations);
+        let shown = rels_display(&tables);
         let existing = tables.iter().any(|t| !self.is_new_rel(&rel_key(t)));
         let v = StatementVerdict::new(
             Class::Neutral,
@@ -105,11 +94,7 @@ impl FileContext<'_> {
                 _ => None,
             })
             .collect();
-        let shown = tables
-            .iter()
-            .map(|t| rel_display(t))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let shown = rels_display(&tables);
         if !v.is_vacuumcmd {
             return StatementVerdict::new(
                 Class::Expand,
@@ -161,19 +146,8 @@ impl FileContext<'_> {
     }
 
     pub(super) fn grant(&mut self, g: &protobuf::GrantStmt) -> StatementVerdict {
-        let objects: Vec<&protobuf::RangeVar> = g
-            .objects
-            .iter()
-            .filter_map(|n| match n.node.as_ref() {
-                Some(Node::RangeVar(rv)) => Some(rv),
-                _ => None,
-            })
-            .collect();
-        let shown = objects
-            .iter()
-            .map(|t| rel_display(t))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let objects = range_vars(&g.objects);
+        let shown = rels_display(&objects);
         let on = if shown.is_empty() {
             String::new()
         } else {

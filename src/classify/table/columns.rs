@@ -237,25 +237,12 @@ impl FileContext<'_> {
                 "a default only fills values the old app's INSERTs omit",
             );
         }
-        let kind = format!("DROP DEFAULT {shown}.{col}");
-        if let Some(c) = self.new_columns.get_mut(&col_key) {
-            c.update(index, None, Some(false));
-            return Part::new(
-                Class::Expand,
-                kind,
-                "the column is added earlier in this file",
-            );
-        }
-        if table_new {
-            return Part::new(
-                Class::Expand,
-                kind,
-                "the table is created earlier in this file",
-            );
-        }
-        Part::new(
-            Class::Contract,
-            kind,
+        self.remove_value_source(
+            table,
+            col,
+            format!("DROP DEFAULT {shown}.{col}"),
+            true,
+            table_new,
             "the old app's INSERTs that omit the column relied on the default: they now store NULL or fail",
         )
     }
@@ -494,13 +481,34 @@ impl FileContext<'_> {
             T::AtSetExpression => "SET EXPRESSION",
             _ => "DROP EXPRESSION",
         };
-        let kind = format!("{label} {shown}.{col}");
+        self.remove_value_source(
+            table,
+            col,
+            format!("{label} {shown}.{col}"),
+            subtype == T::AtDropIdentity,
+            table_new,
+            "the old app relies on how the column gets its values",
+        )
+    }
+
+    /// A sub-command that changes how a column gets its values for the INSERTs that omit
+    /// it: expand on a column added earlier in the file (which, when `drops_default`, has no
+    /// default from now on) or a new table, else contract for `reason`.
+    fn remove_value_source(
+        &mut self,
+        table: &str,
+        col: &str,
+        kind: String,
+        drops_default: bool,
+        table_new: bool,
+        reason: &str,
+    ) -> Part {
         let index = self.index;
         if let Some(c) = self
             .new_columns
             .get_mut(&(table.to_string(), col.to_string()))
         {
-            if subtype == T::AtDropIdentity {
+            if drops_default {
                 c.update(index, None, Some(false));
             }
             return Part::new(
@@ -509,17 +517,6 @@ impl FileContext<'_> {
                 "the column is added earlier in this file",
             );
         }
-        if table_new {
-            return Part::new(
-                Class::Expand,
-                kind,
-                "the table is created earlier in this file",
-            );
-        }
-        Part::new(
-            Class::Contract,
-            kind,
-            "the old app relies on how the column gets its values",
-        )
+        self.judge_existing(table_new, kind, reason)
     }
 }
