@@ -5,9 +5,12 @@ use crate::classify::{self, StatementVerdict};
 use crate::config::Config;
 use crate::directives::{self, Directive, DirectiveError};
 use crate::files::{Migration, MigrationSet};
-use crate::lint::{self, Finding, Severity};
-use crate::phase::{Class, Phase, Stream};
-use crate::requires::{self, Requirement};
+use crate::lint::Finding;
+use crate::lint::rules::{
+    self, contract_without_requires, invalid_allow, invalid_requires, syntax_error,
+};
+use crate::phase::{Phase, Stream};
+use crate::requires::Requirement;
 use crate::schema::SchemaModel;
 use crate::sql::{self, SqlError};
 use std::collections::BTreeSet;
@@ -204,18 +207,7 @@ fn analyze_in(
         }
     };
 
-    let mut findings: Vec<Finding> = parse_errors
-        .iter()
-        .map(|e| {
-            lint::finding(
-                "syntax-error",
-                e.line,
-                e.column,
-                format!("PostgreSQL cannot parse this statement: {}", e.message),
-                "fix the statement; nothing in this file can run until it parses",
-            )
-        })
-        .collect();
+    let mut findings: Vec<Finding> = parse_errors.iter().map(syntax_error::finding).collect();
 
     // Where the statements start, to attach directives to the statement below them.
     let first_statement_offset = file
@@ -233,12 +225,8 @@ fn analyze_in(
                 if let Some((earlier, line)) = directive_phase
                     && earlier != *phase
                 {
-                    findings.push(lint::finding(
-                        "phase-mismatch",
-                        d.line,
-                        1,
-                        format!("phase={phase} contradicts phase={earlier} on line {line}"),
-                        "declare one phase per file",
+                    findings.push(rules::phase::contradicting_directives(
+                        *phase, earlier, line, d.line,
                     ));
                 }
                 directive_phase = Some((*phase, d.line));
@@ -250,44 +238,15 @@ fn analyze_in(
             }
             Directive::Key(_) => {}
             Directive::Allow { rule, reason } => {
-                if lint::rule(rule).is_none() {
-                    findings.push(lint::finding(
-                        "invalid-allow",
-                        d.line,
-                        1,
-                        format!("`allow {rule}` names no rule concertina knows"),
-                        format!(
-                            "use one of: {}",
-                            lint::RULES
-                                .iter()
-                                .map(|r| r.id)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                } else if reason.is_empty() {
-                    findings.push(lint::finding(
-                        "invalid-allow",
-                        d.line,
-                        1,
-                        format!("`allow {rule}` gives no reason"),
-                        format!(
-                            "write why it is safe here: `-- concertina: allow {rule} <reason>`"
-                        ),
-                    ));
-                }
+                findings.extend(invalid_allow::check(rule, reason, d.line));
             }
         }
     }
 
     let declared_phase = match (migration.phase_suffix, directive_phase) {
         (Some(suffix), Some((directive, line))) if suffix != directive => {
-            findings.push(lint::finding(
-                "phase-mismatch",
-                line,
-                1,
-                format!("the file name declares {suffix} but the directive declares {directive}"),
-                "make the file name suffix and the phase= directive agree (or drop one of them)",
+            findings.push(rules::phase::suffix_contradicts_directive(
+                suffix, directive, line,
             ));
             Some(suffix.max(directive))
         }
@@ -295,37 +254,7 @@ fn analyze_in(
         (None, directive) => directive.map(|(phase, _)| phase),
     };
 
-    let mut requires: Vec<Requirement> = Vec::new();
-    for (text, line) in &requires_text {
-        match requires::parse_requires(text) {
-            Ok(parsed) => {
-                for requirement in parsed {
-                    if !config.apps.contains_key(&requirement.app) {
-                        let known = config.apps.keys().cloned().collect::<Vec<_>>();
-                        findings.push(lint::finding(
-                            "invalid-requires",
-                            *line,
-                            1,
-                            format!("`requires {requirement}` names app `{}`, which the config does not define", requirement.app),
-                            if known.is_empty() {
-                                format!("add [apps.{}] with a selector and a version source to concertina.toml", requirement.app)
-                            } else {
-                                format!("use one of the configured apps ({}) or add [apps.{}] to concertina.toml", known.join(", "), requirement.app)
-                            },
-                        ));
-                    }
-                    requires.push(requirement);
-                }
-            }
-            Err(message) => findings.push(lint::finding(
-                "invalid-requires",
-                *line,
-                1,
-                format!("malformed requires: {message}"),
-                "write e.g. `-- concertina: requires api>=2.4.0, worker>=1.9`",
-            )),
-        }
-    }
+    let requires = invalid_requires::check(&requires_text, config, &mut findings);
 
     let mut statements = Vec::new();
     if let Some(file) = &file {
@@ -343,13 +272,7 @@ fn analyze_in(
                 .next_back()
                 .or_else(|| header_key.clone());
             for hit in &verdict.hits {
-                findings.push(lint::finding(
-                    hit.rule,
-                    statement.start.line,
-                    statement.start.column,
-                    hit.message.clone(),
-                    hit.help.clone(),
-                ));
+                findings.push(hit.at(statement.start.line, statement.start.column));
             }
             if verdict.needs_no_transaction {
                 no_transaction = true;
@@ -364,7 +287,8 @@ fn analyze_in(
         }
     }
 
-    let inferred_phase = infer_phase(&statements, file.is_some(), declared_phase, &mut findings);
+    let inferred_phase =
+        rules::phase::infer_phase(&statements, file.is_some(), declared_phase, &mut findings);
     let phase = declared_phase.or(inferred_phase).unwrap_or(Phase::Contract);
 
     // Lock rules waived on a table new in this release assume the table is still empty:
@@ -372,31 +296,17 @@ fn analyze_in(
     if phase.stream() == Stream::PostDeploy {
         for statement in &statements {
             for hit in &statement.verdict.hits_after_rollout {
-                findings.push(lint::finding(
-                    hit.rule,
-                    statement.line,
-                    statement.column,
-                    format!(
-                        "{}; the table is new in this release, but this {phase} file runs after the rollout, when the new app has been writing it",
-                        hit.message
-                    ),
-                    hit.help.clone(),
-                ));
+                findings.push(hit.after_rollout(phase, statement.line, statement.column));
             }
         }
     }
 
-    // A file that does not parse already fails; its phase is a guess, so no gate advice.
-    if phase == Phase::Contract && requires_text.is_empty() && parse_errors.is_empty() {
-        let line = statements.first().map_or(1, |s| s.line);
-        findings.push(lint::finding(
-            "contract-without-requires",
-            line,
-            1,
-            "this contract migration names no gate, so nothing proves the old app version is gone before it runs",
-            "add `-- concertina: requires <app>>=<first version that no longer needs what this removes>`",
-        ));
-    }
+    findings.extend(contract_without_requires::check(
+        phase,
+        !requires_text.is_empty(),
+        parse_errors.is_empty(),
+        statements.first().map_or(1, |s| s.line),
+    ));
 
     apply_allows(
         &located,
@@ -428,108 +338,6 @@ fn previous_end(file: &sql::ParsedFile, offset: usize) -> usize {
         .map(|s| s.end)
         .last()
         .unwrap_or(0)
-}
-
-/// Derives the inferred phase and the phase findings (`phase-mismatch`, `mixed-phases`,
-/// `unknown-statement`).
-fn infer_phase(
-    statements: &[AnalyzedStatement],
-    parsed: bool,
-    declared: Option<Phase>,
-    findings: &mut Vec<Finding>,
-) -> Option<Phase> {
-    if !parsed {
-        return None;
-    }
-    let unknown: Vec<&AnalyzedStatement> = statements
-        .iter()
-        .filter(|s| s.verdict.class == Class::Unknown)
-        .collect();
-    for statement in &unknown {
-        let mut f = lint::finding(
-            "unknown-statement",
-            statement.line,
-            statement.column,
-            format!(
-                "concertina cannot judge this statement ({}): {}",
-                statement.verdict.kind, statement.verdict.reason
-            ),
-            "declare the file's phase: `-- concertina: phase=expand|backfill|contract` (or a .<phase>.sql suffix)",
-        );
-        if declared.is_some() {
-            f.severity = Severity::Warning;
-            f.message.push_str("; it runs in the declared phase");
-        }
-        findings.push(f);
-    }
-    let judged: Vec<(Phase, &AnalyzedStatement)> = statements
-        .iter()
-        .filter_map(|s| s.verdict.class.phase().map(|p| (p, s)))
-        .collect();
-    let highest = judged.iter().map(|(p, _)| *p).max();
-    let lowest = judged.iter().map(|(p, _)| *p).min();
-    let inferred = if unknown.is_empty() {
-        highest.or(Some(Phase::Expand))
-    } else {
-        None
-    };
-
-    if let (Some(highest), Some(lowest)) = (highest, lowest)
-        && highest != lowest
-    {
-        let has_backfill = judged.iter().any(|(p, _)| *p == Phase::Backfill);
-        let summary = judged
-            .iter()
-            .map(|(p, s)| format!("line {}: {} ({})", s.line, p, s.verdict.kind))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let first_odd = judged
-            .iter()
-            .find(|(p, _)| *p != judged[0].0)
-            .map_or((1, 1), |(_, s)| (s.line, s.column));
-        let tolerated = declared.is_some_and(|d| d >= highest) && !has_backfill;
-        let mut f = lint::finding(
-            "mixed-phases",
-            first_odd.0,
-            first_odd.1,
-            format!("this file mixes phases: {summary}"),
-            if has_backfill {
-                "move the data change into its own .backfill.sql file; DDL and backfills never share a file".to_string()
-            } else {
-                format!(
-                    "split the file by phase, or declare `-- concertina: phase={highest}` to run it all after the rollout"
-                )
-            },
-        );
-        if tolerated {
-            f.severity = Severity::Warning;
-            f.message.push_str(&format!(
-                "; the whole file runs in its declared {} phase",
-                declared.unwrap_or(highest)
-            ));
-            f.help = "fine if every statement may wait for the declared phase; otherwise move the lower-phase statements to a migration of their own".to_string();
-        }
-        findings.push(f);
-    }
-
-    if let (Some(declared), Some(highest)) = (declared, highest)
-        && declared < highest
-        && let Some((_, s)) = judged.iter().find(|(p, _)| *p == highest)
-    {
-        findings.push(lint::finding(
-            "phase-mismatch",
-            s.line,
-            s.column,
-            format!(
-                "the file declares {declared}, but this statement is {highest}: {} ({})",
-                s.verdict.kind, s.verdict.reason
-            ),
-            format!(
-                "move it to a .{highest}.sql file (a later migration) or declare phase={highest}"
-            ),
-        ));
-    }
-    inferred
 }
 
 /// Marks findings suppressed by `allow` directives: header allows cover the whole file,

@@ -1,5 +1,15 @@
-//! Lint findings and the catalog of rules.
+//! Lint findings and the catalog of rules: the lint engine.
+//!
+//! Each rule lives in one file under `lint/rules/`: its id, default severity and summary
+//! (a [`Rule`]), the messages and help it reports, its check (or, for the lock rules, the
+//! builder the classifier calls while it walks the parse tree), and its tests.
+//! [`RULES`] is the registry of them all. The engine knows nothing of the command line.
 
+pub mod rules;
+
+pub use rules::RULES;
+
+use crate::phase::Phase;
 use serde::Serialize;
 
 /// How bad a finding is: errors fail CI (exit 1), warnings do not.
@@ -49,110 +59,87 @@ impl Finding {
     }
 }
 
-/// A rule of the catalog.
+/// A lint rule fired by one statement, before it is placed in a file (the classifier
+/// returns these; the analysis turns them into [`Finding`]s at the statement's position).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleHit {
+    /// The rule id (one of [`RULES`]).
+    pub rule: &'static str,
+    /// What is risky, naming the object.
+    pub message: String,
+    /// The safe alternative.
+    pub help: String,
+}
+
+impl RuleHit {
+    /// The finding of this hit at a statement's position, with the rule's default severity.
+    pub fn at(&self, line: u32, column: u32) -> Finding {
+        finding(
+            self.rule,
+            line,
+            column,
+            self.message.clone(),
+            self.help.clone(),
+        )
+    }
+
+    /// The finding of a lock hit that was waived because the table is new in this release
+    /// (`classify::NEW_IN_RELEASE`), for a file of `phase` that runs after the rollout, when
+    /// the new app has been writing the table.
+    pub fn after_rollout(&self, phase: Phase, line: u32, column: u32) -> Finding {
+        finding(
+            self.rule,
+            line,
+            column,
+            format!(
+                "{}; the table is new in this release, but this {phase} file runs after the rollout, when the new app has been writing it",
+                self.message
+            ),
+            self.help.clone(),
+        )
+    }
+}
+
+/// A rule of the catalog: each rule's file defines one as `RULE` (see [`rules`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
     /// Stable id, used in reports and `allow` directives.
     pub id: &'static str,
     /// Default severity.
     pub severity: Severity,
-    /// One line on what it catches.
+    /// One line on what it catches (the SARIF rule description).
     pub summary: &'static str,
 }
 
-/// Every rule concertina reports. `allow` accepts exactly these ids.
-pub const RULES: &[Rule] = &[
-    Rule {
-        id: "index-not-concurrent",
-        severity: Severity::Error,
-        summary: "CREATE/DROP/REINDEX INDEX without CONCURRENTLY on an existing table blocks writes for the whole build",
-    },
-    Rule {
-        id: "constraint-not-valid",
-        severity: Severity::Error,
-        summary: "FOREIGN KEY/CHECK added without NOT VALID scans the table under a lock",
-    },
-    Rule {
-        id: "unique-without-index",
-        severity: Severity::Error,
-        summary: "ADD UNIQUE/PRIMARY KEY without USING INDEX builds the index under ACCESS EXCLUSIVE",
-    },
-    Rule {
-        id: "volatile-default",
-        severity: Severity::Error,
-        summary: "ADD COLUMN with a volatile default or GENERATED STORED rewrites the table",
-    },
-    Rule {
-        id: "type-change-rewrite",
-        severity: Severity::Error,
-        summary: "ALTER COLUMN TYPE that rewrites the table under ACCESS EXCLUSIVE",
-    },
-    Rule {
-        id: "set-not-null-scan",
-        severity: Severity::Error,
-        summary: "SET NOT NULL without a validated CHECK (col IS NOT NULL) scans the table under ACCESS EXCLUSIVE",
-    },
-    Rule {
-        id: "blocking-maintenance",
-        severity: Severity::Error,
-        summary: "VACUUM FULL, CLUSTER and LOCK TABLE block the table",
-    },
-    Rule {
-        id: "concurrently-in-transaction",
-        severity: Severity::Error,
-        summary: "CONCURRENTLY (or another non-transactional statement) inside an explicit transaction block fails",
-    },
-    Rule {
-        id: "fails-at-runtime",
-        severity: Severity::Error,
-        summary: "the schema model proves PostgreSQL will refuse the statement (an enum value that exists or does not, a drop without CASCADE while views, FOREIGN KEYs or columns depend on the object)",
-    },
-    Rule {
-        id: "phase-mismatch",
-        severity: Severity::Error,
-        summary: "the declared phase is lower than the statements need (or the file name and directive disagree)",
-    },
-    Rule {
-        id: "mixed-phases",
-        severity: Severity::Error,
-        summary: "one file holds statements of different phases",
-    },
-    Rule {
-        id: "contract-without-requires",
-        severity: Severity::Error,
-        summary: "a contract migration names no `requires` gate",
-    },
-    Rule {
-        id: "unknown-statement",
-        severity: Severity::Error,
-        summary: "a statement concertina cannot judge (DO block, dynamic SQL) in a file without a declared phase",
-    },
-    Rule {
-        id: "expand-touches-waiting-contract",
-        severity: Severity::Warning,
-        summary: "an expand touches a table that an older, still pending contract changes too",
-    },
-    Rule {
-        id: "edited-migration",
-        severity: Severity::Error,
-        summary: "a migration that existed at --base was edited",
-    },
-    Rule {
-        id: "invalid-requires",
-        severity: Severity::Error,
-        summary: "a `requires` directive is malformed or names an app the config does not define",
-    },
-    Rule {
-        id: "invalid-allow",
-        severity: Severity::Error,
-        summary: "an `allow` directive names no known rule or gives no reason",
-    },
-    Rule {
-        id: "syntax-error",
-        severity: Severity::Error,
-        summary: "a statement PostgreSQL's parser rejects",
-    },
-];
+impl Rule {
+    /// A hit of this rule, for a statement the classifier judges.
+    pub fn hit(&self, message: impl Into<String>, help: impl Into<String>) -> RuleHit {
+        RuleHit {
+            rule: self.id,
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    /// A finding of this rule with its default severity.
+    pub fn finding(
+        &self,
+        line: u32,
+        column: u32,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            rule: self.id,
+            severity: self.severity,
+            line,
+            column,
+            message: message.into(),
+            help: help.into(),
+            allowed: None,
+        }
+    }
+}
 
 /// The catalog entry for `id`.
 pub fn rule(id: &str) -> Option<&'static Rule> {

@@ -30,6 +30,25 @@ pub(crate) fn rel_display(rv: &RangeVar) -> String {
     }
 }
 
+/// The relations named in a node list (`LOCK a, b`, `TRUNCATE a, b`, `GRANT … ON a, b`).
+pub(crate) fn range_vars(nodes: &[protobuf::Node]) -> Vec<&RangeVar> {
+    nodes
+        .iter()
+        .filter_map(|n| match n.node.as_ref() {
+            Some(Node::RangeVar(rv)) => Some(rv),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Relations as written, separated by commas (`users, billing.invoices`).
+pub(crate) fn rels_display(rels: &[&RangeVar]) -> String {
+    rels.iter()
+        .map(|rv| rel_display(rv))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `sval`s of a list of `String` nodes (a qualified name).
 pub(crate) fn strings(nodes: &[protobuf::Node]) -> Vec<String> {
     nodes

@@ -1,0 +1,149 @@
+//! `fails-at-runtime`: a statement that the schema model (the replayed history or the live
+//! catalog) proves PostgreSQL will refuse. Found by the classifier where it knows the
+//! schema: enum values (`classify::objects`), drops with dependents (`classify::drops`),
+//! and column sub-commands (`classify::table::columns`).
+
+use crate::lint::{Rule, RuleHit, Severity};
+
+pub const RULE: Rule = Rule {
+    id: "fails-at-runtime",
+    severity: Severity::Error,
+    summary: "the schema model proves PostgreSQL will refuse the statement (an enum value that exists or does not, a drop without CASCADE while views, FOREIGN KEYs or columns depend on the object)",
+};
+
+/// ADD VALUE (statement `kind`) of `value`, which enum `shown` already has, without IF NOT
+/// EXISTS.
+pub(crate) fn enum_value_exists(kind: &str, shown: &str, value: &str) -> RuleHit {
+    RULE.hit(
+        format!("{kind} fails: enum {shown} already has the value '{value}'"),
+        format!("write ADD VALUE IF NOT EXISTS '{value}' or remove the statement"),
+    )
+}
+
+/// ADD VALUE … BEFORE/AFTER `neighbor`, which enum `shown` lacks (its values `listed`).
+pub(crate) fn enum_neighbor_missing(
+    kind: &str,
+    shown: &str,
+    neighbor: &str,
+    listed: &str,
+) -> RuleHit {
+    RULE.hit(
+        format!(
+            "{kind} fails: enum {shown} has no value '{neighbor}' to place it next to (its values: {listed})"
+        ),
+        "name an existing value in BEFORE/AFTER, or drop the clause to add the value at the end",
+    )
+}
+
+/// RENAME VALUE refused for `problem` (a value the enum lacks, or one it already has).
+pub(crate) fn enum_rename_refused(kind: &str, problem: &str, listed: &str) -> RuleHit {
+    RULE.hit(
+        format!("{kind} fails: {problem} (its values: {listed})"),
+        "rename a value the enum has, to a name it does not have yet",
+    )
+}
+
+/// A DROP (statement `kind`) without CASCADE of an object that `facts` depend on.
+pub(crate) fn drop_has_dependents(kind: &str, facts: &str) -> RuleHit {
+    RULE.hit(
+        format!("{kind} fails: {facts}, and PostgreSQL refuses to drop it without CASCADE"),
+        "drop or change the dependents first in this migration (e.g. DROP VIEW … before the table, ALTER COLUMN … TYPE before the type), or add CASCADE if dropping them is intended",
+    )
+}
+
+/// DROP COLUMN `table`.`column` without CASCADE while FOREIGN KEY `referencing` (a list)
+/// references it.
+pub(crate) fn drop_column_referenced(table: &str, column: &str, referencing: &str) -> RuleHit {
+    RULE.hit(
+        format!(
+            "DROP COLUMN {table}.{column} fails: FOREIGN KEY {referencing} references the column, and PostgreSQL refuses to drop it without CASCADE"
+        ),
+        format!(
+            "drop the referencing FOREIGN KEY first (ALTER TABLE … DROP CONSTRAINT …), or write DROP COLUMN {column} CASCADE if dropping it is intended"
+        ),
+    )
+}
+
+/// A column sub-command names `column`, which the fully known `table` lacks (`listed`: its
+/// columns with their types).
+pub(crate) fn missing_column(table: &str, column: &str, listed: &str) -> RuleHit {
+    RULE.hit(
+        format!("{table} has no column {column} ({listed}): PostgreSQL refuses this statement"),
+        format!(
+            "check the column name; if {column} is made outside the migrations folder, judge against the live schema (--database-url) or allow fails-at-runtime with the reason"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RULE;
+    use crate::lint::RuleHit;
+    use crate::lint::rules::testing::hits_after;
+
+    fn fired(history: &str, sql: &str) -> Vec<RuleHit> {
+        hits_after(history, sql)
+            .into_iter()
+            .filter(|h| h.rule == RULE.id)
+            .collect()
+    }
+
+    #[test]
+    fn enum_values_the_model_knows() {
+        let history = "CREATE TYPE mood AS ENUM ('sad', 'ok');";
+        let h = fired(history, "ALTER TYPE mood ADD VALUE 'ok'");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h[0].help.contains("IF NOT EXISTS 'ok'"), "{}", h[0].help);
+        assert!(fired(history, "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'ok'").is_empty());
+        assert_eq!(
+            fired(history, "ALTER TYPE mood ADD VALUE 'happy' AFTER 'glad'").len(),
+            1
+        );
+        assert!(fired(history, "ALTER TYPE mood ADD VALUE 'happy' AFTER 'ok'").is_empty());
+        assert_eq!(
+            fired(history, "ALTER TYPE mood RENAME VALUE 'meh' TO 'fine'").len(),
+            1
+        );
+        assert!(fired(history, "ALTER TYPE mood RENAME VALUE 'ok' TO 'fine'").is_empty());
+    }
+
+    #[test]
+    fn drops_that_dependents_refuse() {
+        let history = "CREATE TABLE users (id int PRIMARY KEY, name text);
+                       CREATE VIEW names AS SELECT name FROM users;";
+        let h = fired(history, "DROP TABLE users");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(
+            h[0].message.contains("view names reads users"),
+            "{}",
+            h[0].message
+        );
+        assert!(fired(history, "DROP TABLE users CASCADE").is_empty());
+        assert!(fired(history, "DROP VIEW names; DROP TABLE users").is_empty());
+
+        let history = "CREATE TABLE users (id int PRIMARY KEY);
+                       CREATE TABLE orders (id int, user_id int REFERENCES users (id));";
+        let h = fired(history, "ALTER TABLE users DROP COLUMN id");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(
+            h[0].help.contains("DROP COLUMN id CASCADE"),
+            "{}",
+            h[0].help
+        );
+        assert!(fired(history, "ALTER TABLE users DROP COLUMN id CASCADE").is_empty());
+    }
+
+    #[test]
+    fn a_column_the_known_table_lacks() {
+        let history = "CREATE TABLE users (id int, email text);";
+        let h = fired(history, "ALTER TABLE users ALTER COLUMN emial SET NOT NULL");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(
+            h[0].message
+                .contains("users has no column emial (its columns: email text, id int4)"),
+            "{}",
+            h[0].message
+        );
+        assert!(fired(history, "ALTER TABLE users ALTER COLUMN email SET NOT NULL").is_empty());
+    }
+}

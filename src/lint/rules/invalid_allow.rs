@@ -1,0 +1,51 @@
+//! `invalid-allow`: an `allow` directive that names no known rule, or gives no reason.
+
+use crate::lint::{self, Finding, RULES, Rule, Severity};
+
+pub const RULE: Rule = Rule {
+    id: "invalid-allow",
+    severity: Severity::Error,
+    summary: "an `allow` directive names no known rule or gives no reason",
+};
+
+/// The finding for `-- concertina: allow <rule> <reason>` on `line`, if it is invalid.
+pub(crate) fn check(rule: &str, reason: &str, line: u32) -> Option<Finding> {
+    if lint::rule(rule).is_none() {
+        Some(RULE.finding(
+            line,
+            1,
+            format!("`allow {rule}` names no rule concertina knows"),
+            format!(
+                "use one of: {}",
+                RULES.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")
+            ),
+        ))
+    } else if reason.is_empty() {
+        Some(RULE.finding(
+            line,
+            1,
+            format!("`allow {rule}` gives no reason"),
+            format!("write why it is safe here: `-- concertina: allow {rule} <reason>`"),
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RULE, check};
+
+    #[test]
+    fn an_allow_names_a_rule_and_says_why() {
+        let unknown = check("no-such-rule", "because", 3).expect("finding");
+        assert_eq!((unknown.rule, unknown.line), (RULE.id, 3));
+        assert!(
+            unknown.help.contains("index-not-concurrent"),
+            "{}",
+            unknown.help
+        );
+        assert!(check("index-not-concurrent", "", 1).is_some());
+        assert!(check("index-not-concurrent", "settings has 12 rows", 1).is_none());
+    }
+}
