@@ -31,6 +31,24 @@ pub struct AnalyzedStatement {
     pub key: Option<Vec<String>>,
 }
 
+impl rules::phase::JudgedStatement for AnalyzedStatement {
+    fn line(&self) -> u32 {
+        self.line
+    }
+    fn column(&self) -> u32 {
+        self.column
+    }
+    fn class(&self) -> crate::phase::Class {
+        self.verdict.class
+    }
+    fn kind(&self) -> &str {
+        &self.verdict.kind
+    }
+    fn reason(&self) -> &str {
+        &self.verdict.reason
+    }
+}
+
 /// One migration file, analyzed.
 #[derive(Debug, Clone)]
 pub struct AnalyzedMigration {

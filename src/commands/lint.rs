@@ -120,19 +120,10 @@ fn since_base(
         match changes.get(&migration.migration.version) {
             Some(Change::Unchanged) => {}
             Some(Change::Edited) => {
-                migration.findings.insert(
-                    0,
-                    lint::finding(
-                        "edited-migration",
-                        1,
-                        1,
-                        format!(
-                            "{} existed at {base} and was edited; databases that applied it will not see the change, and `verify` reports drift",
-                            migration.migration.display_path()
-                        ),
-                        "restore the file and put the change in a new migration with a higher version",
-                    ),
-                );
+                let path = migration.migration.display_path();
+                migration
+                    .findings
+                    .insert(0, lint::rules::edited_migration::finding(&path, base));
                 kept.push(migration);
             }
             Some(Change::Added) | None => kept.push(migration),

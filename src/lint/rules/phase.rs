@@ -10,9 +10,23 @@
 //! The analysis calls [`infer_phase`] with the file's verdicts, and the directive checks
 //! while it reads the directives.
 
-use crate::analysis::AnalyzedStatement;
 use crate::lint::{Finding, Rule, Severity};
 use crate::phase::{Class, Phase};
+
+/// What the phase rules read of a judged statement (the analysis's statements implement it;
+/// the rules do not depend on the analysis).
+pub trait JudgedStatement {
+    /// 1-based line of its first token.
+    fn line(&self) -> u32;
+    /// 1-based column of its first token.
+    fn column(&self) -> u32;
+    /// The classifier's class.
+    fn class(&self) -> Class;
+    /// The statement kind as the classifier names it (`ALTER TABLE`).
+    fn kind(&self) -> &str;
+    /// Why the classifier judged it so.
+    fn reason(&self) -> &str;
+}
 
 pub const PHASE_MISMATCH: Rule = Rule {
     id: "phase-mismatch",
@@ -59,8 +73,8 @@ pub(crate) fn suffix_contradicts_directive(suffix: Phase, directive: Phase, line
 
 /// Derives the inferred phase and the phase findings (`phase-mismatch`, `mixed-phases`,
 /// `unknown-statement`).
-pub(crate) fn infer_phase(
-    statements: &[AnalyzedStatement],
+pub(crate) fn infer_phase<S: JudgedStatement>(
+    statements: &[S],
     parsed: bool,
     declared: Option<Phase>,
     findings: &mut Vec<Finding>,
@@ -68,17 +82,18 @@ pub(crate) fn infer_phase(
     if !parsed {
         return None;
     }
-    let unknown: Vec<&AnalyzedStatement> = statements
+    let unknown: Vec<&S> = statements
         .iter()
-        .filter(|s| s.verdict.class == Class::Unknown)
+        .filter(|s| s.class() == Class::Unknown)
         .collect();
     for statement in &unknown {
         let mut f = UNKNOWN_STATEMENT.finding(
-            statement.line,
-            statement.column,
+            statement.line(),
+            statement.column(),
             format!(
                 "concertina cannot judge this statement ({}): {}",
-                statement.verdict.kind, statement.verdict.reason
+                statement.kind(),
+                statement.reason()
             ),
             "declare the file's phase: `-- concertina: phase=expand|backfill|contract` (or a .<phase>.sql suffix)",
         );
@@ -88,9 +103,9 @@ pub(crate) fn infer_phase(
         }
         findings.push(f);
     }
-    let judged: Vec<(Phase, &AnalyzedStatement)> = statements
+    let judged: Vec<(Phase, &S)> = statements
         .iter()
-        .filter_map(|s| s.verdict.class.phase().map(|p| (p, s)))
+        .filter_map(|s| s.class().phase().map(|p| (p, s)))
         .collect();
     let highest = judged.iter().map(|(p, _)| *p).max();
     let lowest = judged.iter().map(|(p, _)| *p).min();
@@ -106,13 +121,13 @@ pub(crate) fn infer_phase(
         let has_backfill = judged.iter().any(|(p, _)| *p == Phase::Backfill);
         let summary = judged
             .iter()
-            .map(|(p, s)| format!("line {}: {} ({})", s.line, p, s.verdict.kind))
+            .map(|(p, s)| format!("line {}: {} ({})", s.line(), p, s.kind()))
             .collect::<Vec<_>>()
             .join("; ");
         let first_odd = judged
             .iter()
             .find(|(p, _)| *p != judged[0].0)
-            .map_or((1, 1), |(_, s)| (s.line, s.column));
+            .map_or((1, 1), |(_, s)| (s.line(), s.column()));
         let tolerated = declared.is_some_and(|d| d >= highest) && !has_backfill;
         let mut f = MIXED_PHASES.finding(
             first_odd.0,
@@ -142,11 +157,12 @@ pub(crate) fn infer_phase(
         && let Some((_, s)) = judged.iter().find(|(p, _)| *p == highest)
     {
         findings.push(PHASE_MISMATCH.finding(
-            s.line,
-            s.column,
+            s.line(),
+            s.column(),
             format!(
                 "the file declares {declared}, but this statement is {highest}: {} ({})",
-                s.verdict.kind, s.verdict.reason
+                s.kind(),
+                s.reason()
             ),
             format!(
                 "move it to a .{highest}.sql file (a later migration) or declare phase={highest}"
