@@ -1,35 +1,168 @@
 //! Connecting to PostgreSQL, and keeping passwords out of every message.
+//!
+//! Two defences, because one is not enough for a string that may not even parse:
+//! - [`redact`] masks whatever looks like credentials in a text (`user:secret@` after a
+//!   `scheme://` or at the start of a word, `password=` parameters);
+//! - [`register_secret`] remembers the passwords concertina was given (the database URL's,
+//!   `PGPASSWORD`), and [`redact`] replaces them wherever they appear, however the text
+//!   around them was mangled.
 
-use sqlx::PgPool;
+use crate::outcome::ErrorKind;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
-/// Replaces the password of every `scheme://user:password@host` URL in `text` with `***`,
-/// and the value of `password=` parameters too.
-pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (head, tail) = rest.split_at(at + 3);
-        out.push_str(head);
-        // The authority ends at the first '/', '?', '#' or whitespace.
-        let end = tail
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at_sign), Some(colon)) if colon < at_sign => {
-                out.push_str(&authority[..colon]);
-                out.push_str(":***");
-                out.push_str(&authority[at_sign..]);
-            }
-            _ => out.push_str(authority),
-        }
-        rest = &tail[end..];
+/// How long connecting may take before the server counts as not answering.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Passwords known to this process, masked in every message.
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Remembers `secret` (and its percent-decoded form) so that [`redact`] masks it anywhere.
+/// Secrets shorter than 3 characters are not registered: masking every `a` in a message
+/// would destroy it while protecting nothing worth the name.
+pub fn register_secret(secret: &str) {
+    let mut forms = vec![secret.to_string()];
+    if let Ok(decoded) = percent_decode(secret)
+        && decoded != secret
+    {
+        forms.push(decoded);
     }
-    out.push_str(rest);
+    if let Ok(mut secrets) = SECRETS.lock() {
+        for form in forms {
+            if form.chars().count() >= 3 && !secrets.contains(&form) {
+                secrets.push(form);
+            }
+        }
+        // Longest first, so a secret that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Registers the password of a database URL (parsable or not) and of `PGPASSWORD`.
+pub fn register_url_secrets(url: &str) {
+    if let Some(password) = url_password(url) {
+        register_secret(&password);
+    }
+    if let Ok(password) = std::env::var("PGPASSWORD")
+        && !password.is_empty()
+    {
+        register_secret(&password);
+    }
+}
+
+/// The password part of `user:password@host`, with or without a scheme, as written.
+fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let at = rest.rfind('@')?;
+    let userinfo = &rest[..at];
+    let (_, password) = userinfo.split_once(':')?;
+    Some(password.to_string()).filter(|p| !p.is_empty())
+}
+
+fn percent_decode(text: &str) -> Result<String, ()> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).map_err(|_| ())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+/// Masks credentials in `text`: the password of every `user:password@` (after a `scheme://`
+/// or at the start of a word, up to the last `@` of that word or URL), `password=`
+/// parameters, and every password registered with [`register_secret`].
+pub fn redact(text: &str) -> String {
+    let mut out = redact_registered(text);
+    out = redact_userinfo(&out);
     redact_password_params(&out)
+}
+
+fn redact_registered(text: &str) -> String {
+    let Ok(secrets) = SECRETS.lock() else {
+        return text.to_string();
+    };
+    let mut out = text.to_string();
+    for secret in secrets.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// `user:secret@host` → `user:***@host`, in URLs and in bare words.
+fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&redact_userinfo_line(line));
+    }
+    out
+}
+
+fn redact_userinfo_line(line: &str) -> String {
+    // A credential starts after `://`, or at a word start, with `name:`; it ends at the
+    // last `@` before the next `://` (a password may hold spaces, `/` or `@`).
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    loop {
+        let start = match rest.find("://") {
+            Some(at) => at + 3,
+            None => 0,
+        };
+        let (head, tail) = rest.split_at(start);
+        out.push_str(&mask_segment(head, false));
+        let segment_end = tail.find("://").unwrap_or(tail.len());
+        let segment = &tail[..segment_end];
+        let masked = mask_segment(segment, start > 0);
+        out.push_str(&masked);
+        rest = &tail[segment_end..];
+        if rest.is_empty() || start == 0 {
+            out.push_str(rest);
+            return out;
+        }
+    }
+}
+
+/// Masks `user:password@` at the start of `segment` (after a scheme) or of any word in it.
+fn mask_segment(segment: &str, after_scheme: bool) -> String {
+    let Some(at) = segment.rfind('@') else {
+        return segment.to_string();
+    };
+    // The user name starts after the scheme, or at the last word boundary before the colon.
+    let before_at = &segment[..at];
+    let word_start = if after_scheme {
+        0
+    } else {
+        match before_at.find(':') {
+            Some(colon) => before_at[..colon]
+                .rfind(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '=' || c == '(')
+                .map_or(0, |i| i + 1),
+            None => return segment.to_string(),
+        }
+    };
+    let userinfo = &before_at[word_start..];
+    let Some(colon) = userinfo.find(':') else {
+        return segment.to_string();
+    };
+    let user = &userinfo[..colon];
+    if user.chars().any(char::is_whitespace) || (!after_scheme && user.is_empty()) {
+        return segment.to_string();
+    }
+    format!("{}{user}:***{}", &segment[..word_start], &segment[at..])
 }
 
 fn redact_password_params(text: &str) -> String {
@@ -48,33 +181,159 @@ fn redact_password_params(text: &str) -> String {
     out
 }
 
-/// A database that cannot be reached; the message never holds the password.
+/// Why a database could not be reached; the message never holds the password.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot connect to the database {url}: {reason}; check --database-url / DATABASE_URL and that the server is up"
-)]
-pub struct ConnectError {
-    /// The URL with its password redacted.
-    pub url: String,
-    /// The driver's reason, redacted.
-    pub reason: String,
+pub enum ConnectError {
+    /// The text is not a PostgreSQL URL.
+    #[error(
+        "the database URL `{url}` is not a PostgreSQL URL ({reason}); give one like postgres://USER:PASSWORD@HOST:5432/DATABASE (--database-url / DATABASE_URL)"
+    )]
+    InvalidUrl {
+        /// The text, redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server refused the credentials or the database does not exist.
+    #[error(
+        "the database {url} refused the connection: {reason}; check the user, password and database name in --database-url / DATABASE_URL"
+    )]
+    Refused {
+        /// The URL, redacted.
+        url: String,
+        /// PostgreSQL's message with its SQLSTATE.
+        reason: String,
+    },
+    /// The server did not answer, refused the TCP connection, or is starting up or full.
+    #[error(
+        "cannot connect to the database {url}: {reason}; check that the server is up and reachable from here (--database-url / DATABASE_URL), then retry"
+    )]
+    Unreachable {
+        /// The URL, redacted.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// Anything else (TLS setup, protocol errors).
+    #[error("cannot connect to the database {url}: {reason}")]
+    Other {
+        /// The URL, redacted.
+        url: String,
+        /// What happened, redacted.
+        reason: String,
+    },
 }
 
-/// Parses the URL (honouring `sslmode` through rustls) and opens a small pool.
-pub async fn connect(url: &str) -> Result<PgPool, ConnectError> {
-    let fail = |reason: String| ConnectError {
+impl ConnectError {
+    /// Whether a retry may help: an unreachable server may come back; a wrong URL, user,
+    /// password or TLS setting stays wrong.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectError::InvalidUrl { .. } | ConnectError::Refused { .. } => ErrorKind::Invalid,
+            ConnectError::Unreachable { .. } => ErrorKind::Transient,
+            ConnectError::Other { .. } => ErrorKind::Invalid,
+        }
+    }
+}
+
+/// Parses `url` as a PostgreSQL URL (`postgres://` or `postgresql://`), refusing anything
+/// else with the text redacted.
+pub fn parse_url(url: &str) -> Result<PgConnectOptions, ConnectError> {
+    register_url_secrets(url);
+    let invalid = |reason: &str| ConnectError::InvalidUrl {
         url: redact(url),
-        reason: redact(&reason),
+        reason: reason.to_string(),
     };
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|e| fail(e.to_string()))?
-        .application_name("concertina");
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+        return Err(invalid("it must start with postgres:// or postgresql://"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "it contains spaces or control characters; percent-encode them (a space is %20)",
+        ));
+    }
+    url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    PgConnectOptions::from_str(url).map_err(|e| invalid(&redact(&e.to_string())))
+}
+
+/// One line for a driver error: PostgreSQL's own message and SQLSTATE for a database error
+/// (never the server's source file and line), the driver's words otherwise; redacted.
+pub fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => {
+            let code = db
+                .code()
+                .map(|c| format!(" (SQLSTATE {c})"))
+                .unwrap_or_default();
+            redact(&format!("{}{code}", db.message()))
+        }
+        sqlx::Error::PoolTimedOut => {
+            "no database connection became free in time (the server may be overloaded)".to_string()
+        }
+        other => redact(&other.to_string()),
+    }
+}
+
+/// The connect error of a failed first connection.
+fn classify_connect(url: &str, error: &sqlx::Error) -> ConnectError {
+    let url = redact(url);
+    let reason = describe(error);
+    match error {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // invalid_authorization_specification, invalid_password, invalid_catalog_name
+            Some("28000" | "28P01" | "3D000") => ConnectError::Refused { url, reason },
+            // cannot_connect_now (starting up), too_many_connections, admin/crash shutdown
+            Some("57P03" | "53300" | "57P01" | "57P02") => {
+                ConnectError::Unreachable { url, reason }
+            }
+            _ => ConnectError::Other { url, reason },
+        },
+        sqlx::Error::Io(io) => {
+            let reason = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "connection refused (nothing listens on that host and port)".to_string()
+                }
+                _ => reason,
+            };
+            ConnectError::Unreachable { url, reason }
+        }
+        sqlx::Error::PoolTimedOut => ConnectError::Unreachable { url, reason },
+        _ => ConnectError::Other { url, reason },
+    }
+}
+
+/// Parses the URL (honouring `sslmode` through rustls), opens one connection within
+/// [`CONNECT_TIMEOUT`] so that a refused or slow server is reported as what it is, then
+/// opens a small pool.
+pub async fn connect(url: &str) -> Result<PgPool, ConnectError> {
+    let options = parse_url(url)?
+        .application_name("concertina")
+        // Statements are logged by the commands themselves where it matters; the driver's
+        // per-statement "slow statement" warnings are noise in a migration log.
+        .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(3600))
+        .log_statements(log::LevelFilter::Off);
+    let first =
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => return Err(classify_connect(url, &error)),
+            Err(_) => {
+                return Err(ConnectError::Unreachable {
+                    url: redact(url),
+                    reason: format!(
+                        "the server did not answer within {}s",
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+        };
+    let _ = first.close().await;
     PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| classify_connect(url, &e))
 }
 
 #[cfg(test)]
@@ -96,9 +355,55 @@ mod tests {
             redact("postgresql://u:p%40ss@h/d?password=x&x=1"),
             "postgresql://u:***@h/d?password=***&x=1"
         );
-        assert!(
-            !redact("postgres://u:pa:ss@word@h/d").contains("word@h/d")
-                || !redact("postgres://u:pa:ss@word@h/d").contains("pa:ss")
+        let odd = redact("postgres://u:pa:ss@word@h/d");
+        assert!(!odd.contains("pa:ss") && !odd.contains("word"), "{odd}");
+    }
+
+    #[test]
+    fn urls_that_do_not_parse_are_redacted_too() {
+        for (text, secret) in [
+            ("u:secretpw@127.0.0.1", "secretpw"),
+            ("postgres://u:secret pw@host/x", "secret pw"),
+            ("postgres://u:sec/ret@host/x", "sec/ret"),
+            ("error for 'u:hunter22@db:5432/app' here", "hunter22"),
+        ] {
+            let out = redact(text);
+            assert!(!out.contains(secret), "{text} → {out}");
+            assert!(out.contains("***"), "{text} → {out}");
+        }
+        assert_eq!(redact("at 12:30 on host db"), "at 12:30 on host db");
+        assert_eq!(
+            redact("see https://example.com/a@b"),
+            "see https://example.com/a@b"
         );
+    }
+
+    #[test]
+    fn a_registered_secret_is_masked_anywhere() {
+        register_secret("zq-very-secret-9");
+        assert_eq!(
+            redact("mangled: zq-very-secret-9 appears"),
+            "mangled: *** appears"
+        );
+        register_url_secrets("postgres://app:p%2Fw-x1@db/x");
+        assert!(!redact("p/w-x1").contains("p/w-x1"));
+    }
+
+    #[test]
+    fn only_postgres_urls_are_accepted() {
+        for bad in [
+            "u:secretpw@127.0.0.1",
+            "mysql://u:secretpw@h/d",
+            "postgres://u:secret pw@host/x",
+        ] {
+            let error = parse_url(bad).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Invalid);
+            let message = error.to_string();
+            assert!(
+                !message.contains("secretpw") && !message.contains("secret pw"),
+                "{message}"
+            );
+        }
+        assert!(parse_url("postgres://u:p@127.0.0.1:5432/d").is_ok());
     }
 }

@@ -23,7 +23,7 @@ pub struct StateError(String);
 
 impl From<sqlx::Error> for StateError {
     fn from(error: sqlx::Error) -> Self {
-        StateError(crate::db::redact(&error.to_string()))
+        StateError(crate::db::describe(&error))
     }
 }
 
@@ -101,7 +101,7 @@ impl StateQueryError {
     fn wrap(action: &'static str) -> impl Fn(sqlx::Error) -> StateQueryError {
         move |error| StateQueryError {
             action,
-            reason: crate::db::redact(&error.to_string()),
+            reason: crate::db::describe(&error),
         }
     }
 }

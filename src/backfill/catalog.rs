@@ -33,7 +33,7 @@ pub async fn resolve(
     .bind(table.quoted())
     .fetch_optional(pool)
     .await
-    .map_err(|e| crate::db::redact(&e.to_string()))?;
+    .map_err(|e| crate::db::describe(&e))?;
     let Some(row) = row else {
         return Err(format!(
             "table {table} does not exist; run `concertina pre-deploy` first if an expand migration creates it"
@@ -86,7 +86,7 @@ async fn primary_key(pool: &PgPool, oid: i64) -> Result<Option<Vec<KeyColumn>>, 
     .bind(oid)
     .fetch_all(pool)
     .await
-    .map_err(|e| crate::db::redact(&e.to_string()))?;
+    .map_err(|e| crate::db::describe(&e))?;
     let key: Vec<KeyColumn> = rows
         .iter()
         .map(|r| KeyColumn {
@@ -116,7 +116,7 @@ async fn declared_key(
         .bind(&name)
         .fetch_optional(pool)
         .await
-        .map_err(|e| crate::db::redact(&e.to_string()))?;
+        .map_err(|e| crate::db::describe(&e))?;
         let Some(row) = row else {
             return Err(format!(
                 "the declared key column `{column}` does not exist in table {display}; fix `-- concertina: key=(…)`"
@@ -145,7 +145,7 @@ async fn declared_key(
     .bind(&attnums)
     .fetch_one(pool)
     .await
-    .map_err(|e| crate::db::redact(&e.to_string()))?;
+    .map_err(|e| crate::db::describe(&e))?;
     if !unique {
         let names = key
             .iter()

@@ -187,7 +187,7 @@ async fn check_semantics(
             .bind(target.quoted())
             .fetch_one(pool)
             .await
-            .map_err(|e| crate::db::redact(&e.to_string()))?;
+            .map_err(|e| crate::db::describe(&e))?;
         if target_oid == Some(table.oid) {
             return Err(format!(
                 "this INSERT … SELECT copies {} into itself; later batches would copy the new rows again",
@@ -798,7 +798,7 @@ pub(super) fn database_message(error: &sqlx::Error) -> String {
                 .unwrap_or_default();
             crate::db::redact(&format!("{}{detail}{code}", db.message()))
         }
-        None => crate::db::redact(&error.to_string()),
+        None => crate::db::describe(&error),
     }
 }
 

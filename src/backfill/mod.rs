@@ -287,7 +287,7 @@ pub enum BackfillError {
 
 impl From<sqlx::Error> for BackfillError {
     fn from(error: sqlx::Error) -> Self {
-        BackfillError::Database(crate::db::redact(&error.to_string()))
+        BackfillError::Database(crate::db::describe(&error))
     }
 }
 

@@ -64,6 +64,16 @@ impl CommandError {
     }
 }
 
+impl From<crate::db::ConnectError> for CommandError {
+    fn from(error: crate::db::ConnectError) -> Self {
+        CommandError {
+            exit: exit_of(error.kind()),
+            message: error.to_string(),
+            printed_json: false,
+        }
+    }
+}
+
 /// The message of a refused run: what is wrong, that nothing changed, what fixes it.
 fn refusal_message(command: &str, refusal: &Refusal) -> String {
     match refusal {

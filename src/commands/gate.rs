@@ -59,7 +59,7 @@ pub async fn run(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
                     "`gate` without VERSION judges the next pending gated migration, which needs the database: pass a VERSION (e.g. `concertina gate 4`) or a database URL (--database-url / DATABASE_URL)",
                 )
             })?;
-            let pool = connect(url).await.map_err(CommandError::failure)?;
+            let pool = connect(url).await?;
             let applied = crate::state::applied(&pool)
                 .await
                 .map_err(CommandError::redacted_failure)?;
@@ -145,11 +145,12 @@ fn check_gate_config(ctx: &Context, migration: &AnalyzedMigration) -> Result<(),
     })
 }
 
-async fn connect(url: &str) -> Result<PgPool, String> {
-    let pool = crate::db::connect(url).await.map_err(|e| e.to_string())?;
+/// Connects and sets up the state schema (where verdicts are recorded).
+async fn connect(url: &str) -> Result<PgPool, CommandError> {
+    let pool = crate::db::connect(url).await?;
     crate::state::ensure_schema(&pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CommandError::redacted_failure)?;
     Ok(pool)
 }
 

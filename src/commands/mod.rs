@@ -96,6 +96,10 @@ impl Context {
         crate::gate::check_apps(&config).map_err(|e| CommandError::usage(e.to_string()))?;
         let migrations_dir = config.migrations_dir(migrations);
         let database_url = database_url.or_else(|| config.database_url.clone());
+        if let Some(url) = &database_url {
+            // Before anything can print it: every later message masks its password.
+            crate::db::register_url_secrets(url);
+        }
         Ok(Context {
             config,
             migrations_dir,
@@ -122,12 +126,12 @@ impl Context {
         })
     }
 
-    /// Connects to the context's database (exit 2 without a URL, exit 1 when unreachable).
+    /// Connects to the context's database: exit 2 without a URL, with one that is not a
+    /// PostgreSQL URL, or when the server refuses the credentials; exit 3 when it does not
+    /// answer (a retry may help).
     pub async fn connect(&self) -> Result<PgPool, CommandError> {
         let url = self.require_database_url()?;
-        crate::db::connect(url)
-            .await
-            .map_err(|e| CommandError::failure(e.to_string()))
+        Ok(crate::db::connect(url).await?)
     }
 
     /// Exit 2 unless the format is human or json (github/sarif are for `lint`).

@@ -19,9 +19,7 @@ pub async fn run(ctx: &Context) -> Result<Exit, CommandError> {
     if let Some(url) = ctx.database_url.as_deref() {
         // With a database the plan shows its state: an unreachable one is an error, said
         // once (rather than a fallback warning followed by the same error).
-        let pool = crate::db::connect(url)
-            .await
-            .map_err(|e| CommandError::failure(e.to_string()))?;
+        let pool = crate::db::connect(url).await?;
         pool.close().await;
     }
     let analyzed = analyze_against_database(ctx, &set, false, &BTreeSet::new()).await?;

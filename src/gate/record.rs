@@ -33,6 +33,6 @@ pub async fn record(
     .bind(judged_by)
     .execute(pool)
     .await
-    .map_err(|e| crate::db::redact(&e.to_string()))?;
+    .map_err(|e| crate::db::describe(&e))?;
     Ok(())
 }

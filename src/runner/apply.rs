@@ -301,14 +301,14 @@ fn is_retryable(error: &sqlx::Error) -> bool {
 fn plain_message(error: &sqlx::Error) -> String {
     match database_error(error) {
         Some(db) => db.message().to_string(),
-        None => crate::db::redact(&error.to_string()),
+        None => crate::db::describe(&error),
     }
 }
 
 fn db_failure(migration: &AnalyzedMigration) -> impl Fn(sqlx::Error) -> RunError + '_ {
     move |error| RunError::Database {
         path: migration.migration.path.clone(),
-        reason: crate::db::redact(&error.to_string()),
+        reason: crate::db::describe(&error),
     }
 }
 

@@ -47,7 +47,7 @@ pub struct RunnerLock {
 impl RunnerLock {
     /// Takes the runner lock, waiting up to `wait` for another runner to finish.
     pub async fn acquire(pool: &PgPool, wait: Duration) -> Result<RunnerLock, LockError> {
-        let db = |e: sqlx::Error| LockError::Database(crate::db::redact(&e.to_string()));
+        let db = |e: sqlx::Error| LockError::Database(crate::db::describe(&e));
         let mut conn = pool.acquire().await.map_err(db)?;
         let started = Instant::now();
         loop {
@@ -97,7 +97,7 @@ impl RunnerLock {
             Ok(false) => Err(LockError::Database(
                 "the runner lock was not held any more".into(),
             )),
-            Err(error) => Err(LockError::Database(crate::db::redact(&error.to_string()))),
+            Err(error) => Err(LockError::Database(crate::db::describe(&error))),
         }
     }
 }

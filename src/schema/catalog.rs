@@ -41,7 +41,7 @@ impl SchemaModel {
     /// column; functions and procedures (not those of extensions) with their argument types.
     pub async fn from_database(pool: &sqlx::PgPool) -> Result<SchemaModel, CatalogError> {
         let fail = |e: sqlx::Error| CatalogError {
-            reason: crate::db::redact(&e.to_string()),
+            reason: crate::db::describe(&e),
         };
         let query = |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql));
         const USER_TABLES: &str = "c.relkind IN ('r', 'p')
