@@ -798,7 +798,7 @@ pub(super) fn database_message(error: &sqlx::Error) -> String {
                 .unwrap_or_default();
             crate::db::redact(&format!("{}{detail}{code}", db.message()))
         }
-        None => crate::db::describe(&error),
+        None => crate::db::describe(error),
     }
 }
 

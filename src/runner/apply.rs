@@ -301,7 +301,7 @@ fn is_retryable(error: &sqlx::Error) -> bool {
 fn plain_message(error: &sqlx::Error) -> String {
     match database_error(error) {
         Some(db) => db.message().to_string(),
-        None => crate::db::describe(&error),
+        None => crate::db::describe(error),
     }
 }
 
