@@ -43,6 +43,13 @@ impl CommandError {
             printed_json: false,
         }
     }
+    /// Marks the error as already reported in the JSON document the command printed (with
+    /// `--format json`), so no second document follows.
+    pub fn reported_in_json(mut self, format: super::Format) -> Self {
+        self.printed_json = format == super::Format::Json;
+        self
+    }
+
     /// A failure (exit 1) whose message has every password redacted.
     pub fn redacted_failure(error: impl std::fmt::Display) -> Self {
         CommandError::failure(crate::db::redact(&error.to_string()))

@@ -80,12 +80,13 @@ pub async fn run(ctx: &Context, args: &PreDeployArgs) -> Result<Exit, CommandErr
                     plural(applied)
                 )
             };
+            // The document printed above has the error and the applied migrations.
             Err(CommandError {
                 exit: super::exit_of(error.kind()),
                 message: format!("{error}{applied_note}"),
-                // The document printed above has the error and the applied migrations.
-                printed_json: ctx.format == Format::Json,
-            })
+                printed_json: false,
+            }
+            .reported_in_json(ctx.format))
         }
     }
 }

@@ -38,5 +38,6 @@ pub async fn run(ctx: &Context) -> Result<Exit, CommandError> {
         verification.checked,
         ctx.migrations_dir.display(),
         verification.describe()
-    )))
+    ))
+    .reported_in_json(ctx.format))
 }
