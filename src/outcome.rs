@@ -31,4 +31,7 @@ pub enum RunStatus {
     Waiting,
     /// Something failed (exit 1).
     Failed,
+    /// Something cannot run as configured (a gate's kubeconfig context does not exist, no
+    /// credentials, an unknown app); retrying cannot help (exit 2).
+    Invalid,
 }

@@ -89,7 +89,13 @@ impl PostDeployOutcome {
     /// Failed if anything failed, else waiting if anything waits, else done.
     pub fn status(&self) -> RunStatus {
         let backfills = self.backfills.status();
-        if backfills == RunStatus::Failed
+        let misconfigured = self
+            .contracts
+            .iter()
+            .any(|c| c.blocking.iter().any(|b| b.kind == crate::gate::CONFIG));
+        if backfills == RunStatus::Invalid || misconfigured {
+            RunStatus::Invalid
+        } else if backfills == RunStatus::Failed
             || self
                 .contracts
                 .iter()

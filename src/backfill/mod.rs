@@ -252,7 +252,13 @@ impl BackfillOutcome {
     /// Failed if any failed, else waiting if any waits (gate or lock), else done.
     pub fn status(&self) -> RunStatus {
         let states = || self.backfills.iter().map(|b| b.state);
-        if states().any(|s| s == BackfillState::Failed) {
+        let misconfigured = self
+            .backfills
+            .iter()
+            .any(|b| b.blocking.iter().any(|x| x.kind == crate::gate::CONFIG));
+        if misconfigured {
+            RunStatus::Invalid
+        } else if states().any(|s| s == BackfillState::Failed) {
             RunStatus::Failed
         } else if states().any(|s| {
             matches!(

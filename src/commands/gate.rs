@@ -112,6 +112,8 @@ pub async fn run(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
     print_verdict(ctx, migration, &verdict);
     Ok(if verdict.holds {
         Exit::Ok
+    } else if verdict.is_config_error() {
+        Exit::Usage
     } else {
         Exit::Blocked
     })

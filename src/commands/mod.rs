@@ -54,6 +54,7 @@ impl From<RunStatus> for Exit {
             RunStatus::Done => Exit::Ok,
             RunStatus::Waiting => Exit::Blocked,
             RunStatus::Failed => Exit::Failure,
+            RunStatus::Invalid => Exit::Usage,
         }
     }
 }

@@ -105,7 +105,8 @@ pub fn human(outcome: &PostDeployOutcome) -> String {
     out.push_str(match Exit::from(outcome.status()) {
         Exit::Ok => "post-deploy: done\n",
         Exit::Blocked => "post-deploy: blocked; safe to retry (exit 3)\n",
-        _ => "post-deploy: failed (exit 1)\n",
+        Exit::Usage => "post-deploy: the configuration must change; a retry cannot help (exit 2)\n",
+        Exit::Failure => "post-deploy: failed (exit 1)\n",
     });
     out
 }

@@ -107,7 +107,7 @@ pub fn judge(
     let mut judged: Vec<(&Requirement, &AppConfig, Selector)> = Vec::new();
     for requirement in requires {
         let config_blocker = |reason: String| Blocker {
-            kind: "Config".into(),
+            kind: super::CONFIG.into(),
             namespace: view.namespace.clone(),
             name: format!("apps.{}", requirement.app),
             app: requirement.app.clone(),

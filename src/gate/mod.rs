@@ -109,7 +109,17 @@ pub struct GateVerdict {
     pub notes: Vec<String>,
 }
 
+/// The `kind` of a blocker that is a configuration error (an unknown app, a selector that
+/// does not parse, a kubeconfig context that does not exist, no credentials): waiting
+/// cannot fix it, so commands exit 2 on it.
+pub const CONFIG: &str = "Config";
+
 impl GateVerdict {
+    /// Whether the verdict blocks because the configuration is wrong (see [`CONFIG`]).
+    pub fn is_config_error(&self) -> bool {
+        self.blocking.iter().any(|b| b.kind == CONFIG)
+    }
+
     /// The verdict of a gate with no requirements.
     pub fn holds() -> GateVerdict {
         GateVerdict {
@@ -183,7 +193,8 @@ pub async fn judge_requires(
     let configured_ns = config.kubernetes.namespace.as_deref().unwrap_or("");
     let client_config = match kube_config(context, config.kubernetes.context.as_deref()).await {
         Ok(client_config) => client_config,
-        Err(reason) => return GateVerdict::blocked("API", configured_ns, requires, reason),
+        // No usable credentials or no such context: the configuration must change.
+        Err(reason) => return GateVerdict::blocked(CONFIG, configured_ns, requires, reason),
     };
     let namespace = config
         .kubernetes
@@ -191,6 +202,11 @@ pub async fn judge_requires(
         .clone()
         .unwrap_or_else(|| client_config.default_namespace.clone());
     let cluster = client_config.cluster_url.to_string();
+    // kube retries 429/503/504 for up to a minute by default; the gate reports such an
+    // answer at once instead (it blocks, exit 3: the Job's own retry comes back later, and
+    // `--wait` re-lists with its own backoff), so an operator sees the status, not a silence.
+    let mut client_config = client_config;
+    client_config.default_retry = false;
     let client = match kube::Client::try_from(client_config) {
         Ok(client) => client,
         Err(e) => {
