@@ -307,6 +307,7 @@ fn analyze_in(
 
     let inferred_phase =
         rules::phase::infer_phase(&statements, file.is_some(), declared_phase, &mut findings);
+    findings.extend(rules::transaction_control::check(&statements));
     let phase = declared_phase.or(inferred_phase).unwrap_or(Phase::Contract);
 
     // Lock rules waived on a table new in this release assume the table is still empty:
@@ -370,7 +371,7 @@ fn apply_allows(
         let Directive::Allow { rule, reason } = &d.directive else {
             continue;
         };
-        if reason.is_empty() {
+        if reason.is_empty() || rules::NOT_ALLOWABLE.contains(&rule.as_str()) {
             continue;
         }
         let lines = if d.end <= first_statement_offset {

@@ -25,9 +25,13 @@ impl FileContext<'_> {
                 self.open_block = Some(statement.start.line);
                 "BEGIN"
             }
-            TransactionStmtKind::TransStmtCommit | TransactionStmtKind::TransStmtPrepare => {
+            TransactionStmtKind::TransStmtCommit => {
                 self.open_block = None;
                 "COMMIT"
+            }
+            TransactionStmtKind::TransStmtPrepare => {
+                self.open_block = None;
+                "PREPARE TRANSACTION"
             }
             TransactionStmtKind::TransStmtRollback => {
                 self.open_block = None;

@@ -23,6 +23,7 @@ pub mod invalid_requires;
 pub mod phase;
 pub mod set_not_null_scan;
 pub mod syntax_error;
+pub mod transaction_control;
 pub mod type_change_rewrite;
 pub mod unique_without_index;
 pub mod volatile_default;
@@ -50,6 +51,14 @@ pub const RULES: &[Rule] = &[
     invalid_requires::RULE,
     invalid_allow::RULE,
     syntax_error::RULE,
+    transaction_control::RULE,
+];
+
+/// Rules whose findings mean the file cannot run as written: `allow` never suppresses them.
+pub const NOT_ALLOWABLE: &[&str] = &[
+    syntax_error::RULE.id,
+    transaction_control::RULE.id,
+    invalid_allow::RULE.id,
 ];
 
 /// What the rules' tests share: classify or analyze a snippet of SQL.

@@ -194,6 +194,19 @@ pub enum RunError {
         /// The file.
         path: PathBuf,
     },
+    /// The file ends or splits the transaction concertina runs it in (exit 1, nothing run
+    /// or, when the database showed it, everything rolled back and nothing recorded).
+    #[error(
+        "{path}:{line}: {message}; nothing of this migration is applied and nothing is recorded — remove the transaction control (concertina runs the file in one transaction)"
+    )]
+    TransactionControl {
+        /// The file.
+        path: PathBuf,
+        /// The line of the statement.
+        line: u32,
+        /// What it would do.
+        message: String,
+    },
     /// The database failed outside any statement of the file (connection lost, state
     /// write failed) (exit 1).
     #[error("{path}: {reason}")]
@@ -263,6 +276,17 @@ pub async fn apply_migration(
     if !migration.parse_errors.is_empty() {
         return Err(RunError::Unparsable {
             path: migration.migration.path.clone(),
+        });
+    }
+    // Lint refuses these already; a library caller that skipped lint is refused here.
+    if let Some(finding) = crate::lint::rules::transaction_control::check(&migration.statements)
+        .into_iter()
+        .next()
+    {
+        return Err(RunError::TransactionControl {
+            path: migration.migration.path.clone(),
+            line: finding.line,
+            message: finding.message,
         });
     }
     if needs_no_transaction(migration) {
@@ -462,6 +486,13 @@ async fn transaction_attempt(
         .execute(&mut *tx)
         .await
         .map_err(fatal)?;
+    // The transaction's id, asked again before recording: if a statement ended the
+    // transaction (a ROLLBACK or COMMIT that got past lint), the record must not commit
+    // on its own while the statements were rolled back.
+    let xid: String = sqlx::query_scalar("SELECT txid_current()::text")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(fatal)?;
     for (index, statement) in statements.iter().enumerate() {
         if let Err(error) = sqlx::raw_sql(AssertSqlSafe(statement.text.as_str()))
             .execute(&mut *tx)
@@ -482,6 +513,18 @@ async fn transaction_attempt(
                 "the migration was rolled back: nothing of it is applied and nothing is recorded; fix the statement and run again".into(),
             )));
         }
+    }
+    let still: Option<String> = sqlx::query_scalar("SELECT txid_current_if_assigned()::text")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(fatal)?;
+    if still.as_deref() != Some(xid.as_str()) {
+        let _ = tx.rollback().await;
+        return Err(AttemptError::Fatal(RunError::TransactionControl {
+            path: migration.migration.path.clone(),
+            line: statements.first().map_or(1, |s| s.line),
+            message: "a statement of the file ended the transaction concertina ran it in".into(),
+        }));
     }
     let row = applied_row(migration, settings, started_at);
     state::insert_applied(&mut tx, &row)

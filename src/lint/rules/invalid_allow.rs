@@ -1,11 +1,12 @@
-//! `invalid-allow`: an `allow` directive that names no known rule, or gives no reason.
+//! `invalid-allow`: an `allow` directive that names no known rule, names a rule that cannot
+//! be allowed ([`super::NOT_ALLOWABLE`]), or gives no reason.
 
 use crate::lint::{self, Finding, RULES, Rule, Severity};
 
 pub const RULE: Rule = Rule {
     id: "invalid-allow",
     severity: Severity::Error,
-    summary: "an `allow` directive names no known rule or gives no reason",
+    summary: "an `allow` directive names no known rule, a rule that cannot be allowed, or gives no reason",
 };
 
 /// The finding for `-- concertina: allow <rule> <reason>` on `line`, if it is invalid.
@@ -19,6 +20,15 @@ pub(crate) fn check(rule: &str, reason: &str, line: u32) -> Option<Finding> {
                 "use one of: {}",
                 RULES.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")
             ),
+        ))
+    } else if super::NOT_ALLOWABLE.contains(&rule) {
+        Some(RULE.finding(
+            line,
+            1,
+            format!(
+                "`allow {rule}` cannot be allowed: the statement it flags cannot run as written"
+            ),
+            format!("fix what `{rule}` reports; no reason makes it safe to run"),
         ))
     } else if reason.is_empty() {
         Some(RULE.finding(
