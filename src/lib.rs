@@ -25,6 +25,7 @@ pub mod report;
 pub mod requires;
 pub mod runner;
 pub mod schema;
+pub mod shutdown;
 pub mod sql;
 pub mod state;
 pub mod streams;

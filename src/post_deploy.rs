@@ -195,6 +195,17 @@ async fn run_contracts(
             reports.push(report);
             continue;
         }
+        if crate::shutdown::requested() {
+            let mut report = ContractReport::new(m, ContractState::NotRun);
+            report.message = Some(format!(
+                "{}: not started: {} asked the run to stop; run `concertina post-deploy` again to continue",
+                m.migration.display_path(),
+                crate::shutdown::signal_name()
+            ));
+            reports.push(report);
+            stopped = true;
+            continue;
+        }
         let report = run_contract(config, pool, analyzed, &applied, m, settings, gates).await;
         stopped = report.state != ContractState::Applied;
         reports.push(report);

@@ -427,7 +427,15 @@ pub async fn backfills<'c>(
     }
     let read = StateQueryError::wrap("read backfill progress from");
     let rows = sqlx::query(
-        "SELECT version, statement_index, table_name, rows_done, rows_estimated, batches, state, last_error, \
+        // `running` is the truth only while a process holds the backfill's advisory lock
+        // (a killed one loses it with its connection): otherwise it is `interrupted`.
+        "SELECT version, statement_index, table_name, rows_done, rows_estimated, batches, \
+         CASE WHEN state = 'running' AND NOT EXISTS ( \
+             SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND l.classid::bigint = (hashtextextended('concertina.backfill:' || version::text, 0) >> 32) & 4294967295 \
+               AND l.objid::bigint = hashtextextended('concertina.backfill:' || version::text, 0) & 4294967295) \
+         THEN 'interrupted' ELSE state END AS state, last_error, \
          started_at, updated_at, finished_at FROM concertina.backfill_progress ORDER BY version, statement_index",
     )
     .fetch_all(&mut *conn)

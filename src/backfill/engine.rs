@@ -259,7 +259,7 @@ pub(super) async fn run(
             return;
         }
     }
-    if let Err(message) = start_checkpoints(pool, m, plans).await {
+    if let Err(message) = start_checkpoints(pool, m, plans, settings).await {
         report.message = Some(message);
         return;
     }
@@ -305,6 +305,11 @@ pub(super) async fn run(
                     report.state = BackfillState::WaitingLock;
                     report.message = Some(message);
                 }
+                Stop::Interrupted(message) => {
+                    report.state = BackfillState::Interrupted;
+                    tracing::warn!(version, file = %path, line = plan.line, "{message}");
+                    report.message = Some(message);
+                }
             }
             return;
         }
@@ -345,6 +350,8 @@ enum Stop {
     Failed(String),
     /// Lock timeouts did not clear (exit 3, safe to retry).
     Busy(String),
+    /// A signal asked the run to stop; it stopped between batches (exit 3).
+    Interrupted(String),
 }
 
 /// What goes into `concertina.applied_migrations` with the final checkpoint.
@@ -402,6 +409,7 @@ async fn start_checkpoints(
     pool: &PgPool,
     m: &AnalyzedMigration,
     plans: &[StatementPlan],
+    settings: &BackfillSettings,
 ) -> Result<(), String> {
     let path = m.migration.display_path();
     let version = m.migration.version as i64;
@@ -418,17 +426,47 @@ async fn start_checkpoints(
     .fetch_all(pool)
     .await
     .map_err(fail)?;
-    for (checksum, index, key) in &started {
-        if checksum
+    let edited = started.iter().any(|(checksum, _, _)| {
+        checksum
             .as_deref()
             .is_some_and(|c| c != m.migration.checksum)
-        {
+    });
+    if edited {
+        let version = m.migration.version;
+        if !settings.accept_edit.contains(&version) {
             return Err(format!(
-                "{path} changed since its backfill started (batches already ran with the old text); restore the file \
-                 and put the change in a new migration, or — if no batch of the old text matters — delete its rows \
-                 (`DELETE FROM concertina.backfill_progress WHERE version = {version}`) to start over"
+                "{path} changed since its backfill started (batches already ran with the old text); if the edit \
+                 fixes the statement and the batches already done need no redoing, run \
+                 `concertina backfill --accept-edit {version}`: it records the new checksum and continues from the checkpoint. \
+                 Otherwise restore the file and put the change in a new migration"
             ));
         }
+        if let Some((_, index, _)) = started
+            .iter()
+            .find(|(_, index, _)| !plans.iter().any(|p| p.index as i32 == *index))
+        {
+            return Err(format!(
+                "{path}: --accept-edit {version} refused: statement {} of the old text has a checkpoint but the file no longer has it; \
+                 restore the file and put the change in a new migration",
+                index + 1
+            ));
+        }
+        sqlx::query(
+            "UPDATE concertina.backfill_progress SET checksum = $2, updated_at = now() WHERE version = $1",
+        )
+        .bind(version as i64)
+        .bind(&m.migration.checksum)
+        .execute(pool)
+        .await
+        .map_err(fail)?;
+        tracing::warn!(
+            version,
+            file = %path,
+            checksum = %m.migration.checksum,
+            "--accept-edit: the edited file's checksum is recorded; the backfill continues from its checkpoint"
+        );
+    }
+    for (_, index, key) in &started {
         if let Some(plan) = plans.iter().find(|p| p.index as i32 == *index)
             && &plan.key_names() != key
         {
@@ -542,6 +580,19 @@ async fn run_statement(
     .for_table(totals.1.and_then(|rows| u64::try_from(rows).ok()));
     let mut attempts = 0u32;
     loop {
+        // Between batches: the one before committed with its checkpoint, so stopping here
+        // loses nothing and the next run resumes exactly after it.
+        if crate::shutdown::requested() {
+            progress.abandon();
+            let done = &report.statements[plan.index];
+            return Err(Stop::Interrupted(format!(
+                "{at}: stopped by {} after {} batches of this statement ({} rows changed in this run); \
+                 the checkpoint is saved — run `concertina backfill` (or `post-deploy`) again to resume where it stopped",
+                crate::shutdown::signal_name(),
+                done.batches,
+                done.rows_done
+            )));
+        }
         wait_for_replicas(pool, settings).await;
         let size = sizer.size();
         let started = Instant::now();
@@ -582,7 +633,9 @@ async fn run_statement(
                     progress.abandon();
                     return Err(Stop::Failed(format!(
                         "{at}: a batch of keys after the checkpoint failed: {message}; nothing of that batch was kept. \
-                         Fix the cause and rerun `concertina backfill`: it resumes from the checkpoint"
+                         Fix the cause and rerun `concertina backfill`: it resumes from the checkpoint \
+                         (if the fix edits this file, run `concertina backfill --accept-edit {}`)",
+                        m.migration.version
                     )));
                 }
                 attempts += 1;

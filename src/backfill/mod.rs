@@ -23,8 +23,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Overrides of the config's `[backfill]` settings (the command line's flags).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackfillOverrides {
+    /// Versions whose edited file is accepted for a started backfill (`--accept-edit`).
+    pub accept_edit: Vec<u64>,
     /// Rows in the first batch.
     pub batch_size: Option<u64>,
     /// Target duration of one batch, in milliseconds.
@@ -81,6 +83,9 @@ pub struct BackfillSettings {
     pub gate_wait: Option<Duration>,
     /// How progress is shown.
     pub progress: ProgressMode,
+    /// Backfills whose file may differ from the text their checkpoints started with: the
+    /// new checksum is recorded and the run continues from the checkpoint.
+    pub accept_edit: BTreeSet<u64>,
 }
 
 impl Default for BackfillSettings {
@@ -99,6 +104,7 @@ impl Default for BackfillSettings {
             gate_context: None,
             gate_wait: None,
             progress: ProgressMode::Log,
+            accept_edit: BTreeSet::new(),
         }
     }
 }
@@ -140,6 +146,7 @@ impl BackfillSettings {
         if let Some(timeout) = config.runner.lock_timeout {
             settings.lock_timeout = timeout;
         }
+        settings.accept_edit = args.accept_edit.iter().copied().collect();
         settings.min_batch_size = settings.min_batch_size.min(settings.batch_size);
         settings.max_batch_size = settings.max_batch_size.max(settings.batch_size);
         Ok(settings)
@@ -162,6 +169,9 @@ pub enum BackfillState {
     Failed,
     /// An earlier backfill did not finish, so version order keeps this one waiting.
     NotRun,
+    /// A signal (SIGTERM, SIGINT) stopped it between batches; it resumes from its
+    /// checkpoint (exit 3).
+    Interrupted,
 }
 
 /// One statement of a backfill after a run.
@@ -263,7 +273,10 @@ impl BackfillOutcome {
         } else if states().any(|s| {
             matches!(
                 s,
-                BackfillState::WaitingGate | BackfillState::WaitingLock | BackfillState::NotRun
+                BackfillState::WaitingGate
+                    | BackfillState::WaitingLock
+                    | BackfillState::NotRun
+                    | BackfillState::Interrupted
             )
         }) {
             RunStatus::Waiting
@@ -527,6 +540,7 @@ mod tests {
 
     fn args(batch_size: Option<u64>, target: Option<u64>) -> BackfillOverrides {
         BackfillOverrides {
+            accept_edit: Vec::new(),
             batch_size,
             target_batch_ms: target,
             sleep_ms: None,

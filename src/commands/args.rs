@@ -46,12 +46,17 @@ pub struct BackfillArgs {
     /// Pause while a replica's replay lag is above this
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub max_replication_lag: Option<Duration>,
+    /// Continue a started backfill whose file was edited (e.g. to fix a failing batch):
+    /// record the new checksum and resume from the checkpoint (repeatable)
+    #[arg(long, value_name = "VERSION")]
+    pub accept_edit: Vec<u64>,
 }
 
 impl BackfillArgs {
     /// The flags as the backfill engine's overrides of its config.
     pub fn overrides(&self) -> BackfillOverrides {
         BackfillOverrides {
+            accept_edit: self.accept_edit.clone(),
             batch_size: self.batch_size,
             target_batch_ms: self.target_batch_ms,
             sleep_ms: self.sleep_ms,

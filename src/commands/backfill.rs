@@ -14,6 +14,8 @@ pub async fn run(ctx: &Context, args: &BackfillArgs) -> Result<Exit, CommandErro
     ctx.require_database_url()?;
     let migrations = ctx.analyze()?;
     let pool = ctx.connect().await?;
+    // From here a SIGTERM (an eviction) or SIGINT stops the run between batches, exit 3.
+    crate::shutdown::install();
     settings.progress = progress_mode(ctx);
     let outcome = backfill::run_backfills(&ctx.config, &pool, &migrations, &settings)
         .await
@@ -70,6 +72,9 @@ pub fn human(outcome: &BackfillOutcome) -> String {
             BackfillState::WaitingGate => writeln!(out, "{head}: waiting for its gate"),
             BackfillState::WaitingLock => writeln!(out, "{head}: waiting (lock)"),
             BackfillState::Failed => writeln!(out, "{head}: FAILED"),
+            BackfillState::Interrupted => {
+                writeln!(out, "{head}: interrupted; resumes from its checkpoint")
+            }
             BackfillState::NotRun => writeln!(
                 out,
                 "{head}: not run (an earlier backfill has not finished)"

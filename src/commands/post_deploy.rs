@@ -41,6 +41,8 @@ pub async fn run(ctx: &Context, args: &PostDeployArgs) -> Result<Exit, CommandEr
     backfill_settings.gate_wait = args.wait.then_some(args.timeout);
     backfill_settings.progress = progress_mode(ctx);
     let pool = ctx.connect().await?;
+    // From here a SIGTERM (an eviction) or SIGINT stops the run between batches, exit 3.
+    crate::shutdown::install();
     let result =
         post_deploy::post_deploy(&ctx.config, &pool, &set, &run_settings, &backfill_settings).await;
     pool.close().await;
@@ -84,7 +86,8 @@ pub fn human(outcome: &PostDeployOutcome) -> String {
             }
             ContractState::Failed => writeln!(out, "{head}: FAILED"),
         };
-        if c.state != ContractState::NotRun
+        let says_more = c.state != ContractState::NotRun || crate::shutdown::requested();
+        if says_more
             && c.state != ContractState::Applied
             && let Some(message) = &c.message
         {

@@ -180,6 +180,14 @@ fn human_status(
             ]);
         }
         out.push_str(&table(&rows));
+        for b in &db.backfills {
+            if let Some(step) = next_step(b) {
+                let _ = writeln!(out, "  {} #{}: {step}", b.version, b.statement_index + 1);
+                if let Some(error) = b.last_error.as_deref().filter(|_| b.state == "failed") {
+                    let _ = writeln!(out, "    last error: {error}");
+                }
+            }
+        }
     }
     if !db.gates.is_empty() {
         out.push_str("\ngates (latest verdict):\n");
@@ -249,5 +257,21 @@ fn backfill_json(b: &BackfillRow) -> Value {
         "updated_at": b.updated_at,
         "finished_at": b.finished_at,
         "last_error": b.last_error,
+        "next_step": next_step(b),
     })
+}
+
+/// What to run for a backfill that is not running: the command that continues it.
+fn next_step(b: &BackfillRow) -> Option<String> {
+    match b.state.as_str() {
+        "interrupted" => Some(format!(
+            "stopped at {} after {} batches (no process holds it); `concertina backfill` resumes it from its checkpoint",
+            b.updated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            b.batches
+        )),
+        "failed" => Some(
+            "fix the cause shown in last_error, then `concertina backfill` resumes from the checkpoint; if the fix edits the file, `concertina backfill --accept-edit VERSION` records the new checksum and continues".to_string(),
+        ),
+        _ => None,
+    }
 }
