@@ -308,6 +308,27 @@ fn analyze_in(
     let inferred_phase =
         rules::phase::infer_phase(&statements, file.is_some(), declared_phase, &mut findings);
     findings.extend(rules::transaction_control::check(&statements));
+    if declared_phase.or(inferred_phase) == Some(Phase::Backfill) {
+        for statement in &statements {
+            let key = statement.key.clone().or_else(|| {
+                crate::batching::analyze_statement(&statement.text)
+                    .ok()
+                    .and_then(|b| {
+                        let table = match b.table.schema.as_deref() {
+                            None | Some("public") => b.table.name.clone(),
+                            Some(schema) => format!("{schema}.{}", b.table.name),
+                        };
+                        model.primary_key(&table)
+                    })
+            });
+            findings.extend(rules::unbatchable_backfill::check(
+                &statement.text,
+                statement.line,
+                statement.column,
+                key.as_deref(),
+            ));
+        }
+    }
     let phase = declared_phase.or(inferred_phase).unwrap_or(Phase::Contract);
 
     // Lock rules waived on a table new in this release assume the table is still empty:

@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod backfill;
+pub mod batching;
 pub mod classify;
 pub mod cli;
 pub mod commands;

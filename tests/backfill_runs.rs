@@ -33,7 +33,19 @@ async fn a_gated_backfill_waits_and_changes_nothing() {
         ],
         Some(CONFIG),
     );
-    let output = run(dir.path(), &url, &["--format", "json", "backfill"]);
+    // A cluster that does not answer: the gate cannot be judged, so it blocks (3). (With
+    // no credentials at all it would be a configuration error, 2.)
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: shop\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .unwrap();
+    let output = helpers::command(dir.path(), &url, &["--format", "json", "backfill"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
     assert_eq!(
         output.status.code(),
         Some(3),
@@ -80,7 +92,11 @@ async fn a_gated_backfill_waits_and_changes_nothing() {
     assert_eq!(applied, vec![1]);
 
     // Human output names the gate.
-    let output = run(dir.path(), &url, &["backfill"]);
+    let output = helpers::command(dir.path(), &url, &["backfill"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(3));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

@@ -1,7 +1,7 @@
 //! Running one backfill file: its lock, its checkpoints, its batches.
 
 use super::catalog::{self, ResolvedTable};
-use super::rewrite::{self, BatchableStatement, DmlKind, quote_ident};
+use super::rewrite::{self, BatchableStatement, quote_ident};
 use super::sizer::BatchSizer;
 use super::{BackfillReport, BackfillSettings, BackfillState, ProgressMode, StatementReport};
 use crate::analysis::AnalyzedMigration;
@@ -170,18 +170,8 @@ async fn check_semantics(
     statement: &BatchableStatement,
     table: &ResolvedTable,
 ) -> Result<(), String> {
-    if statement.kind == DmlKind::Update
-        && let Some(column) = statement
-            .assigned_columns
-            .iter()
-            .find(|c| table.key.iter().any(|k| &k.name == *c))
-    {
-        return Err(format!(
-            "this UPDATE assigns key column {}.{column}, which moves rows between key ranges (a row could be updated twice or never); \
-             declare another unique key with `-- concertina: key=(…)`",
-            table.display
-        ));
-    }
+    let key: Vec<String> = table.key.iter().map(|k| k.name.clone()).collect();
+    rewrite::check_key(statement, &key, &table.display).map_err(|e| e.to_string())?;
     if let Some(target) = &statement.insert_target {
         let target_oid: Option<i64> = sqlx::query_scalar("SELECT to_regclass($1)::oid::int8")
             .bind(target.quoted())

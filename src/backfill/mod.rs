@@ -8,7 +8,8 @@
 
 pub mod catalog;
 mod engine;
-pub mod rewrite;
+/// The statement shapes the engine can batch: [`crate::batching`], shared with lint.
+pub use crate::batching as rewrite;
 pub mod sizer;
 
 use crate::analysis::AnalyzedMigration;
@@ -368,8 +369,8 @@ async fn run_one(
         let first = m.findings.iter().find(|f| f.is_blocking());
         report.message = Some(match first {
             Some(f) => format!(
-                "{path}:{}: {} ({}); run `concertina lint` and fix its errors before backfilling",
-                f.line, f.message, f.rule
+                "{path}:{}: {} ({}); {}. Nothing ran: fix it (`concertina lint` lists every error) and run again",
+                f.line, f.message, f.rule, f.help
             ),
             None => format!("{path}: the file does not parse; run `concertina lint`"),
         });

@@ -25,6 +25,7 @@ pub mod set_not_null_scan;
 pub mod syntax_error;
 pub mod transaction_control;
 pub mod type_change_rewrite;
+pub mod unbatchable_backfill;
 pub mod unique_without_index;
 pub mod volatile_default;
 
@@ -52,6 +53,7 @@ pub const RULES: &[Rule] = &[
     invalid_allow::RULE,
     syntax_error::RULE,
     transaction_control::RULE,
+    unbatchable_backfill::RULE,
 ];
 
 /// Rules whose findings mean the file cannot run as written: `allow` never suppresses them.

@@ -13,7 +13,7 @@ pub const RULE: Rule = Rule {
 
 /// The finding on a statement (`line`, `column`) of an expand that touches `table`, which the
 /// older contract `version` (`name`, gated by `gate`, empty when it has none) changes too.
-/// `crate::streams` walks the release and calls this.
+/// The streams module walks the release and calls this.
 pub fn finding(
     line: u32,
     column: u32,

@@ -118,6 +118,48 @@ pub struct BatchableStatement {
     tree: protobuf::ParseResult,
 }
 
+/// Refuses an UPDATE that assigns a column of the key its batches walk (`key`): rows would
+/// move between key ranges and be updated twice or never. `table` names it in the message.
+/// The backfill engine calls this with the key it resolved from the catalog; lint with the
+/// declared key or the primary key the schema model knows.
+pub fn check_key(
+    statement: &BatchableStatement,
+    key: &[String],
+    table: &str,
+) -> Result<(), Unbatchable> {
+    if statement.kind != DmlKind::Update {
+        return Ok(());
+    }
+    match statement.assigned_columns.iter().find(|c| key.contains(c)) {
+        Some(column) => Err(unbatchable(
+            format!(
+                "this UPDATE assigns key column {table}.{column}, which moves rows between key ranges (a row could be updated twice or never)"
+            ),
+            "declare another unique key with `-- concertina: key=(…)`",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses an INSERT … SELECT whose target is its own source (by name, as written; the
+/// engine also compares the resolved tables): later batches would copy the new rows again.
+pub fn check_own_source(statement: &BatchableStatement) -> Result<(), Unbatchable> {
+    let same = |a: &TableName, b: &TableName| {
+        let schema = |t: &TableName| t.schema.clone().filter(|s| s != "public");
+        a.name == b.name && schema(a) == schema(b)
+    };
+    match &statement.insert_target {
+        Some(target) if same(target, &statement.table) => Err(unbatchable(
+            format!(
+                "this INSERT … SELECT copies {} into itself; later batches would copy the new rows again",
+                statement.table
+            ),
+            "copy into another table, or run it once in an expand migration with `allow`",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Parses one statement and checks that it can be restricted to a key range.
 pub fn analyze_statement(text: &str) -> Result<BatchableStatement, Unbatchable> {
     let parsed = pg_query::parse(text, 0).map_err(|e| {
