@@ -4,7 +4,7 @@ mod helpers;
 mod support;
 
 use concertina::backfill::BackfillState;
-use helpers::{exec, project, quick, run, run_library, scalar};
+use helpers::{exec, project, quick, run_library, scalar};
 use sqlx::PgPool;
 
 const CONFIG: &str =
