@@ -181,6 +181,24 @@ fn redact_password_params(text: &str) -> String {
     out
 }
 
+/// The longest duration PostgreSQL accepts for a millisecond setting such as
+/// `lock_timeout` or `statement_timeout` (`INT_MAX` milliseconds, about 24.8 days).
+pub const MAX_SETTING_MS: u64 = i32::MAX as u64;
+
+/// Checks a duration against what PostgreSQL accepts for a millisecond setting, so a value
+/// like `30d` is refused when the command starts, naming `what` (the flag and config key),
+/// instead of failing mid-run on the first `SET LOCAL`.
+pub fn check_setting_duration(what: &str, value: Duration) -> Result<(), String> {
+    if value.as_millis() > u128::from(MAX_SETTING_MS) {
+        return Err(format!(
+            "{what}: {} is more than PostgreSQL accepts for a timeout ({} at most)",
+            humantime::format_duration(value),
+            humantime::format_duration(Duration::from_millis(MAX_SETTING_MS))
+        ));
+    }
+    Ok(())
+}
+
 /// Why a database could not be reached; the message never holds the password.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

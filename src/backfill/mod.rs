@@ -111,6 +111,28 @@ impl Default for BackfillSettings {
 }
 
 impl BackfillSettings {
+    /// Refuses values PostgreSQL (or the state tables) would refuse mid-run, naming the
+    /// flag and config key: timeouts and pauses over ~24.8 days, a batch size over 2^31-1.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        let duration = crate::db::check_setting_duration;
+        duration("[runner] lock_timeout", self.lock_timeout).map_err(SettingsError)?;
+        duration("[backfill] statement_timeout", self.statement_timeout).map_err(SettingsError)?;
+        duration("--sleep-ms / [backfill] sleep_ms", self.sleep).map_err(SettingsError)?;
+        duration(
+            "--target-batch-ms / [backfill] target_batch_ms",
+            self.target_batch,
+        )
+        .map_err(SettingsError)?;
+        if self.batch_size > i32::MAX as u64 {
+            return Err(SettingsError(format!(
+                "--batch-size / [backfill] batch_size: {} is more than {} rows",
+                self.batch_size,
+                i32::MAX
+            )));
+        }
+        Ok(())
+    }
+
     /// Defaults, overridden by `[backfill]` (and `[runner] lock_timeout`), overridden by
     /// `args`. A zero batch size or target is an error.
     pub fn from_config(
@@ -148,6 +170,7 @@ impl BackfillSettings {
             settings.lock_timeout = timeout;
         }
         settings.accept_edit = args.accept_edit.iter().copied().collect();
+        settings.check()?;
         settings.min_batch_size = settings.min_batch_size.min(settings.batch_size);
         settings.max_batch_size = settings.max_batch_size.max(settings.batch_size);
         Ok(settings)

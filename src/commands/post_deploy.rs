@@ -36,6 +36,7 @@ pub async fn run(ctx: &Context, args: &PostDeployArgs) -> Result<Exit, CommandEr
     ctx.require_human_or_json("post-deploy")?;
     let set = ctx.load_migrations()?;
     let run_settings = RunSettings::resolve(&ctx.config.runner, &args.runner.overrides());
+    run_settings.check().map_err(CommandError::usage)?;
     let mut backfill_settings = backfill_settings(ctx, &args.backfill)?;
     backfill_settings.gate_context = args.context.clone();
     backfill_settings.gate_wait = args.wait.then_some(args.timeout);

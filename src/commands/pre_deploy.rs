@@ -29,6 +29,7 @@ pub async fn run(ctx: &Context, args: &PreDeployArgs) -> Result<Exit, CommandErr
     ctx.require_human_or_json("pre-deploy")?;
     let set = ctx.load_migrations()?;
     let settings = RunSettings::resolve(&ctx.config.runner, &args.runner.overrides());
+    settings.check().map_err(CommandError::usage)?;
     let pool = ctx.connect().await?;
     if args.dry_run {
         let dry_run = runner::pre_deploy_dry_run(&ctx.config, &pool, &set)

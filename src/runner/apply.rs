@@ -78,6 +78,15 @@ impl RunSettings {
         }
     }
 
+    /// Refuses values PostgreSQL would refuse (a `lock_timeout` over ~24.8 days), naming the
+    /// flag and config key.
+    pub fn check(&self) -> Result<(), String> {
+        crate::db::check_setting_duration(
+            "--lock-timeout / [runner] lock_timeout",
+            self.lock_timeout,
+        )
+    }
+
     /// `lock_timeout` in whole milliseconds, at least 1 (0 would mean "wait forever").
     fn lock_timeout_ms(&self) -> u128 {
         self.lock_timeout.as_millis().max(1)
