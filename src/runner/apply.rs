@@ -126,7 +126,7 @@ pub struct AppliedRecord {
 pub enum RunError {
     /// `lock_timeout` expired on every attempt: something holds a conflicting lock (exit 3).
     #[error(
-        "{path}:{line}: could not get its locks within lock_timeout {lock_timeout:?} in {attempts} attempts (last: {message}); long transactions hold a conflicting lock — nothing of this migration is applied{partial}; find them in pg_stat_activity, then retry (raise --max-attempts or --lock-timeout to wait longer)"
+        "{path}:{line}: could not get its locks within lock_timeout {lock_timeout:?} in {attempts} attempts (last: {message}); {blockers} — nothing of this migration is applied{partial}; retry once they are done (raise --max-attempts or --lock-timeout to wait longer)"
     )]
     LockTimeout {
         /// The file.
@@ -141,6 +141,8 @@ pub enum RunError {
         message: String,
         /// For statement-by-statement runs, which statements stay committed.
         partial: String,
+        /// The sessions holding locks on the tables the statement needs, one line each.
+        blockers: String,
     },
     /// A statement failed (exit 1).
     #[error(
@@ -460,6 +462,7 @@ async fn apply_in_transaction(
                         lock_timeout: settings.lock_timeout,
                         message,
                         partial: String::new(),
+                        blockers: blocking_sessions(pool, &statements[index].text).await,
                     });
                 }
                 let pause = settings.backoff(attempt);
@@ -559,6 +562,62 @@ async fn transaction_attempt(
         }));
     }
     Ok(row)
+}
+
+/// The sessions that hold (granted) locks on the tables `statement` names, one line each
+/// (pid, application_name, client address, transaction age, state, the query on one line),
+/// the way the runner lock names its holder; asked after a lock timeout, on a connection
+/// outside the failed transaction.
+async fn blocking_sessions(pool: &PgPool, statement: &str) -> String {
+    match pool.acquire().await {
+        Ok(mut conn) => blocking_sessions_on(&mut conn, statement).await,
+        Err(_) => "the sessions holding the locks could not be read".into(),
+    }
+}
+
+async fn blocking_sessions_on(conn: &mut PgConnection, statement: &str) -> String {
+    let tables: Vec<String> = pg_query::parse(statement, 0)
+        .map(|parsed| parsed.tables())
+        .unwrap_or_default();
+    let rows: Result<Vec<(i32, String, Option<String>, Option<f64>, String, String)>, _> =
+        sqlx::query_as(
+            "SELECT a.pid, coalesce(a.application_name, ''), host(a.client_addr), \
+                    extract(epoch FROM now() - a.xact_start)::float8, coalesce(a.state, ''), \
+                    left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120) \
+             FROM pg_stat_activity a \
+             WHERE a.pid <> pg_backend_pid() AND a.pid IN ( \
+                 SELECT l.pid FROM pg_locks l WHERE l.granted AND l.relation IN ( \
+                     SELECT to_regclass(t)::oid FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL)) \
+             ORDER BY a.xact_start NULLS LAST LIMIT 5",
+        )
+        .bind(&tables)
+        .fetch_all(&mut *conn)
+        .await;
+    match rows {
+        Ok(rows) if !rows.is_empty() => {
+            let lines: Vec<String> = rows
+                .into_iter()
+                .map(|(pid, app, client, age, state, query)| {
+                    format!(
+                        "pid {pid} ({}{}, transaction open {}, {state}): {query}",
+                        if app.is_empty() {
+                            "no application_name"
+                        } else {
+                            app.as_str()
+                        },
+                        client.map(|c| format!(" from {c}")).unwrap_or_default(),
+                        age.map_or("-".to_string(), |s| format!("{s:.0}s")),
+                    )
+                })
+                .collect();
+            format!("blocked by {}", lines.join("; "))
+        }
+        Ok(_) => "the sessions that held the conflicting locks are gone now".into(),
+        Err(e) => format!(
+            "the sessions holding the locks could not be read ({})",
+            crate::db::describe(&e)
+        ),
+    }
 }
 
 /// The INVALID indexes of the database, schema-qualified and quoted where needed, with
@@ -779,6 +838,7 @@ async fn run_alone(
                         lock_timeout: settings.lock_timeout,
                         message: plain_message(&error),
                         partial: partial.clone(),
+                        blockers: blocking_sessions_on(conn, &statement.text).await,
                     });
                 }
                 let pause = settings.backoff(attempt);
