@@ -575,11 +575,14 @@ async fn blocking_sessions(pool: &PgPool, statement: &str) -> String {
     }
 }
 
+/// pid, application_name, client address, transaction age in seconds, state, query.
+type BlockingSession = (i32, String, Option<String>, Option<f64>, String, String);
+
 async fn blocking_sessions_on(conn: &mut PgConnection, statement: &str) -> String {
     let tables: Vec<String> = pg_query::parse(statement, 0)
         .map(|parsed| parsed.tables())
         .unwrap_or_default();
-    let rows: Result<Vec<(i32, String, Option<String>, Option<f64>, String, String)>, _> =
+    let rows: Result<Vec<BlockingSession>, _> =
         sqlx::query_as(
             "SELECT a.pid, coalesce(a.application_name, ''), host(a.client_addr), \
                     extract(epoch FROM now() - a.xact_start)::float8, coalesce(a.state, ''), \
