@@ -1,6 +1,7 @@
 //! Unit tests of the replay: one folder's worth of statements, applied in order.
 
 use super::*;
+use std::collections::BTreeSet;
 
 fn model(sql: &str) -> SchemaModel {
     let file = crate::sql::parse_file(sql).expect("parses");
