@@ -3,7 +3,6 @@
 //! reference it, the columns of a type).
 
 use super::model::{index_may_use, primary_key_of};
-use super::names::{name_of, schema_of};
 use super::{Column, ColumnDependents, Constraint, ConstraintKind, Index, SchemaModel};
 
 impl SchemaModel {
@@ -147,26 +146,5 @@ impl SchemaModel {
             }
         }
         found
-    }
-
-    /// Whether relation `key` (table, view, sequence or index, constraint indexes
-    /// included) exists in the model.
-    pub(super) fn relation_taken(&self, key: &str) -> bool {
-        if self.tables.contains_key(key)
-            || self.views.contains_key(key)
-            || self.sequences.contains_key(key)
-            || self.indexes.contains_key(key)
-        {
-            return true;
-        }
-        let schema = schema_of(key);
-        let name = name_of(key);
-        self.tables.iter().any(|(t, table)| {
-            schema_of(t) == schema
-                && table
-                    .constraints
-                    .get(name)
-                    .is_some_and(|c| c.kind.has_index())
-        })
     }
 }

@@ -44,7 +44,7 @@
 // Layout: `model` holds the data types; `lookup` what the classifier asks of the model;
 // one file per statement family applies it (`tables`, `constraints` for indexes and
 // constraints, `types`, `objects` for views, sequences, functions and schemas, `drops`,
-// `renames`); `poison` what the model forgets for code it cannot see into; `catalog`
+// `renames`); `taken` which relation names are in use; `poison` what the model forgets for code it cannot see into; `catalog`
 // reads the same model from a live database. This file dispatches a statement to its
 // applier.
 
@@ -58,6 +58,7 @@ mod objects;
 mod poison;
 mod renames;
 mod tables;
+mod taken;
 mod types;
 
 pub use catalog::CatalogError;
@@ -92,6 +93,9 @@ pub struct SchemaModel {
     /// (unapplied ones with a database, those added since `lint --base REF` without): no
     /// app has written them yet, so they are empty until the rollout.
     pub pending_tables: HashSet<String>,
+    /// Where the constraints whose indexes take relation names are, so that choosing a
+    /// name PostgreSQL would make up does not look at every table.
+    constraint_indexes: taken::ConstraintIndexes,
 }
 
 impl SchemaModel {

@@ -42,6 +42,7 @@ impl SchemaModel {
                 if let Some(check) = t.not_null_checks.remove(&r.subname) {
                     t.not_null_checks.insert(r.newname.clone(), check);
                 }
+                self.note_constraint_indexes(&table);
             }
             (
                 ObjectType::ObjectType
@@ -132,6 +133,7 @@ impl SchemaModel {
         }
         if let Some(table) = self.tables.remove(old) {
             self.tables.insert(new.to_string(), table);
+            self.note_constraint_indexes(new);
             for index in self.indexes.values_mut() {
                 if index.table == old {
                     index.table = new.to_string();
@@ -177,18 +179,14 @@ impl SchemaModel {
 
     /// Renames the UNIQUE/PRIMARY KEY/EXCLUDE constraint whose index is `old_index`.
     fn rename_constraint_in_schema(&mut self, old_index: &str, new_name: &str) {
-        let schema = schema_of(old_index);
         let name = name_of(old_index);
-        for (t, table) in &mut self.tables {
-            if schema_of(t) == schema
-                && table
-                    .constraints
-                    .get(name)
-                    .is_some_and(|c| c.kind.has_index())
+        for t in self.tables_with_constraint_index(schema_of(old_index), name) {
+            if let Some(table) = self.tables.get_mut(&t)
                 && let Some(con) = table.constraints.remove(name)
             {
                 table.constraints.insert(new_name.to_string(), con);
             }
+            self.note_constraint_indexes(&t);
         }
     }
 

@@ -77,6 +77,7 @@ impl SchemaModel {
             }
         }
         self.tables.insert(k.clone(), table);
+        self.note_constraint_indexes(&k);
         for column in owned {
             self.create_owned_sequence(&k, &column);
         }
@@ -197,6 +198,7 @@ impl SchemaModel {
                 {
                     self.add_constraint(&mut table, table_key, relname, con, None);
                     self.tables.insert(table_key.to_string(), table);
+                    self.note_constraint_indexes(table_key);
                     if !con.indexname.is_empty() {
                         self.indexes.remove(&in_schema(table_key, &con.indexname));
                     }
@@ -209,6 +211,7 @@ impl SchemaModel {
                 {
                     let owns = self.add_column(&mut table, table_key, relname, def);
                     self.tables.insert(table_key.to_string(), table);
+                    self.note_constraint_indexes(table_key);
                     if owns {
                         self.create_owned_sequence(table_key, &def.colname);
                     }
