@@ -206,7 +206,7 @@ impl SchemaModel {
         read_types_and_routines(pool, &mut model)
             .await
             .map_err(fail)?;
-        model.note_all_constraint_indexes();
+        model.note_everything();
         Ok(model)
     }
 }

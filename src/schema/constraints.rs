@@ -171,7 +171,7 @@ impl SchemaModel {
             return;
         }
         self.indexes.insert(
-            index_key,
+            index_key.clone(),
             Index {
                 table,
                 unique: i.unique,
@@ -179,6 +179,7 @@ impl SchemaModel {
                 involves: involves.into_iter().collect(),
             },
         );
+        self.note_index(&index_key);
     }
 }
 

@@ -54,12 +54,14 @@ impl SchemaModel {
         table: &str,
         matches: impl Fn(&ForeignKeyTarget) -> bool,
     ) {
-        for tab in self.tables.values_mut() {
-            tab.constraints.retain(|_, c| {
-                !c.references
-                    .as_ref()
-                    .is_some_and(|t| t.table == table && matches(t))
-            });
+        for t in self.tables_referencing(table) {
+            if let Some(tab) = self.tables.get_mut(&t) {
+                tab.constraints.retain(|_, c| {
+                    !c.references
+                        .as_ref()
+                        .is_some_and(|t| t.table == table && matches(t))
+                });
+            }
         }
     }
 
@@ -72,15 +74,21 @@ impl SchemaModel {
             table.constraints.retain(|_, c| !c.may_involve(column));
             table.not_null_checks.retain(|_, (c, _)| c != column);
         }
-        self.indexes
-            .retain(|_, i| !(i.table == table_key && index_may_use(i, column)));
+        for k in self.indexes_on(table_key) {
+            if self
+                .indexes
+                .get(&k)
+                .is_some_and(|i| index_may_use(i, column))
+            {
+                self.indexes.remove(&k);
+            }
+        }
         self.drop_referencing_fks(table_key, |t| {
             t.columns
                 .as_ref()
                 .is_none_or(|c| c.iter().any(|c| c == column))
         });
-        let owner = Some((table_key.to_string(), column.to_string()));
-        self.sequences.retain(|_, s| s.owned_by != owner);
+        self.drop_owned_sequences(table_key, Some(column));
         if cascade {
             for view in self.views_reading(table_key) {
                 self.drop_relation(&view);
@@ -93,9 +101,10 @@ impl SchemaModel {
     /// KEYs referencing it, views reading it (transitively).
     pub(super) fn drop_relation(&mut self, k: &str) {
         if self.tables.remove(k).is_some() {
-            self.indexes.retain(|_, i| i.table != k);
-            self.sequences
-                .retain(|_, s| s.owned_by.as_ref().is_none_or(|(t, _)| t != k));
+            for index in self.indexes_on(k) {
+                self.indexes.remove(&index);
+            }
+            self.drop_owned_sequences(k, None);
             self.drop_referencing_fks(k, |_| true);
         }
         self.views.remove(k);
@@ -112,6 +121,22 @@ impl SchemaModel {
         }
         for view in self.views_reading(k) {
             self.drop_relation(&view);
+        }
+        // Nothing refers to `k` any more: what its aids list went with it.
+        self.unlist(k);
+    }
+
+    /// Forgets the sequences that `table` owns (through `column`, when given).
+    pub(super) fn drop_owned_sequences(&mut self, table: &str, column: Option<&str>) {
+        for k in self.sequences_owned_by(table) {
+            let owned_through = self
+                .sequences
+                .get(&k)
+                .and_then(|s| s.owned_by.as_ref())
+                .is_some_and(|(_, c)| column.is_none_or(|column| c == column));
+            if owned_through {
+                self.sequences.remove(&k);
+            }
         }
     }
 }

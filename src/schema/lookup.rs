@@ -3,6 +3,7 @@
 //! reference it, the columns of a type).
 
 use super::model::{index_may_use, primary_key_of};
+use super::names::{name_of, schema_of};
 use super::{Column, ColumnDependents, Constraint, ConstraintKind, Index, SchemaModel};
 
 impl SchemaModel {
@@ -51,21 +52,15 @@ impl SchemaModel {
 
     /// The views (and materialized views) that read relation `key`, sorted.
     pub fn views_reading(&self, key: &str) -> Vec<String> {
-        let mut views: Vec<String> = self
-            .views
-            .iter()
-            .filter(|(_, v)| v.reads.contains(key))
-            .map(|(k, _)| k.clone())
-            .collect();
-        views.sort();
-        views
+        self.views_reading_listed(key)
     }
 
     /// The columns (`table.column`, sorted) whose type is `type_key` or an array of it.
     pub fn columns_of_type(&self, type_key: &str) -> Vec<String> {
         let mut columns: Vec<String> = self
-            .tables
+            .tables_with_type(type_key)
             .iter()
+            .filter_map(|t| Some((t, self.tables.get(t)?)))
             .flat_map(|(t, table)| {
                 table
                     .columns
@@ -94,10 +89,13 @@ impl SchemaModel {
     /// What goes with `table.column` when it is dropped (each list sorted).
     pub fn column_dependents(&self, table: &str, column: &str) -> ColumnDependents {
         let mut indexes: Vec<String> = self
-            .indexes
-            .iter()
-            .filter(|(_, i)| i.table == table && index_may_use(i, column))
-            .map(|(k, _)| k.clone())
+            .indexes_on(table)
+            .into_iter()
+            .filter(|k| {
+                self.indexes
+                    .get(k)
+                    .is_some_and(|i| index_may_use(i, column))
+            })
             .collect();
         indexes.sort();
         let mut constraints: Vec<String> = self
@@ -131,7 +129,10 @@ impl SchemaModel {
     /// given; an unknown referenced column list counts).
     fn referencing_fks(&self, table: &str, column: Option<&str>) -> Vec<(String, String)> {
         let mut found = Vec::new();
-        for (t, tab) in &self.tables {
+        for t in self.tables_referencing(table) {
+            let Some(tab) = self.tables.get(&t) else {
+                continue;
+            };
             for (n, c) in &tab.constraints {
                 let Some(target) = &c.references else {
                     continue;
@@ -146,5 +147,17 @@ impl SchemaModel {
             }
         }
         found
+    }
+
+    /// Whether relation `key` (table, view, sequence or index, constraint indexes
+    /// included) exists in the model.
+    pub(super) fn relation_taken(&self, key: &str) -> bool {
+        self.tables.contains_key(key)
+            || self.views.contains_key(key)
+            || self.sequences.contains_key(key)
+            || self.indexes.contains_key(key)
+            || !self
+                .tables_with_constraint_index(schema_of(key), name_of(key))
+                .is_empty()
     }
 }

@@ -44,10 +44,11 @@
 // Layout: `model` holds the data types; `lookup` what the classifier asks of the model;
 // one file per statement family applies it (`tables`, `constraints` for indexes and
 // constraints, `types`, `objects` for views, sequences, functions and schemas, `drops`,
-// `renames`); `taken` which relation names are in use; `poison` what the model forgets for code it cannot see into; `catalog`
+// `renames`); `aids` where to find what refers to an object; `poison` what the model forgets for code it cannot see into; `catalog`
 // reads the same model from a live database. This file dispatches a statement to its
 // applier.
 
+mod aids;
 mod catalog;
 mod constraints;
 mod drops;
@@ -58,7 +59,6 @@ mod objects;
 mod poison;
 mod renames;
 mod tables;
-mod taken;
 mod types;
 
 pub use catalog::CatalogError;
@@ -93,9 +93,9 @@ pub struct SchemaModel {
     /// (unapplied ones with a database, those added since `lint --base REF` without): no
     /// app has written them yet, so they are empty until the rollout.
     pub pending_tables: HashSet<String>,
-    /// Where the constraints whose indexes take relation names are, so that choosing a
-    /// name PostgreSQL would make up does not look at every table.
-    constraint_indexes: taken::ConstraintIndexes,
+    /// Where to find what refers to an object, so that no statement looks at every
+    /// object of the model (see `aids`).
+    aids: aids::Aids,
 }
 
 impl SchemaModel {

@@ -14,13 +14,15 @@ impl SchemaModel {
     pub(super) fn create_view(&mut self, v: &protobuf::ViewStmt) {
         let Some(rv) = &v.view else { return };
         let reads = v.query.as_deref().map(relations_read).unwrap_or_default();
+        let k = rel_key(rv);
         self.views.insert(
-            rel_key(rv),
+            k.clone(),
             View {
                 materialized: false,
                 reads,
             },
         );
+        self.note_view(&k);
     }
 
     /// `CREATE SEQUENCE`, with the column that owns it (`OWNED BY`).
@@ -31,7 +33,8 @@ impl SchemaModel {
             return;
         }
         let owned_by = owned_by_option(&s.options).flatten();
-        self.sequences.insert(k, Sequence { owned_by });
+        self.sequences.insert(k.clone(), Sequence { owned_by });
+        self.note_sequence(&k);
     }
 
     /// `ALTER SEQUENCE … OWNED BY`: a new owner, or none.
@@ -42,6 +45,7 @@ impl SchemaModel {
             (owned_by_option(&s.options), self.sequences.get_mut(&k))
         {
             sequence.owned_by = owned_by;
+            self.note_sequence(&k);
         }
     }
 

@@ -139,7 +139,7 @@ impl SchemaModel {
         self.views.clear();
         self.sequences.clear();
         self.functions.clear();
-        self.forget_constraint_indexes();
+        self.forget_aids();
     }
 
     /// Forgets every object whose name is one of `words` (lower-cased), or whose schema

@@ -42,7 +42,7 @@ impl SchemaModel {
                 if let Some(check) = t.not_null_checks.remove(&r.subname) {
                     t.not_null_checks.insert(r.newname.clone(), check);
                 }
-                self.note_constraint_indexes(&table);
+                self.note_table(&table);
             }
             (
                 ObjectType::ObjectType
@@ -73,18 +73,8 @@ impl SchemaModel {
                 let old = rel_key(rv);
                 let new = key(&a.newschema, &rv.relname);
                 // A table takes its indexes and owned sequences along.
-                let indexes: Vec<String> = self
-                    .indexes
-                    .iter()
-                    .filter(|(_, i)| i.table == old)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let sequences: Vec<String> = self
-                    .sequences
-                    .iter()
-                    .filter(|(_, s)| s.owned_by.as_ref().is_some_and(|(t, _)| *t == old))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let indexes = self.indexes_on(&old);
+                let sequences = self.sequences_owned_by(&old);
                 self.rekey_relation(&old, &new);
                 for k in indexes.into_iter().chain(sequences) {
                     let moved = key(&a.newschema, name_of(&k));
@@ -131,31 +121,38 @@ impl SchemaModel {
         if old == new {
             return;
         }
+        // Looked up before the table moves: a FOREIGN KEY of the table to itself is
+        // listed under the old key.
+        let referencing = self.tables_referencing(old);
         if let Some(table) = self.tables.remove(old) {
             self.tables.insert(new.to_string(), table);
-            self.note_constraint_indexes(new);
-            for index in self.indexes.values_mut() {
-                if index.table == old {
+            for k in self.indexes_on(old) {
+                if let Some(index) = self.indexes.get_mut(&k) {
                     index.table = new.to_string();
                 }
+                self.note_index(&k);
             }
-            for table in self.tables.values_mut() {
-                for target in table
-                    .constraints
-                    .values_mut()
-                    .filter_map(|c| c.references.as_mut())
-                {
-                    if target.table == old {
-                        target.table = new.to_string();
+            for t in referencing {
+                let t = if t == old { new.to_string() } else { t };
+                if let Some(table) = self.tables.get_mut(&t) {
+                    for target in table
+                        .constraints
+                        .values_mut()
+                        .filter_map(|c| c.references.as_mut())
+                    {
+                        if target.table == old {
+                            target.table = new.to_string();
+                        }
                     }
                 }
+                self.note_table(&t);
             }
-            for sequence in self.sequences.values_mut() {
-                if let Some((t, _)) = &mut sequence.owned_by
-                    && t == old
-                {
+            self.note_table(new);
+            for k in self.sequences_owned_by(old) {
+                if let Some((t, _)) = self.sequences.get_mut(&k).and_then(|s| s.owned_by.as_mut()) {
                     *t = new.to_string();
                 }
+                self.note_sequence(&k);
             }
             if self.pending_tables.remove(old) {
                 self.pending_tables.insert(new.to_string());
@@ -163,18 +160,26 @@ impl SchemaModel {
         }
         if let Some(view) = self.views.remove(old) {
             self.views.insert(new.to_string(), view);
+            self.note_view(new);
         }
         if let Some(sequence) = self.sequences.remove(old) {
             self.sequences.insert(new.to_string(), sequence);
+            self.note_sequence(new);
         }
         if let Some(index) = self.indexes.remove(old) {
             self.indexes.insert(new.to_string(), index);
+            self.note_index(new);
         }
-        for view in self.views.values_mut() {
-            if view.reads.remove(old) {
+        for v in self.views_reading(old) {
+            if let Some(view) = self.views.get_mut(&v)
+                && view.reads.remove(old)
+            {
                 view.reads.insert(new.to_string());
             }
+            self.note_view(&v);
         }
+        // Whatever referred to `old` refers to `new` now, and is listed under it.
+        self.unlist(old);
     }
 
     /// Renames the UNIQUE/PRIMARY KEY/EXCLUDE constraint whose index is `old_index`.
@@ -186,7 +191,7 @@ impl SchemaModel {
             {
                 table.constraints.insert(new_name.to_string(), con);
             }
-            self.note_constraint_indexes(&t);
+            self.note_table(&t);
         }
     }
 
@@ -214,12 +219,17 @@ impl SchemaModel {
                 rename(column);
             }
         }
-        for index in self.indexes.values_mut().filter(|i| i.table == table_key) {
-            index.columns.iter_mut().flatten().for_each(rename);
-            index.involves.iter_mut().for_each(rename);
-            index.involves.sort();
+        for k in self.indexes_on(table_key) {
+            if let Some(index) = self.indexes.get_mut(&k) {
+                index.columns.iter_mut().flatten().for_each(rename);
+                index.involves.iter_mut().for_each(rename);
+                index.involves.sort();
+            }
         }
-        for table in self.tables.values_mut() {
+        for t in self.tables_referencing(table_key) {
+            let Some(table) = self.tables.get_mut(&t) else {
+                continue;
+            };
             for target in table
                 .constraints
                 .values_mut()
@@ -230,10 +240,8 @@ impl SchemaModel {
                 }
             }
         }
-        for sequence in self.sequences.values_mut() {
-            if let Some((t, c)) = &mut sequence.owned_by
-                && t == table_key
-            {
+        for k in self.sequences_owned_by(table_key) {
+            if let Some((_, c)) = self.sequences.get_mut(&k).and_then(|s| s.owned_by.as_mut()) {
                 rename(c);
             }
         }

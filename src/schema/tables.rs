@@ -23,12 +23,13 @@ impl SchemaModel {
         if c.objtype() == ObjectType::ObjectMatview {
             let reads = c.query.as_deref().map(relations_read).unwrap_or_default();
             self.views.insert(
-                k,
+                k.clone(),
                 View {
                     materialized: true,
                     reads,
                 },
             );
+            self.note_view(&k);
         } else {
             self.create_partial_table(k);
         }
@@ -77,7 +78,7 @@ impl SchemaModel {
             }
         }
         self.tables.insert(k.clone(), table);
-        self.note_constraint_indexes(&k);
+        self.note_table(&k);
         for column in owned {
             self.create_owned_sequence(&k, &column);
         }
@@ -147,6 +148,7 @@ impl SchemaModel {
                 owned_by: Some((table_key.to_string(), column.to_string())),
             },
         );
+        self.note_sequence(&key(&schema, &name));
     }
 
     /// `ALTER TABLE`: each sub-command in order, as PostgreSQL runs them.
@@ -198,7 +200,7 @@ impl SchemaModel {
                 {
                     self.add_constraint(&mut table, table_key, relname, con, None);
                     self.tables.insert(table_key.to_string(), table);
-                    self.note_constraint_indexes(table_key);
+                    self.note_table(table_key);
                     if !con.indexname.is_empty() {
                         self.indexes.remove(&in_schema(table_key, &con.indexname));
                     }
@@ -211,7 +213,7 @@ impl SchemaModel {
                 {
                     let owns = self.add_column(&mut table, table_key, relname, def);
                     self.tables.insert(table_key.to_string(), table);
-                    self.note_constraint_indexes(table_key);
+                    self.note_table(table_key);
                     if owns {
                         self.create_owned_sequence(table_key, &def.colname);
                     }
@@ -230,8 +232,7 @@ impl SchemaModel {
                 return;
             }
             T::AtDropIdentity => {
-                let owner = Some((table_key.to_string(), cmd.name.clone()));
-                self.sequences.retain(|_, s| s.owned_by != owner);
+                self.drop_owned_sequences(table_key, Some(&cmd.name));
             }
             T::AtDropConstraint => {
                 let dropped = self.tables.get_mut(table_key).and_then(|t| {
@@ -289,6 +290,9 @@ impl SchemaModel {
                 }
             }
             _ => {}
+        }
+        if cmd.subtype() == T::AtAlterColumnType {
+            self.note_table(table_key);
         }
     }
 }

@@ -59,12 +59,15 @@ impl SchemaModel {
         if let Some(values) = self.enums.remove(old) {
             self.enums.insert(new.to_string(), values);
         }
-        for table in self.tables.values_mut() {
-            for column in table.columns.values_mut() {
-                if column.column_type.name == old {
-                    column.column_type.name = new.to_string();
+        for t in self.tables_with_type(old) {
+            if let Some(table) = self.tables.get_mut(&t) {
+                for column in table.columns.values_mut() {
+                    if column.column_type.name == old {
+                        column.column_type.name = new.to_string();
+                    }
                 }
             }
+            self.note_table(&t);
         }
     }
 }
