@@ -124,9 +124,11 @@ pub fn analyze_release(
     release: &BTreeSet<u64>,
 ) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
     let mut model = SchemaModel::new();
+    // The classifier's copy of `model`, kept in step with it (see `analyze_in`).
+    let mut copy = SchemaModel::new();
     let mut analyzed = Vec::with_capacity(set.migrations.len());
     for migration in &set.migrations {
-        let (result, parsed) = analyze_in(migration, config, &model)?;
+        let (result, parsed) = analyze_in(migration, config, &model, Some(&mut copy))?;
         if let Some(file) = &parsed {
             replay(
                 &mut model,
@@ -153,14 +155,21 @@ pub fn analyze_with_base(
 ) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
     let mut history = SchemaModel::new();
     let mut live = base.clone();
+    // The classifier's copies of both, kept in step with them (see `analyze_in`).
+    let (mut history_copy, mut live_copy) = (SchemaModel::new(), base.clone());
     let mut analyzed = Vec::with_capacity(set.migrations.len());
     for migration in &set.migrations {
         let is_applied = applied.contains(&migration.version);
-        let model = if is_applied { &history } else { &live };
-        let (result, parsed) = analyze_in(migration, config, model)?;
+        let (model, copy) = if is_applied {
+            (&history, &mut history_copy)
+        } else {
+            (&live, &mut live_copy)
+        };
+        let (result, parsed) = analyze_in(migration, config, model, Some(copy))?;
         if let Some(file) = &parsed {
             history.apply_file(file);
             if !is_applied {
+                history_copy.apply_file(file);
                 replay(&mut live, file, &result, true);
             }
         }
@@ -200,14 +209,19 @@ pub fn analyze_one_in(
     config: &Config,
     model: &SchemaModel,
 ) -> Result<AnalyzedMigration, AnalysisError> {
-    analyze_in(migration, config, model).map(|(analyzed, _)| analyzed)
+    analyze_in(migration, config, model, None).map(|(analyzed, _)| analyzed)
 }
 
-/// The analysis of one file, with its parse (to replay it into the model).
+/// The analysis of one file, with its parse (to replay it into the model). `copy`, when
+/// given, is a copy of `model` that the classifier reads the schema as this file's earlier
+/// statements left it from; it comes back with the file applied (unchanged when the file
+/// does not parse, like the model), so the caller keeps it in step with `model` without
+/// copying the whole model for every file, which made the analysis of a folder quadratic.
 fn analyze_in(
     migration: &Migration,
     config: &Config,
     model: &SchemaModel,
+    copy: Option<&mut SchemaModel>,
 ) -> Result<(AnalyzedMigration, Option<sql::ParsedFile>), AnalysisError> {
     let directive_error = |error| AnalysisError {
         path: migration.path.clone(),
@@ -276,10 +290,19 @@ fn analyze_in(
 
     let mut statements = Vec::new();
     if let Some(file) = &file {
-        let verdicts = classify::classify_file(file, model);
-        for (statement, verdict) in file.statements.iter().zip(verdicts) {
+        let verdicts = match copy {
+            Some(copy) => {
+                let (verdicts, applied) =
+                    classify::classify_file_with_copy(file, model, std::mem::take(copy));
+                *copy = applied;
+                verdicts
+            }
+            None => classify::classify_file(file, model),
+        };
+        for (i, (statement, verdict)) in file.statements.iter().zip(verdicts).enumerate() {
             // A `key` directive between the previous statement and this one applies to it.
-            let gap = previous_end(file, statement.start.offset)..=statement.start.offset;
+            let previous_end = i.checked_sub(1).map_or(0, |p| file.statements[p].end);
+            let gap = previous_end..=statement.start.offset;
             let key = located
                 .iter()
                 .filter(|d| gap.contains(&d.end))
@@ -368,16 +391,6 @@ fn analyze_in(
         findings,
     };
     Ok((analyzed, file))
-}
-
-/// The end offset of the statement before the one starting at `offset` (0 for the first).
-fn previous_end(file: &sql::ParsedFile, offset: usize) -> usize {
-    file.statements
-        .iter()
-        .take_while(|s| s.start.offset < offset)
-        .map(|s| s.end)
-        .last()
-        .unwrap_or(0)
 }
 
 /// Marks findings suppressed by `allow` directives: header allows cover the whole file,

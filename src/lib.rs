@@ -19,6 +19,7 @@ pub mod directives;
 pub mod files;
 pub mod gate;
 pub mod lint;
+pub mod names;
 pub mod outcome;
 pub mod phase;
 pub mod post_deploy;

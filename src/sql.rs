@@ -234,9 +234,12 @@ fn split_by_tokens(tokens: &[protobuf::ScanToken], len: usize) -> Vec<(usize, us
     ranges
 }
 
-/// The byte offset of the first token that is not a comment in `[from, to)`.
+/// The byte offset of the first token that is not a comment in `[from, to)`. The tokens
+/// are in file order: a binary search finds where `[from, to)` starts (a scan from the
+/// start of the file for every statement made a long file cost its length squared).
 fn first_token_at(tokens: &[protobuf::ScanToken], from: usize, to: usize) -> Option<usize> {
-    tokens
+    let first = tokens.partition_point(|t| (t.start as usize) < from);
+    tokens[first..]
         .iter()
         .filter(|t| !is_comment(t))
         .map(|t| t.start as usize)

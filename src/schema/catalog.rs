@@ -1,9 +1,10 @@
 //! Reading the model from a live database's catalog (`pg_catalog`).
 
+use super::constraints::not_null_check_column;
 use super::names::signature_text;
 use super::{
     Column, ColumnType, Constraint, ConstraintKind, ForeignKeyTarget, Function, Index, SchemaModel,
-    Sequence, View, not_null_check_column,
+    Sequence, View,
 };
 use pg_query::protobuf::node::Node;
 use sqlx::Row;
@@ -205,6 +206,7 @@ impl SchemaModel {
         read_types_and_routines(pool, &mut model)
             .await
             .map_err(fail)?;
+        model.note_everything();
         Ok(model)
     }
 }

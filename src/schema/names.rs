@@ -19,7 +19,7 @@ pub(super) fn name_of(key: &str) -> &str {
 /// The key of `name` in the schema of `sibling` (an index or a renamed relation lives in
 /// the schema of the object it comes from).
 pub(super) fn in_schema(sibling: &str, name: &str) -> String {
-    crate::classify::names::key(schema_of(sibling), name)
+    crate::names::key(schema_of(sibling), name)
 }
 
 /// The longest prefix of `text` of at most `bytes` bytes that ends on a char boundary.

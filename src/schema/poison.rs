@@ -1,6 +1,11 @@
-//! What a `DO` block may touch, read from its body's text (see the module doc of
-//! [`crate::schema`] for the rule).
+//! Code the model cannot see into: what a `DO` block may touch, read from its body's
+//! text, and what the model forgets for it and for calls of code it does not know (see
+//! the module doc of [`crate::schema`] for the rule).
 
+use super::SchemaModel;
+use super::names::{name_of, schema_of};
+use crate::names::{parts_key, strings};
+use pg_query::NodeRef;
 use pg_query::protobuf::{self, node::Node};
 use std::collections::HashSet;
 
@@ -122,6 +127,75 @@ fn words(body: &str) -> HashSet<String> {
         }
     }
     words
+}
+
+impl SchemaModel {
+    /// Forgets everything (tables created by pending migrations stay pending if a later
+    /// statement of the folder makes them known again).
+    pub(super) fn forget_everything(&mut self) {
+        self.tables.clear();
+        self.indexes.clear();
+        self.enums.clear();
+        self.views.clear();
+        self.sequences.clear();
+        self.functions.clear();
+        self.forget_aids();
+    }
+
+    /// Forgets every object whose name is one of `words` (lower-cased), or whose schema
+    /// is when the body says `SCHEMA`, as a `DROP … CASCADE` of it would; a known
+    /// function named there may run anything, so then everything is forgotten.
+    pub(super) fn forget_mentioned(&mut self, words: &HashSet<String>) {
+        // A schema's name matters only where the body may alter or drop a schema.
+        let schemas_named = words.contains("schema");
+        let mentioned = |k: &String| {
+            words.contains(&name_of(k).to_lowercase())
+                || words.contains(&k.to_lowercase())
+                || (schemas_named
+                    && !schema_of(k).is_empty()
+                    && words.contains(&schema_of(k).to_lowercase()))
+        };
+        if self.functions.keys().any(mentioned) {
+            self.forget_everything();
+            return;
+        }
+        let relations: Vec<String> = self
+            .tables
+            .keys()
+            .chain(self.views.keys())
+            .chain(self.sequences.keys())
+            .chain(self.indexes.keys())
+            .filter(|k| mentioned(k))
+            .cloned()
+            .collect();
+        for k in relations {
+            self.drop_relation(&k);
+        }
+        let types: Vec<String> = self
+            .enums
+            .keys()
+            .filter(|k| mentioned(k))
+            .cloned()
+            .collect();
+        for k in types {
+            self.drop_type(&k);
+        }
+    }
+
+    /// Whether a statement calls a function or procedure the model knows (whose body it
+    /// cannot see).
+    pub(super) fn calls_known_function(&self, node: &Node) -> bool {
+        if self.functions.is_empty() {
+            return false;
+        }
+        node.nodes().into_iter().any(|(n, ..)| match n {
+            NodeRef::FuncCall(call) => {
+                let (k, _) = parts_key(&strings(&call.funcname));
+                self.functions.contains_key(&k)
+            }
+            _ => false,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Unit tests of the replay: one folder's worth of statements, applied in order.
 
 use super::*;
+use std::collections::{BTreeSet, HashMap};
 
 fn model(sql: &str) -> SchemaModel {
     let file = crate::sql::parse_file(sql).expect("parses");
@@ -253,4 +254,136 @@ fn a_do_block_forgets_a_whole_schema_only_when_it_may_alter_one() {
         "{setup} DO $$ BEGIN EXECUTE 'DROP SCHEMA billing CASCADE'; END $$;"
     ));
     assert!(!m.tables.contains_key("billing.notes"));
+}
+
+/// The keys of `map` whose entry passes `keep`, sorted (what a scan of the model finds).
+fn keys_where<V>(map: &HashMap<String, V>, keep: impl Fn(&str, &V) -> bool) -> Vec<String> {
+    let mut keys: Vec<String> = map
+        .iter()
+        .filter(|(k, v)| keep(k, v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Checks every lookup aid against a scan of the whole model, for every key the model
+/// holds or refers to: the aids list candidates, so a lookup must find exactly what a scan
+/// finds.
+fn assert_aids_agree(m: &SchemaModel, after: &str) {
+    let mut relations: BTreeSet<String> = m.tables.keys().cloned().collect();
+    relations.extend(m.views.keys().cloned());
+    relations.extend(m.sequences.keys().cloned());
+    relations.extend(m.indexes.keys().cloned());
+    relations.extend(m.indexes.values().map(|i| i.table.clone()));
+    relations.extend(m.views.values().flat_map(|v| v.reads.iter().cloned()));
+    relations.extend(
+        m.sequences
+            .values()
+            .filter_map(|s| Some(s.owned_by.clone()?.0)),
+    );
+    for table in m.tables.values() {
+        let targets = table
+            .constraints
+            .values()
+            .filter_map(|c| c.references.clone());
+        relations.extend(targets.map(|r| r.table));
+    }
+    for r in &relations {
+        let on_r = keys_where(&m.indexes, |_, i| &i.table == r);
+        assert_eq!(m.indexes_on(r), on_r, "indexes on {r} after {after}");
+        let to_r = keys_where(&m.tables, |_, t| {
+            let mut targets = t.constraints.values().filter_map(|c| c.references.as_ref());
+            targets.any(|t| &t.table == r)
+        });
+        assert_eq!(m.tables_referencing(r), to_r, "FKs to {r} after {after}");
+        let of_r = keys_where(&m.sequences, |_, s| {
+            s.owned_by.as_ref().is_some_and(|o| &o.0 == r)
+        });
+        assert_eq!(
+            m.sequences_owned_by(r),
+            of_r,
+            "sequences of {r} after {after}"
+        );
+        let reading_r = keys_where(&m.views, |_, v| v.reads.contains(r));
+        assert_eq!(m.views_reading(r), reading_r, "views of {r} after {after}");
+    }
+    for (key, table) in &m.tables {
+        for column in table.columns.values() {
+            let ty = &column.column_type.name;
+            let typed = keys_where(&m.tables, |_, t| {
+                t.columns.values().any(|c| &c.column_type.name == ty)
+            });
+            assert_eq!(
+                m.tables_with_type(ty),
+                typed,
+                "columns of {ty} after {after}"
+            );
+        }
+        let schema = names::schema_of(key);
+        for (name, c) in &table.constraints {
+            let holders = keys_where(&m.tables, |t, tab| {
+                names::schema_of(t) == schema
+                    && tab
+                        .constraints
+                        .get(name)
+                        .is_some_and(|c| c.kind.has_index())
+            });
+            let found = m.tables_with_constraint_index(schema, name);
+            assert_eq!(found, holders, "holders of {name} after {after}");
+            let k = crate::names::key(schema, name);
+            let relation = [
+                m.tables.contains_key(&k),
+                m.views.contains_key(&k),
+                m.sequences.contains_key(&k),
+                m.indexes.contains_key(&k),
+            ];
+            let taken = c.kind.has_index() || relation.contains(&true);
+            assert_eq!(m.relation_taken(&k), taken, "{k} taken after {after}");
+        }
+    }
+}
+
+#[test]
+fn lookup_aids_find_what_a_scan_of_the_model_finds() {
+    let statements = [
+        "CREATE TABLE orgs (id serial PRIMARY KEY, code text UNIQUE, kind mood)",
+        "CREATE TYPE mood AS ENUM ('ok', 'sad')",
+        "CREATE TABLE users (id bigserial PRIMARY KEY, org_id int REFERENCES orgs, boss bigint REFERENCES users, m mood, email text, CONSTRAINT users_email_key UNIQUE (email))",
+        "CREATE INDEX ON users (org_id)",
+        "CREATE INDEX users_m_idx ON users (m) WHERE email IS NOT NULL",
+        "CREATE VIEW org_users AS SELECT u.id FROM users u JOIN orgs o ON o.id = u.org_id",
+        "CREATE VIEW top AS SELECT * FROM org_users",
+        "CREATE MATERIALIZED VIEW counts AS SELECT count(*) FROM users",
+        "CREATE SEQUENCE tickets OWNED BY users.id",
+        "ALTER TABLE users RENAME COLUMN org_id TO organization_id",
+        "ALTER TABLE users RENAME TO people",
+        "ALTER TABLE people RENAME CONSTRAINT users_email_key TO people_email_key",
+        "ALTER INDEX people_email_key RENAME TO people_mail_key",
+        "ALTER TABLE orgs RENAME TO organizations",
+        "ALTER TYPE mood RENAME TO feeling",
+        "CREATE SCHEMA app",
+        "ALTER TABLE people SET SCHEMA app",
+        "ALTER TABLE app.people ADD COLUMN extra int UNIQUE",
+        "ALTER TABLE app.people ADD CONSTRAINT people_code_fk FOREIGN KEY (email) REFERENCES organizations (code)",
+        "ALTER TABLE app.people ALTER COLUMN extra TYPE feeling USING NULL",
+        "ALTER TABLE app.people ALTER COLUMN id DROP IDENTITY",
+        "ALTER SEQUENCE tickets OWNED BY organizations.id",
+        "ALTER VIEW top RENAME TO top_users",
+        "ALTER TABLE app.people DROP COLUMN organization_id",
+        "CREATE TABLE users (id int PRIMARY KEY)",
+        "ALTER SCHEMA app RENAME TO core",
+        "DROP TYPE feeling CASCADE",
+        "DROP TABLE organizations CASCADE",
+        "CREATE TABLE organizations (id int PRIMARY KEY, code text UNIQUE)",
+        "ALTER TABLE core.people ADD CONSTRAINT again FOREIGN KEY (email) REFERENCES organizations (code)",
+        "DROP SCHEMA core CASCADE",
+        "DROP TABLE users, organizations",
+    ];
+    let mut m = SchemaModel::new();
+    for sql in statements {
+        let file = crate::sql::parse_file(sql).expect("parses");
+        m.apply_file(&file);
+        assert_aids_agree(&m, sql);
+    }
 }

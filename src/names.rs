@@ -1,5 +1,5 @@
-//! Names and expressions: how the classifier reads identifiers, types and default
-//! expressions out of the parse tree.
+//! Names and expressions: how the classifier and the schema model read identifiers, types and
+//! default expressions out of the parse tree (pure; no other module of concertina).
 
 use pg_query::NodeRef;
 use pg_query::protobuf::node::Node;

@@ -1,0 +1,278 @@
+//! The model's data types: what it records of each object (tables with their columns and
+//! constraints, indexes, views, sequences, functions), as the replay and the catalog
+//! reader build them and the classifier reads them.
+
+use crate::names::strings;
+use pg_query::protobuf::node::Node;
+use pg_query::protobuf::{self, ConstrType};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+/// A column's type as written: base name (`varchar`, `numeric`, `text`…) and modifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnType {
+    /// The base type name, without `pg_catalog.` or `public.` (`varchar`, `int4`,
+    /// `numeric`, `mood`, `billing.status`).
+    pub name: String,
+    /// Length / precision and scale (`varchar(20)` → `[20]`, `numeric(10,2)` → `[10, 2]`).
+    pub modifiers: Vec<i32>,
+    /// Whether it is an array type.
+    pub array: bool,
+}
+
+impl ColumnType {
+    /// Reads a parse-tree type name.
+    pub fn of(t: &protobuf::TypeName) -> ColumnType {
+        let names = strings(&t.names);
+        let name = match names.as_slice() {
+            [schema, name] if schema == "pg_catalog" || schema == "public" => name.clone(),
+            other => other.join("."),
+        };
+        let modifiers = t
+            .typmods
+            .iter()
+            .filter_map(|m| match m.node.as_ref() {
+                Some(Node::AConst(c)) => match c.val.as_ref() {
+                    Some(protobuf::a_const::Val::Ival(i)) => Some(i.ival),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        ColumnType {
+            name,
+            modifiers,
+            array: !t.array_bounds.is_empty(),
+        }
+    }
+
+    /// Whether changing a column from `self` to `to` accepts every old value unchanged and
+    /// needs no rewrite: varchar(n)→varchar(m≥n)/varchar/text, numeric(p,s)→numeric(p2≥p,s)
+    /// or unconstrained numeric, and the same type.
+    pub fn widens_to(&self, to: &ColumnType) -> bool {
+        if self.array != to.array {
+            return false;
+        }
+        if self == to {
+            return true;
+        }
+        let text_like = |n: &str| matches!(n, "varchar" | "text");
+        match (self.name.as_str(), to.name.as_str()) {
+            ("varchar", "text") | ("text", "text") => true,
+            ("varchar", "varchar") => match (self.modifiers.first(), to.modifiers.first()) {
+                (_, None) => true,
+                (Some(old), Some(new)) => new >= old,
+                (None, Some(_)) => false,
+            },
+            ("numeric", "numeric") => match (self.modifiers.as_slice(), to.modifiers.as_slice()) {
+                (_, []) => true,
+                ([p, s], [p2, s2]) => s == s2 && p2 >= p,
+                ([p], [p2]) => p2 >= p,
+                ([p], [p2, 0]) => p2 >= p,
+                _ => false,
+            },
+            (a, b) => a == b && text_like(a) && self.modifiers.is_empty(),
+        }
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if !self.modifiers.is_empty() {
+            let mods: Vec<String> = self.modifiers.iter().map(ToString::to_string).collect();
+            write!(f, "({})", mods.join(","))?;
+        }
+        if self.array {
+            f.write_str("[]")?;
+        }
+        Ok(())
+    }
+}
+
+/// The kind of a table constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    /// CHECK.
+    Check,
+    /// FOREIGN KEY.
+    ForeignKey,
+    /// UNIQUE.
+    Unique,
+    /// PRIMARY KEY.
+    PrimaryKey,
+    /// EXCLUDE.
+    Exclude,
+    /// A named NOT NULL constraint (PostgreSQL 18).
+    NotNull,
+}
+
+impl ConstraintKind {
+    pub(super) fn of(contype: ConstrType) -> Option<ConstraintKind> {
+        Some(match contype {
+            ConstrType::ConstrCheck => ConstraintKind::Check,
+            ConstrType::ConstrForeign => ConstraintKind::ForeignKey,
+            ConstrType::ConstrUnique => ConstraintKind::Unique,
+            ConstrType::ConstrPrimary => ConstraintKind::PrimaryKey,
+            ConstrType::ConstrExclusion => ConstraintKind::Exclude,
+            ConstrType::ConstrNotnull => ConstraintKind::NotNull,
+            _ => return None,
+        })
+    }
+
+    /// Whether dropping it only accepts more rows (CHECK, FOREIGN KEY, NOT NULL) rather
+    /// than removing an index the old app relies on.
+    pub fn drop_widens(self) -> bool {
+        matches!(
+            self,
+            ConstraintKind::Check | ConstraintKind::ForeignKey | ConstraintKind::NotNull
+        )
+    }
+
+    /// Whether PostgreSQL backs it with an index (UNIQUE, PRIMARY KEY, EXCLUDE).
+    pub(super) fn has_index(self) -> bool {
+        matches!(
+            self,
+            ConstraintKind::Unique | ConstraintKind::PrimaryKey | ConstraintKind::Exclude
+        )
+    }
+}
+
+impl fmt::Display for ConstraintKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConstraintKind::Check => "CHECK",
+            ConstraintKind::ForeignKey => "FOREIGN KEY",
+            ConstraintKind::Unique => "UNIQUE",
+            ConstraintKind::PrimaryKey => "PRIMARY KEY",
+            ConstraintKind::Exclude => "EXCLUDE",
+            ConstraintKind::NotNull => "NOT NULL",
+        })
+    }
+}
+
+/// What a FOREIGN KEY references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKeyTarget {
+    /// The referenced table's key.
+    pub table: String,
+    /// The referenced columns in key order; `None` when written without a column list and
+    /// the referenced table's primary key was unknown.
+    pub columns: Option<Vec<String>>,
+}
+
+/// One table constraint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint {
+    /// Its kind.
+    pub kind: ConstraintKind,
+    /// The columns it involves: key order for PRIMARY KEY, UNIQUE, FOREIGN KEY, EXCLUDE and
+    /// NOT NULL; every column a CHECK reads, sorted by name. `None` when unknown (an
+    /// expression in an EXCLUDE, a constraint read from an index the model did not know).
+    pub columns: Option<Vec<String>>,
+    /// For a FOREIGN KEY, what it references.
+    pub references: Option<ForeignKeyTarget>,
+}
+
+impl Constraint {
+    /// Whether it may involve `column` (an unknown column list may).
+    pub(super) fn may_involve(&self, column: &str) -> bool {
+        self.columns
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|c| c == column))
+    }
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Its type.
+    pub column_type: ColumnType,
+    /// Whether it is NOT NULL.
+    pub not_null: bool,
+    /// Whether it has a default (or identity / generated / serial).
+    pub has_default: bool,
+}
+
+/// One table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    /// Columns by name.
+    pub columns: HashMap<String, Column>,
+    /// Constraints by name.
+    pub constraints: HashMap<String, Constraint>,
+    /// `CHECK (col IS NOT NULL)` constraints by name: (column, validated).
+    pub not_null_checks: HashMap<String, (String, bool)>,
+    /// Whether it may have columns (and constraints) the model does not know: made by
+    /// `CREATE TABLE … AS`, `SELECT … INTO`, `LIKE`, `INHERITS`, `PARTITION OF` or `OF`.
+    pub partial: bool,
+}
+
+/// One index made by `CREATE [UNIQUE] INDEX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// The key of its table.
+    pub table: String,
+    /// Whether it is UNIQUE.
+    pub unique: bool,
+    /// Its key columns in order; `None` when one of them is an expression.
+    pub columns: Option<Vec<String>>,
+    /// Every column it uses (keys, INCLUDE, expressions, WHERE), sorted: dropping any of
+    /// them drops the index.
+    pub involves: Vec<String>,
+}
+
+/// A view or materialized view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// Whether it is a materialized view.
+    pub materialized: bool,
+    /// The keys of the relations its query reads (tables, views, sequences).
+    pub reads: BTreeSet<String>,
+}
+
+/// A sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequence {
+    /// The (table key, column) that owns it (`serial`, identity, `OWNED BY`).
+    pub owned_by: Option<(String, String)>,
+}
+
+/// A function or procedure name with its overloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// Whether it is a procedure (run by `CALL`).
+    pub procedure: bool,
+    /// The argument type lists of its overloads (`int4,text`; empty for no arguments).
+    pub signatures: BTreeSet<String>,
+}
+
+/// The indexes and constraints that go with a column when it is dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnDependents {
+    /// Indexes (made by `CREATE INDEX`) that use the column.
+    pub indexes: Vec<String>,
+    /// Constraints of its table that involve the column.
+    pub constraints: Vec<String>,
+    /// FOREIGN KEYs of other tables that reference it, as `table.constraint`: PostgreSQL
+    /// refuses the drop without CASCADE while they exist.
+    pub referencing: Vec<String>,
+    /// Views that read its table (they may use the column: then PostgreSQL refuses the
+    /// drop without CASCADE).
+    pub views: Vec<String>,
+}
+
+/// The primary key columns of a table, if known.
+pub(super) fn primary_key_of(table: &Table) -> Option<&[String]> {
+    table
+        .constraints
+        .values()
+        .find(|c| c.kind == ConstraintKind::PrimaryKey)
+        .and_then(|c| c.columns.as_deref())
+}
+
+/// Whether dropping `column` drops index `i` (an expression index with an unknown key
+/// list counts when its expressions may read it).
+pub(super) fn index_may_use(i: &Index, column: &str) -> bool {
+    i.involves.iter().any(|c| c == column) || (i.columns.is_none() && i.involves.is_empty())
+}
