@@ -1,7 +1,7 @@
 //! The command line: the clap definitions and the dispatch to [`crate::commands`].
 
 use crate::commands::args::BackfillArgs;
-use crate::commands::gate::GateArgs;
+use crate::commands::gate::GateCommandArgs;
 use crate::commands::lint::LintArgs;
 use crate::commands::post_deploy::PostDeployArgs;
 use crate::commands::pre_deploy::PreDeployArgs;
@@ -64,7 +64,7 @@ pub enum Command {
     /// Run pending backfills whose gates hold, in resumable batches
     Backfill(BackfillArgs),
     /// Judge the gate of a migration (default: the next pending gated one)
-    Gate(GateArgs),
+    Gate(GateCommandArgs),
     /// Backfills, then contracts whose gates hold (after the rollout)
     PostDeploy(PostDeployArgs),
     /// Compare checksums of applied migrations with the files

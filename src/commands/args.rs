@@ -65,6 +65,27 @@ impl BackfillArgs {
     }
 }
 
+/// How a command that judges gates reaches the cluster and how long it waits.
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// Watch pods and workloads until each gate holds or --timeout ends
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits for each gate
+    #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DUR")]
+    pub timeout: Duration,
+    /// kubeconfig context [default: the config's, else the current one]
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+impl GateArgs {
+    /// How long to wait for a gate: `None` judges once.
+    pub fn wait(&self) -> Option<Duration> {
+        self.wait.then_some(self.timeout)
+    }
+}
+
 /// Parses a duration like `30s`, `5m` or `500ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)

@@ -1,32 +1,25 @@
 //! `concertina gate [VERSION] [--wait] [--timeout DUR] [--context NAME]`.
 
-use super::args::parse_duration;
+use super::args::GateArgs;
 use super::{CommandError, Context, Exit, Format};
 use crate::analysis::AnalyzedMigration;
 use crate::gate::{self, GateVerdict, judge_requires, record};
 use clap::Args;
 use serde_json::json;
 use sqlx::PgPool;
-use std::time::Duration;
 
 /// `gate` arguments.
 #[derive(Debug, Args)]
-pub struct GateArgs {
+pub struct GateCommandArgs {
     /// The migration version whose gate to judge [default: the next pending gated migration]
     pub version: Option<u64>,
-    /// Watch pods and workloads until the gate holds or the timeout ends
-    #[arg(long)]
-    pub wait: bool,
-    /// How long --wait waits
-    #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DUR")]
-    pub timeout: Duration,
-    /// kubeconfig context [default: the config's, else the current one]
-    #[arg(long)]
-    pub context: Option<String>,
+    /// The cluster and the wait.
+    #[command(flatten)]
+    pub gate: GateArgs,
 }
 
 /// Runs the command: picks the migration, judges its gate, records and prints the verdict.
-pub async fn run(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
+pub async fn run(ctx: &Context, args: &GateCommandArgs) -> Result<Exit, CommandError> {
     ctx.require_human_or_json("gate")?;
     let analyzed = ctx.analyze()?;
     let (migration, pool) = match args.version {
@@ -80,10 +73,10 @@ pub async fn run(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
     let verdict = if requires.is_empty() {
         GateVerdict::holds()
     } else {
-        if args.wait {
+        if args.gate.wait {
             tracing::info!(
                 "waiting up to {} for the gate of migration {} ({})",
-                humantime::format_duration(args.timeout),
+                humantime::format_duration(args.gate.timeout),
                 migration.migration.version,
                 migration.gate_text()
             );
@@ -91,8 +84,8 @@ pub async fn run(ctx: &Context, args: &GateArgs) -> Result<Exit, CommandError> {
         judge_requires(
             &ctx.config,
             requires,
-            args.context.as_deref(),
-            args.wait.then_some(args.timeout),
+            args.gate.context.as_deref(),
+            args.gate.wait(),
         )
         .await
     };

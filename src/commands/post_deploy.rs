@@ -1,7 +1,7 @@
 //! `concertina post-deploy [--wait] [--timeout DUR]`: after the rollout, the backfills, then
 //! the contracts whose gates hold.
 
-use super::args::{BackfillArgs, RunnerArgs, parse_duration};
+use super::args::{BackfillArgs, GateArgs, RunnerArgs};
 use super::backfill::{human as backfill_human, progress_mode, settings as backfill_settings};
 use super::{CommandError, Context, Exit, Format, print_json};
 use crate::post_deploy::{self, ContractState, PostDeployOutcome};
@@ -9,20 +9,13 @@ use crate::runner::RunSettings;
 use clap::Args;
 use serde_json::json;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 /// `post-deploy` arguments.
 #[derive(Debug, Args)]
 pub struct PostDeployArgs {
-    /// Wait (watching) for gates to hold, up to --timeout
-    #[arg(long)]
-    pub wait: bool,
-    /// How long --wait waits for each gate
-    #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DUR")]
-    pub timeout: Duration,
-    /// kubeconfig context [default: the config's, else the current one]
-    #[arg(long)]
-    pub context: Option<String>,
+    /// The cluster and the wait.
+    #[command(flatten)]
+    pub gate: GateArgs,
     /// Runner settings.
     #[command(flatten)]
     pub runner: RunnerArgs,
@@ -38,8 +31,8 @@ pub async fn run(ctx: &Context, args: &PostDeployArgs) -> Result<Exit, CommandEr
     let run_settings = RunSettings::resolve(&ctx.config.runner, &args.runner.overrides());
     run_settings.check().map_err(CommandError::usage)?;
     let mut backfill_settings = backfill_settings(ctx, &args.backfill)?;
-    backfill_settings.gate_context = args.context.clone();
-    backfill_settings.gate_wait = args.wait.then_some(args.timeout);
+    backfill_settings.gate_context = args.gate.context.clone();
+    backfill_settings.gate_wait = args.gate.wait();
     backfill_settings.progress = progress_mode(ctx);
     let pool = ctx.connect().await?;
     // From here a SIGTERM (an eviction) or SIGINT stops the run between batches, exit 3.
