@@ -340,6 +340,15 @@ fn plain_message(error: &sqlx::Error) -> String {
     }
 }
 
+/// PostgreSQL's message with its DETAIL (for a failed unique build: the duplicated key).
+fn message_with_detail(error: &sqlx::Error) -> String {
+    let message = plain_message(error);
+    match database_error(error).and_then(PgDatabaseError::detail) {
+        Some(detail) => format!("{message} (detail: {detail})"),
+        None => message,
+    }
+}
+
 fn db_failure(migration: &AnalyzedMigration) -> impl Fn(sqlx::Error) -> RunError + '_ {
     move |error| RunError::Database {
         path: migration.migration.path.clone(),
@@ -860,7 +869,10 @@ async fn run_alone(
                     path: migration.migration.path.clone(),
                     line,
                     indexes: invalid,
-                    cause: format!("the CONCURRENTLY build failed: {}", plain_message(&error)),
+                    cause: format!(
+                        "the CONCURRENTLY build failed: {}",
+                        message_with_detail(&error)
+                    ),
                 });
             }
             Some(error) => {
