@@ -1,6 +1,7 @@
 //! The command line: the clap definitions and the dispatch to [`crate::commands`].
 
 use crate::commands::args::BackfillArgs;
+use crate::commands::baseline::BaselineArgs;
 use crate::commands::gate::GateCommandArgs;
 use crate::commands::lint::LintArgs;
 use crate::commands::post_deploy::PostDeployArgs;
@@ -69,6 +70,8 @@ pub enum Command {
     PostDeploy(PostDeployArgs),
     /// Compare checksums of applied migrations with the files
     Verify,
+    /// Record every file up to --through VERSION as applied without running it (adopt an existing database). Exit 0, 2 refused
+    Baseline(BaselineArgs),
 }
 
 /// Runs a parsed command line and returns the exit code. An error is printed on stderr;
@@ -104,6 +107,7 @@ impl Command {
             Command::Gate(_) => "gate",
             Command::PostDeploy(_) => "post-deploy",
             Command::Verify => "verify",
+            Command::Baseline(_) => "baseline",
         }
     }
 }
@@ -124,5 +128,6 @@ async fn dispatch(cli: &Cli) -> Result<Exit, CommandError> {
         Command::Gate(args) => commands::gate::run(&ctx, args).await,
         Command::PostDeploy(args) => commands::post_deploy::run(&ctx, args).await,
         Command::Verify => commands::verify::run(&ctx).await,
+        Command::Baseline(args) => commands::baseline::run(&ctx, args).await,
     }
 }

@@ -127,6 +127,8 @@ pub struct AppliedRow {
     pub applied_by: String,
     /// The concertina version that applied it.
     pub concertina_version: String,
+    /// Recorded by `baseline` without being run (the database already had it).
+    pub baselined: bool,
 }
 
 /// One row of `concertina.migration_progress`: a statement-by-statement migration that
@@ -270,8 +272,9 @@ pub async fn applied<'c>(
         return Ok(BTreeMap::new());
     }
     let rows = sqlx::query(
-        "SELECT version, name, phase, checksum, started_at, finished_at, duration_ms, applied_by, concertina_version \
-         FROM concertina.applied_migrations ORDER BY version",
+        "SELECT version, name, phase, checksum, started_at, finished_at, duration_ms, applied_by, concertina_version, \
+         coalesce((to_jsonb(m) ->> 'baselined')::boolean, false) AS baselined \
+         FROM concertina.applied_migrations m ORDER BY version",
     )
     .fetch_all(&mut *conn)
     .await
@@ -289,6 +292,7 @@ pub async fn applied<'c>(
                 duration_ms: row.try_get("duration_ms").map_err(&read)?,
                 applied_by: row.try_get("applied_by").map_err(&read)?,
                 concertina_version: row.try_get("concertina_version").map_err(&read)?,
+                baselined: row.try_get("baselined").map_err(&read)?,
             })
         })
         .map(|row: Result<AppliedRow, StateQueryError>| row.map(|r| (r.version, r)))
@@ -303,8 +307,8 @@ pub async fn insert_applied(
 ) -> Result<(), StateQueryError> {
     sqlx::query(
         "INSERT INTO concertina.applied_migrations \
-         (version, name, phase, checksum, started_at, finished_at, duration_ms, applied_by, concertina_version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         (version, name, phase, checksum, started_at, finished_at, duration_ms, applied_by, concertina_version, baselined) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(version_to_db(row.version)?)
     .bind(&row.name)
@@ -315,6 +319,7 @@ pub async fn insert_applied(
     .bind(row.duration_ms)
     .bind(&row.applied_by)
     .bind(&row.concertina_version)
+    .bind(row.baselined)
     .execute(conn)
     .await
     .map_err(StateQueryError::wrap("record the applied migration in"))?;

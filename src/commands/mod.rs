@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod backfill;
+pub mod baseline;
 pub mod errors;
 pub mod gate;
 pub mod lint;

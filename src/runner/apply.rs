@@ -437,6 +437,7 @@ fn applied_row(
         duration_ms: (finished_at - started_at).num_milliseconds().max(0),
         applied_by: settings.applied_by.clone(),
         concertina_version: env!("CARGO_PKG_VERSION").to_string(),
+        baselined: false,
     }
 }
 

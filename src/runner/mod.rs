@@ -7,6 +7,7 @@
 //! `commands::pre_deploy`, `status` and `verify` render what these return.
 
 mod apply;
+mod baseline;
 mod lock;
 mod pre_deploy;
 
@@ -14,6 +15,7 @@ pub use apply::{
     AppliedRecord, RunError, RunSettings, apply_migration, is_transaction_control, locate,
     needs_no_transaction, runnable_statements, uses_concurrently,
 };
+pub use baseline::{BaselineError, BaselineOutcome, baseline};
 pub use lock::{LockError, RUNNER_LOCK_KEY, RunnerLock};
 pub use pre_deploy::{DryRun, PreDeployEvent, PreDeployOutcome, pre_deploy, pre_deploy_dry_run};
 
@@ -328,6 +330,9 @@ impl DatabaseState {
     pub fn migration_state(&self, migration: &Migration) -> (&'static str, String) {
         if let Some(row) = self.applied.get(&migration.version) {
             let when = row.finished_at.format("%Y-%m-%d %H:%M");
+            if row.checksum == migration.checksum && row.baselined {
+                return ("baselined", format!("baselined {when} (not run)"));
+            }
             if row.checksum == migration.checksum {
                 return ("applied", format!("applied {when}"));
             }
@@ -420,6 +425,7 @@ mod tests {
             duration_ms: 3,
             applied_by: "pod-a".into(),
             concertina_version: "0.1.0".into(),
+            baselined: false,
         }
     }
 
