@@ -55,6 +55,9 @@ pub struct DirectiveError {
 pub fn parse_all(comments: &[LineComment]) -> Result<Vec<Located>, DirectiveError> {
     let mut found = Vec::new();
     for comment in comments {
+        if comment.kind == crate::sql::CommentKind::Block {
+            continue;
+        }
         let Some(rest) = strip_prefix_ignore_case(&comment.body, PREFIX) else {
             continue;
         };
@@ -86,6 +89,7 @@ pub fn parse_lines(text: &str) -> Result<Vec<Located>, DirectiveError> {
                 },
                 end: offset + line.len(),
                 body: body.trim().to_string(),
+                kind: crate::sql::CommentKind::Line,
             });
         }
         offset += line.len();

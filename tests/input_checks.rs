@@ -1,0 +1,199 @@
+//! Bad and unusual input end to end, through the binary: deep but valid SQL, stray entries
+//! in the migrations folder, malformed directives and directive typos, errors at the line
+//! where they start, hostile sizes.
+#[path = "support/runner.rs"]
+mod runner_support;
+mod support;
+
+use runner_support::text;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A migrations folder holding `files` (name, body).
+fn migrations(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, body) in files {
+        std::fs::write(dir.path().join(name), body).expect("write a migration");
+    }
+    dir
+}
+
+/// `concertina --migrations DIR ARGS` in DIR with no database, ended after 60 s (nothing
+/// here may block: a FIFO must be refused, not opened).
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(support::binary())
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .arg("--migrations")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run concertina");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("concertina {args:?} hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// `lint --format json` of `dir`: exit code and document.
+fn lint_json(dir: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = run(dir, &["--format", "json", "lint"]);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    (out.status.code(), doc)
+}
+
+/// `SELECT 'a' || 'a' || … AS x` with `n` operands.
+fn chain(op: &str, operand: &str, n: usize) -> String {
+    format!("SELECT {} AS x", vec![operand; n].join(op))
+}
+
+/// A view over `n` nested derived tables.
+fn derived_view(name: &str, n: usize) -> String {
+    let mut select = "SELECT 1 AS x".to_string();
+    for i in 0..n {
+        select = format!("SELECT * FROM ({select}) AS t{i}");
+    }
+    format!("CREATE VIEW {name} AS {select}")
+}
+
+/// Runs `sql` on the database at `url`: PostgreSQL's own word on it.
+async fn postgres_runs(url: &str, sql: &str) -> Result<(), String> {
+    let mut conn = runner_support::connect(url).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn deep_valid_sql_lints_like_shallow_sql_and_postgresql_runs_it() {
+    let db = support::fresh_database().await;
+    for (shallow, deep) in [
+        (chain(" || ", "'a'", 2), chain(" || ", "'a'", 48)),
+        (chain(" + ", "1", 2), chain(" + ", "1", 48)),
+        (derived_view("v", 1), derived_view("v", 23)),
+    ] {
+        postgres_runs(&db, &deep)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL refuses {deep}: {e}"));
+        let judge = |sql: &str| {
+            let dir = migrations(&[("1_x.sql", &format!("{sql};\n"))]);
+            let (code, doc) = lint_json(dir.path());
+            let file = &doc["files"][0];
+            (
+                code,
+                file["phase"].clone(),
+                file["findings"].clone(),
+                file["statements"][0]["class"].clone(),
+                file["statements"][0]["kind"].clone(),
+            )
+        };
+        let expected = judge(&shallow);
+        assert_eq!(expected.0, Some(0), "{shallow}: {expected:?}");
+        assert_eq!(judge(&deep), expected, "{deep}");
+    }
+}
+
+#[tokio::test]
+async fn statements_too_deep_to_judge_are_unknown_with_a_reason_never_a_crash() {
+    let db = support::fresh_database().await;
+    // PostgreSQL (max_stack_depth 2MB) runs 1,000 operands and refuses 10,000.
+    postgres_runs(&db, &chain(" || ", "'a'", 1_000))
+        .await
+        .expect("PostgreSQL runs 1,000 operands");
+    let refused = postgres_runs(&db, &chain(" + ", "1", 10_000)).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("stack depth")),
+        "{refused:?}"
+    );
+    for sql in [
+        chain(" || ", "'a'", 1_000),
+        chain(" || ", "'a'", 10_000),
+        chain(" + ", "1", 10_000),
+    ] {
+        let dir = migrations(&[("1_x.sql", &format!("SELECT 1;\n{sql};\n"))]);
+        let (code, doc) = lint_json(dir.path());
+        assert_eq!(code, Some(1), "{doc}");
+        let findings = doc["files"][0]["findings"].as_array().expect("findings");
+        assert!(
+            findings.iter().all(|f| f["rule"] != "syntax-error"),
+            "{doc}"
+        );
+        let finding = findings
+            .iter()
+            .find(|f| f["rule"] == "unknown-statement")
+            .unwrap_or_else(|| panic!("an unknown-statement finding: {doc}"));
+        assert_eq!(finding["line"], 2, "{doc}");
+        let message = finding["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("nested") || message.contains("stack"),
+            "{message}"
+        );
+        // Declaring the phase makes the file lint clean, as for any unknown statement.
+        let dir = migrations(&[(
+            "1_x.sql",
+            &format!("-- concertina: phase=expand\nSELECT 1;\n{sql};\n"),
+        )]);
+        let out = run(dir.path(), &["lint"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(!text(&out).contains("syntax-error"), "{}", text(&out));
+    }
+}
+
+#[cfg(unix)]
+#[cfg(unix)]
+#[test]
+fn unterminated_tokens_are_reported_where_they_start_quoting_one_short_line() {
+    let tail = format!(" {}\nmore;\n", "x".repeat(1 << 20));
+    for opening in ["'abc", "$$abc", "\"abc", "/* abc"] {
+        let dir = migrations(&[(
+            "1_q.sql",
+            &format!("SELECT 1;\n\nSELECT 2, {opening}{tail}"),
+        )]);
+        let out = run(dir.path(), &["lint"]);
+        let report = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{opening}: {report}");
+        assert!(report.contains("1_q.sql:3:11"), "{opening}: {report}");
+        assert!(!report.contains(":1:1"), "{opening}: {report}");
+        assert!(report.len() < 3_000, "{opening}: {} bytes", report.len());
+    }
+    // A lone `\r` ends a line; `\r\n` ends one line, not two.
+    let dir = migrations(&[("1_q.sql", "SELECT 1;\rSELEC 2;\r\nSELECT 3;\rSELEC 4;\r")]);
+    let out = run(dir.path(), &["lint"]);
+    let report = text(&out);
+    assert!(
+        report.contains("1_q.sql:2:1") && report.contains("1_q.sql:4:1"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_20_mb_single_line_file_gives_one_short_message() {
+    let huge = "x".repeat(20 << 20);
+    for (sql, code) in [
+        (format!("SELECT '{huge}';"), 0),
+        (format!("SELEC '{huge}';"), 1),
+        (format!("SELECT '{huge}"), 1),
+    ] {
+        let dir = migrations(&[("1_big.sql", &sql)]);
+        let out = run(dir.path(), &["lint"]);
+        let report = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}",
+            report.chars().take(2_000).collect::<String>()
+        );
+        assert!(report.len() < 3_000, "{} bytes", report.len());
+    }
+}
