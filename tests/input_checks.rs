@@ -151,7 +151,98 @@ async fn statements_too_deep_to_judge_are_unknown_with_a_reason_never_a_crash() 
 }
 
 #[cfg(unix)]
+#[test]
+fn entries_named_like_migrations_that_are_not_ones_are_errors_naming_them() {
+    use std::os::unix::fs::symlink;
+    let mkfifo = |path: &Path| {
+        let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+        assert!(status.success());
+    };
+    type Make<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Make, &str)> = vec![
+        (
+            "2_b.SQL",
+            Box::new(|d| std::fs::write(d.join("2_b.SQL"), "SELECT 1;").expect("write")),
+            "must be lower-case `.sql`; rename it to 2_b.sql",
+        ),
+        (
+            "2_b.sql",
+            Box::new(|d| symlink("gone.sql", d.join("2_b.sql")).expect("link")),
+            "a symbolic link to gone.sql, which does not exist",
+        ),
+        (
+            "2_b.sql",
+            Box::new(|d| {
+                symlink("2_c.sql", d.join("2_b.sql")).expect("link");
+                symlink("2_b.sql", d.join("2_c.sql")).expect("link");
+            }),
+            "symbolic links",
+        ),
+        (
+            "2_b.sql",
+            Box::new(|d| mkfifo(&d.join("2_b.sql"))),
+            "a FIFO (named pipe), not a regular file",
+        ),
+        (
+            "0003_x.sql",
+            Box::new(|d| std::fs::create_dir(d.join("0003_x.sql")).expect("mkdir")),
+            "a directory named like a migration",
+        ),
+    ];
+    for (name, make, expected) in cases {
+        let dir = migrations(&[("1_a.sql", "SELECT 1;\n")]);
+        make(dir.path());
+        for args in [&["lint"][..], &["plan"]] {
+            let out = run(dir.path(), args);
+            let report = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {report}");
+            assert!(
+                report.contains(name) && report.contains(expected),
+                "{name} {args:?}: expected `{expected}` in {report}"
+            );
+        }
+    }
+}
+
 #[cfg(unix)]
+#[test]
+fn lint_paths_must_be_migrations_and_a_fifo_is_refused_unopened() {
+    let dir = migrations(&[("1_a.sql", "SELECT 1;\n"), ("README.md", "# notes\n")]);
+    for special in ["some.fifo.sql", "2_b.sql"] {
+        let status = Command::new("mkfifo")
+            .arg(dir.path().join(special))
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+    }
+    for (path, expected) in [
+        ("README.md", "README.md: not a migration file"),
+        ("some.fifo.sql", "some.fifo.sql: a FIFO (named pipe)"),
+        ("2_b.sql", "2_b.sql: a FIFO (named pipe)"),
+        ("missing.sql", "cannot read missing.sql"),
+    ] {
+        let out = run(dir.path(), &["lint", path]);
+        assert_eq!(out.status.code(), Some(2), "{path}: {}", text(&out));
+        assert!(text(&out).contains(expected), "{path}: {}", text(&out));
+    }
+    let out = run(dir.path(), &["lint", "1_a.sql"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn documented_non_migration_files_in_the_folder_are_left_alone() {
+    let dir = migrations(&[
+        ("1_a.sql", "SELECT 1;\n"),
+        ("README.md", "# migrations\n"),
+        (".gitkeep", ""),
+        ("concertina.toml", "[runner]\n"),
+        ("notes.txt", "later\n"),
+    ]);
+    std::fs::create_dir(dir.path().join("archive")).expect("mkdir");
+    let out = run(dir.path(), &["lint"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
 #[test]
 fn unterminated_tokens_are_reported_where_they_start_quoting_one_short_line() {
     let tail = format!(" {}\nmore;\n", "x".repeat(1 << 20));
@@ -196,4 +287,21 @@ fn a_20_mb_single_line_file_gives_one_short_message() {
         );
         assert!(report.len() < 3_000, "{} bytes", report.len());
     }
+}
+
+#[test]
+fn invalid_utf8_is_an_error_naming_file_line_and_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("1_u.sql"),
+        b"SELECT 1;\nSELECT '\xc3\xa9\xff';\n",
+    )
+    .expect("write");
+    let out = run(dir.path(), &["lint"]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert!(
+        report.contains("1_u.sql:2:10: not UTF-8 text (byte 0xff at byte offset 20)"),
+        "{report}"
+    );
 }
