@@ -244,6 +244,82 @@ fn documented_non_migration_files_in_the_folder_are_left_alone() {
 }
 
 #[test]
+fn malformed_key_directives_fail_lint_at_their_file_and_line() {
+    for key in [
+        "key=(",
+        "key=(\"a)",
+        "key=(a b)",
+        "key=(a;b)",
+        "key=(\"\")",
+        "key=(a) trailing",
+    ] {
+        let dir = migrations(&[(
+            "1_b.backfill.sql",
+            &format!("-- fill the new column\n-- concertina: {key}\nUPDATE t SET a = 1;\n"),
+        )]);
+        let out = run(dir.path(), &["lint"]);
+        let report = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{key}: {report}");
+        assert!(report.contains("1_b.backfill.sql:2:1: "), "{key}: {report}");
+        assert!(report.contains("key=(…)"), "{key}: {report}");
+    }
+}
+
+#[test]
+fn directive_typos_fail_lint_with_the_corrected_form() {
+    for (comment, corrected) in [
+        (
+            "-- concertina requires api>=2",
+            Some("-- concertina: requires api>=2"),
+        ),
+        (
+            "-- concertina : phase=contract",
+            Some("-- concertina: phase=contract"),
+        ),
+        (
+            "-- CONCERTINA: phase=contract",
+            Some("-- concertina: phase=contract"),
+        ),
+        (
+            "--Concertina:no-transaction",
+            Some("-- concertina: no-transaction"),
+        ),
+        (
+            "-- concertina: phaze=contract",
+            Some("-- concertina: phase=contract"),
+        ),
+        (
+            "/* concertina: phase=contract */",
+            Some("-- concertina: phase=contract"),
+        ),
+        ("-- concertina= requires", None),
+        ("-- concertina runs this file in one transaction", None),
+    ] {
+        let dir = migrations(&[(
+            "1_a.sql",
+            &format!("CREATE TABLE t (id int);\n{comment}\nCREATE TABLE u (id int);\n"),
+        )]);
+        let out = run(dir.path(), &["lint"]);
+        let report = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{comment}: {report}");
+        assert!(report.contains("1_a.sql:2:1: "), "{comment}: {report}");
+        if let Some(corrected) = corrected {
+            assert!(
+                report.contains(&format!("did you mean `{corrected}`")),
+                "{comment}: {report}"
+            );
+        }
+    }
+    // Prose that mentions concertina after its first word is a comment like any other.
+    let dir = migrations(&[(
+        "1_a.sql",
+        "-- backfilled by concertina in batches\n-- concertina's runner wraps this file\nCREATE TABLE t (id int);\n",
+    )]);
+    let out = run(dir.path(), &["lint"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
 fn unterminated_tokens_are_reported_where_they_start_quoting_one_short_line() {
     let tail = format!(" {}\nmore;\n", "x".repeat(1 << 20));
     for opening in ["'abc", "$$abc", "\"abc", "/* abc"] {
