@@ -150,6 +150,35 @@ async fn statements_too_deep_to_judge_are_unknown_with_a_reason_never_a_crash() 
     }
 }
 
+#[test]
+fn the_deepest_statement_judged_is_classified_on_a_tokio_sized_stack() {
+    use concertina::sql::parse_file;
+    // The longest `||` chain whose tree is kept (sql::MAX_JUDGED_DEPTH), found from above.
+    let mut n = 520;
+    let file = loop {
+        let file = parse_file(&chain(" || ", "'a'", n)).expect("parses");
+        if file.statements[0].node.is_some() {
+            break file;
+        }
+        n -= 5;
+    };
+    assert!(n >= 400, "{n}");
+    // A tokio worker thread has 2 MiB: classify, replay into the schema model, drop there.
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let model = concertina::schema::SchemaModel::new();
+            let verdicts = concertina::classify::classify_file(&file, &model);
+            assert_eq!(verdicts[0].class, concertina::phase::Class::Expand);
+            let mut replayed = model.clone();
+            replayed.apply_file(&file);
+            drop(file);
+        })
+        .expect("spawn")
+        .join()
+        .expect("no stack overflow");
+}
+
 #[cfg(unix)]
 #[test]
 fn entries_named_like_migrations_that_are_not_ones_are_errors_naming_them() {
