@@ -410,3 +410,38 @@ fn invalid_utf8_is_an_error_naming_file_line_and_byte() {
         "{report}"
     );
 }
+
+/// Every rs file under `dir`.
+fn sources(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read src") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn every_parse_goes_through_the_parser_stack() {
+    // prost decodes without a nesting limit: a parse tree decoded on a tokio worker's 2 MiB
+    // stack can overflow it. sql::parse_file and sql::parse_tree run on their own stack.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let offenders: Vec<String> = sources(&src)
+        .into_iter()
+        .filter(|file| !file.ends_with("sql.rs"))
+        .filter(|file| {
+            std::fs::read_to_string(file)
+                .expect("read")
+                .contains("pg_query::parse(")
+        })
+        .map(|file| file.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "call crate::sql::parse_tree instead of pg_query::parse in {offenders:?}"
+    );
+}
