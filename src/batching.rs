@@ -162,7 +162,7 @@ pub fn check_own_source(statement: &BatchableStatement) -> Result<(), Unbatchabl
 
 /// Parses one statement and checks that it can be restricted to a key range.
 pub fn analyze_statement(text: &str) -> Result<BatchableStatement, Unbatchable> {
-    let parsed = pg_query::parse(text, 0).map_err(|e| {
+    let parsed = crate::sql::parse_tree(text).map_err(|e| {
         unbatchable(
             format!("PostgreSQL cannot parse this statement: {e}"),
             "fix the statement",
@@ -423,12 +423,13 @@ fn range_predicate(qualifier: &str, key: &[KeyColumn], with_lower: bool) -> Stri
 }
 
 fn parse_predicate(predicate: &str) -> Result<protobuf::Node, Unbatchable> {
-    let parsed = pg_query::parse(&format!("SELECT FROM x WHERE {predicate}"), 0).map_err(|e| {
-        unbatchable(
-            format!("the key predicate `{predicate}` does not parse: {e}"),
-            "check the key's column types",
-        )
-    })?;
+    let parsed =
+        crate::sql::parse_tree(&format!("SELECT FROM x WHERE {predicate}")).map_err(|e| {
+            unbatchable(
+                format!("the key predicate `{predicate}` does not parse: {e}"),
+                "check the key's column types",
+            )
+        })?;
     let mut stmts = parsed.protobuf.stmts;
     match stmts.pop().and_then(|s| s.stmt).and_then(|n| n.node) {
         Some(N::SelectStmt(select)) => select

@@ -147,11 +147,16 @@ fn classify_statements(ctx: &mut FileContext, file: &ParsedFile) -> Vec<Statemen
         let block_before = ctx.open_block;
         let mut verdict = match &statement.node {
             Some(node) => ctx.statement(node, statement),
-            None => StatementVerdict::new(
-                Class::Neutral,
-                "empty statement",
-                "an empty statement does nothing",
-            ),
+            None => match &statement.unjudged {
+                Some(reason) => {
+                    StatementVerdict::new(Class::Unknown, "deeply nested statement", reason)
+                }
+                None => StatementVerdict::new(
+                    Class::Neutral,
+                    "empty statement",
+                    "an empty statement does nothing",
+                ),
+            },
         };
         if verdict.needs_no_transaction
             && let Some(begin_line) = block_before.or(ctx.open_block)

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 /// The tables a statement names (schema `public` folded away), from PostgreSQL's parse tree.
 pub fn touched_tables(statement: &str) -> BTreeSet<String> {
-    match pg_query::parse(statement, 0) {
+    match crate::sql::parse_tree(statement) {
         Ok(result) => result
             .tables()
             .into_iter()

@@ -589,7 +589,7 @@ async fn blocking_sessions(pool: &PgPool, statement: &str) -> String {
 type BlockingSession = (i32, String, Option<String>, Option<f64>, String, String);
 
 async fn blocking_sessions_on(conn: &mut PgConnection, statement: &str) -> String {
-    let tables: Vec<String> = pg_query::parse(statement, 0)
+    let tables: Vec<String> = crate::sql::parse_tree(statement)
         .map(|parsed| parsed.tables())
         .unwrap_or_default();
     let rows: Result<Vec<BlockingSession>, _> =

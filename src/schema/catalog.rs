@@ -367,7 +367,7 @@ fn catalog_modifiers(type_name: &str, typmod: i32) -> Vec<i32> {
 /// it, parsed back through the same reader the replay uses.
 fn check_definition_column(definition: &str) -> Option<String> {
     let sql = format!("ALTER TABLE t ADD {definition}");
-    let parsed = pg_query::parse(&sql, 0).ok()?;
+    let parsed = crate::sql::parse_tree(&sql).ok()?;
     let stmt = parsed
         .protobuf
         .stmts
