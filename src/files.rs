@@ -95,9 +95,9 @@ pub enum LoadError {
         /// The name it should have.
         renamed: String,
     },
-    /// A version too long for 64 bits.
+    /// A version larger than PostgreSQL's bigint.
     #[error(
-        "{path}: version has more than 19 digits; use a timestamp (YYYYMMDDHHMMSS) or a sequence number"
+        "{path}: the version is larger than PostgreSQL's bigint (9223372036854775807), where concertina records it; use a timestamp (YYYYMMDDHHMMSS) or a sequence number"
     )]
     VersionTooLong {
         /// The offending file.
@@ -240,9 +240,13 @@ pub fn parse_file_name(path: &Path) -> Result<Option<FileName>, LoadError> {
     if description.contains('.') {
         return Err(bad());
     }
+    // Versions are recorded as bigint: a larger one is refused here, when the folder is
+    // read (lint, --dry-run), not by the first INSERT of a real run.
     let version = digits
         .parse::<u64>()
-        .map_err(|_| LoadError::VersionTooLong { path: path.into() })?;
+        .ok()
+        .filter(|v| i64::try_from(*v).is_ok())
+        .ok_or_else(|| LoadError::VersionTooLong { path: path.into() })?;
     Ok(Some(FileName {
         version,
         description: description.to_string(),

@@ -65,3 +65,28 @@ fn out_of_range_durations_and_sizes_are_refused_up_front_naming_the_flag() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_version_above_postgresql_bigint_is_refused_when_the_folder_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("migrations/9223372036854775808_t.sql"),
+        "CREATE TABLE t (id int PRIMARY KEY);\n",
+    )
+    .expect("write");
+    for args in [&["lint"][..], &["pre-deploy", "--dry-run"][..]] {
+        let output = std::process::Command::new(support::binary())
+            .current_dir(dir.path())
+            .args(args)
+            .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/postgres")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("9223372036854775808_t.sql") && stderr.contains("bigint"),
+            "{stderr}"
+        );
+    }
+}
