@@ -1,13 +1,12 @@
 //! A backfill SIGKILLed at random moments and resumed changes every row exactly once.
-#[path = "support/backfill.rs"]
-mod helpers;
 mod support;
 
-use helpers::{command, exec, project, scalar};
 use rand::Rng;
 use sqlx::PgPool;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use support::db::{exec, scalar};
+use support::project::{FIXTURE, project};
 
 const ROWS: i64 = 20_000;
 
@@ -23,13 +22,14 @@ async fn killed_backfills_resume_and_change_every_row_exactly_once() {
         ),
     )
     .await;
-    let dir = project(
-        &[(
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[(
             "0001_count.backfill.sql",
             "UPDATE counters SET n = n + 1;\n",
-        )],
-        None,
-    );
+        )])
+        .build();
+    let cli = dir.against(&url).log("warn");
     // Tiny batches with a pause, so every run is cut off somewhere in the middle.
     let args = [
         "backfill",
@@ -49,7 +49,8 @@ async fn killed_backfills_resume_and_change_every_row_exactly_once() {
     let mut killed_mid_run = 0;
     let started = Instant::now();
     for run in 0..20 {
-        let mut child = command(dir.path(), &url, &args)
+        let mut child = cli
+            .command(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -116,15 +117,8 @@ async fn killed_backfills_resume_and_change_every_row_exactly_once() {
         "the killed runs already finished everything"
     );
 
-    let output = command(dir.path(), &url, &["backfill"])
-        .output()
-        .expect("final run");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let output = cli.run(&["backfill"]);
+    assert_eq!(output.code, Some(0), "{}", output.stdout);
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM counters WHERE n <> 1").await,
         0
@@ -134,11 +128,9 @@ async fn killed_backfills_resume_and_change_every_row_exactly_once() {
         1
     );
     // Recorded as applied: a further run changes nothing.
-    let output = command(dir.path(), &url, &["backfill"])
-        .output()
-        .expect("another run");
-    assert_eq!(output.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("no pending backfills"));
+    let output = cli.run(&["backfill"]);
+    assert_eq!(output.code, Some(0));
+    assert!(output.stdout.contains("no pending backfills"));
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM counters WHERE n <> 1").await,
         0

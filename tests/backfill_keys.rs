@@ -4,8 +4,10 @@ mod helpers;
 mod support;
 
 use concertina::backfill::BackfillState;
-use helpers::{exec, project, quick, run, run_library, scalar};
+use helpers::{quick, run_library};
 use sqlx::PgPool;
+use support::db::{exec, scalar};
+use support::project::{FIXTURE, project};
 
 #[tokio::test]
 async fn composite_uuid_text_and_declared_keys_are_walked_completely() {
@@ -29,8 +31,9 @@ async fn composite_uuid_text_and_declared_keys_are_walked_completely() {
         "#,
     )
     .await;
-    let dir = project(
-        &[
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[
             ("0001_comp.backfill.sql", "UPDATE comp SET n = n + 1;\n"),
             (
                 "0002_uuid.backfill.sql",
@@ -45,10 +48,9 @@ async fn composite_uuid_text_and_declared_keys_are_walked_completely() {
                 "0005_copy.backfill.sql",
                 "INSERT INTO dst (id, v) SELECT id, v FROM src WHERE v IS NOT NULL;\nDELETE FROM src WHERE v IS NULL;\n",
             ),
-        ],
-        None,
-    );
-    let outcome = run_library(dir.path(), &pool, &quick(97)).await;
+        ])
+        .build();
+    let outcome = run_library(&dir, &pool, &quick(97)).await;
     for b in &outcome.backfills {
         assert_eq!(b.state, BackfillState::Done, "{}: {:?}", b.name, b.message);
         assert!(b.batches > 1, "{} ran in {} batches", b.name, b.batches);
@@ -85,7 +87,7 @@ async fn composite_uuid_text_and_declared_keys_are_walked_completely() {
     assert_eq!(progress[0].rows_scanned, 5000);
 
     // Finished backfills never run again.
-    let again = run_library(dir.path(), &pool, &quick(97)).await;
+    let again = run_library(&dir, &pool, &quick(97)).await;
     assert!(again.backfills.is_empty());
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM comp WHERE n <> 1").await,
@@ -153,10 +155,10 @@ async fn unsplittable_statements_and_bad_keys_are_clear_errors_that_change_nothi
     ];
     for (sql, location, expected) in cases {
         let name = location.split(':').next().unwrap();
-        let dir = project(&[(name, sql)], None);
-        let output = run(dir.path(), &url, &["backfill"]);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(output.status.code(), Some(1), "{name}: {stdout}");
+        let dir = project().header(FIXTURE).files(&[(name, sql)]).build();
+        let output = dir.against(&url).log("warn").run(&["backfill"]);
+        let stdout = &output.stdout;
+        assert_eq!(output.code, Some(1), "{name}: {stdout}");
         assert!(
             stdout.contains(location),
             "{name}: expected {location} in {stdout}"

@@ -4,8 +4,10 @@ mod helpers;
 mod support;
 
 use concertina::backfill::BackfillState;
-use helpers::{exec, project, quick, run_library, scalar};
+use helpers::{quick, run_library};
 use sqlx::PgPool;
+use support::db::{applied_versions, exec, scalar};
+use support::project::{FIXTURE, project};
 
 const CONFIG: &str =
     "[apps.api]\nselector = \"app=api\"\nversion = \"label:app.kubernetes.io/version\"\n";
@@ -22,17 +24,18 @@ async fn a_gated_backfill_waits_and_changes_nothing() {
          INSERT INTO u (id) SELECT g FROM generate_series(1, 500) g;",
     )
     .await;
-    let dir = project(
-        &[
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[
             ("0001_first.backfill.sql", "UPDATE u SET n = n + 1;\n"),
             (
                 "0002_gated.backfill.sql",
                 "-- concertina: requires api>=2.0.0\nUPDATE t SET n = n + 1;\n",
             ),
             ("0003_later.backfill.sql", "UPDATE u SET n = n + 10;\n"),
-        ],
-        Some(CONFIG),
-    );
+        ])
+        .config(CONFIG)
+        .build();
     // A cluster that does not answer: the gate cannot be judged, so it blocks (3). (With
     // no credentials at all it would be a configuration error, 2.)
     let kubeconfig = dir.path().join("kubeconfig");
@@ -41,19 +44,10 @@ async fn a_gated_backfill_waits_and_changes_nothing() {
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: shop\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
     )
     .unwrap();
-    let output = helpers::command(dir.path(), &url, &["--format", "json", "backfill"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let backfill = dir.against(&url).log("warn").kubeconfig(&kubeconfig);
+    let output = backfill.run(&["--format", "json", "backfill"]);
+    assert_eq!(output.code, Some(3), "{}", output.stderr);
+    let json = output.json();
     let states: Vec<&str> = json["backfills"]
         .as_array()
         .unwrap()
@@ -84,21 +78,13 @@ async fn a_gated_backfill_waits_and_changes_nothing() {
         .await,
         0
     );
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM concertina.applied_migrations ORDER BY 1")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let applied = applied_versions(&pool).await;
     assert_eq!(applied, vec![1]);
 
     // Human output names the gate.
-    let output = helpers::command(dir.path(), &url, &["backfill"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let output = backfill.run(&["backfill"]);
+    assert_eq!(output.code, Some(3));
+    let stdout = &output.stdout;
     assert!(
         stdout.contains("waiting for its gate `requires api>=2.0.0`"),
         "{stdout}"
@@ -116,14 +102,14 @@ async fn a_failed_batch_keeps_earlier_batches_and_resumes_after_the_fix() {
          UPDATE t SET d = 0 WHERE id = 2000;",
     )
     .await;
-    let dir = project(
-        &[(
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[(
             "0001_divide.backfill.sql",
             "UPDATE t SET n = n + 1, q = 100 / d;\n",
-        )],
-        None,
-    );
-    let first = run_library(dir.path(), &pool, &quick(100)).await;
+        )])
+        .build();
+    let first = run_library(&dir, &pool, &quick(100)).await;
     let report = &first.backfills[0];
     assert_eq!(report.state, BackfillState::Failed);
     let message = report.message.as_deref().unwrap();
@@ -149,7 +135,7 @@ async fn a_failed_batch_keeps_earlier_batches_and_resumes_after_the_fix() {
     );
 
     exec(&pool, "UPDATE t SET d = 1").await;
-    let second = run_library(dir.path(), &pool, &quick(100)).await;
+    let second = run_library(&dir, &pool, &quick(100)).await;
     assert_eq!(
         second.backfills[0].state,
         BackfillState::Done,
@@ -164,20 +150,20 @@ async fn a_failed_batch_keeps_earlier_batches_and_resumes_after_the_fix() {
 
     // The file may not change under a started backfill: a new one is refused, the old state kept.
     exec(&pool, "CREATE TABLE v (id int PRIMARY KEY, n int NOT NULL DEFAULT 0); INSERT INTO v SELECT g FROM generate_series(1, 300) g;").await;
-    let dir = project(
-        &[(
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[(
             "0002_v.backfill.sql",
             "UPDATE v SET n = n + 1 WHERE id > 0;\n",
-        )],
-        None,
-    );
+        )])
+        .build();
     exec(
         &pool,
         "INSERT INTO concertina.backfill_progress (version, statement_index, table_name, key_columns, checksum, last_key)
          VALUES (2, 0, 'public.v', '{id}', 'an-older-checksum', '{100}')",
     )
     .await;
-    let changed = run_library(dir.path(), &pool, &quick(100)).await;
+    let changed = run_library(&dir, &pool, &quick(100)).await;
     assert_eq!(changed.backfills[0].state, BackfillState::Failed);
     assert!(
         changed.backfills[0]
@@ -202,15 +188,15 @@ async fn two_runners_never_run_the_same_backfill_twice() {
          INSERT INTO t (id) SELECT g FROM generate_series(1, 20000) g;",
     )
     .await;
-    let dir = project(
-        &[("0001_count.backfill.sql", "UPDATE t SET n = n + 1;\n")],
-        None,
-    );
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[("0001_count.backfill.sql", "UPDATE t SET n = n + 1;\n")])
+        .build();
     let other = PgPool::connect(&url).await.unwrap();
     let settings = quick(200);
     let (a, b) = tokio::join!(
-        run_library(dir.path(), &pool, &settings),
-        run_library(dir.path(), &other, &settings),
+        run_library(&dir, &pool, &settings),
+        run_library(&dir, &other, &settings),
     );
     let mut states = vec![a.backfills[0].state, b.backfills[0].state];
     states.sort_by_key(|s| format!("{s:?}"));
@@ -235,10 +221,10 @@ async fn lock_timeouts_are_retried_then_reported_as_busy_and_resume() {
          INSERT INTO t (id) SELECT g FROM generate_series(1, 1000) g;",
     )
     .await;
-    let dir = project(
-        &[("0001_count.backfill.sql", "UPDATE t SET n = n + 1;\n")],
-        None,
-    );
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[("0001_count.backfill.sql", "UPDATE t SET n = n + 1;\n")])
+        .build();
     // An app transaction holds row 500 for longer than the backfill is willing to wait.
     let mut app = pool.begin().await.unwrap();
     sqlx::query("UPDATE t SET n = n WHERE id = 500")
@@ -249,7 +235,7 @@ async fn lock_timeouts_are_retried_then_reported_as_busy_and_resume() {
     settings.lock_timeout = std::time::Duration::from_millis(100);
     settings.max_attempts = 3;
     settings.target_batch = std::time::Duration::from_secs(10);
-    let blocked = run_library(dir.path(), &pool, &settings).await;
+    let blocked = run_library(&dir, &pool, &settings).await;
     let report = &blocked.backfills[0];
     assert_eq!(
         report.state,
@@ -273,7 +259,7 @@ async fn lock_timeouts_are_retried_then_reported_as_busy_and_resume() {
     );
     app.rollback().await.unwrap();
 
-    let resumed = run_library(dir.path(), &pool, &settings).await;
+    let resumed = run_library(&dir, &pool, &settings).await;
     assert_eq!(resumed.backfills[0].state, BackfillState::Done);
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM t WHERE n <> 1").await,

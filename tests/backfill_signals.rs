@@ -2,14 +2,14 @@
 //! where and how to resume, exits 3; `status` then says `interrupted`, not `running`; a
 //! failed batch fixed by editing the file continues with `--accept-edit VERSION`, no SQL by
 //! hand; every row ends changed exactly once.
-#[path = "support/backfill.rs"]
-mod helpers;
 mod support;
 
-use helpers::{command, exec, project, run, scalar};
 use sqlx::PgPool;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use support::cli::Run;
+use support::db::{exec, scalar};
+use support::project::{FIXTURE, project};
 
 const ROWS: i64 = 5_000;
 
@@ -24,27 +24,19 @@ async fn counters(pool: &PgPool) {
     .await;
 }
 
-fn text(output: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_backfill_stops_between_batches_and_exits_3() {
     let url = support::fresh_database().await;
     let pool = PgPool::connect(&url).await.unwrap();
     counters(&pool).await;
-    let dir = project(
-        &[(
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[(
             "0001_count.backfill.sql",
             "UPDATE counters SET n = n + 1;\n",
-        )],
-        None,
-    );
+        )])
+        .build();
+    let cli = dir.against(&url).log("warn");
     concertina::state::ensure_schema(&pool).await.unwrap();
     let args = [
         "backfill",
@@ -55,7 +47,8 @@ async fn sigterm_mid_backfill_stops_between_batches_and_exits_3() {
         "--sleep-ms",
         "5",
     ];
-    let child = command(dir.path(), &url, &args)
+    let child = cli
+        .command(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -72,9 +65,9 @@ async fn sigterm_mid_backfill_stops_between_batches_and_exits_3() {
         .status()
         .expect("kill");
     assert!(kill.success());
-    let output = child.wait_with_output().expect("wait");
-    let all = text(&output);
-    assert_eq!(output.status.code(), Some(3), "{all}");
+    let output = Run::from(child.wait_with_output().expect("wait"));
+    let all = output.text();
+    assert_eq!(output.code, Some(3), "{all}");
     assert!(signalled.elapsed() < Duration::from_secs(10), "{all}");
     assert!(all.contains("stopped by SIGTERM"), "{all}");
     assert!(all.contains("resume"), "{all}");
@@ -86,8 +79,8 @@ async fn sigterm_mid_backfill_stops_between_batches_and_exits_3() {
     );
 
     // Nobody runs it now: status says so, with when and how to resume.
-    let status = run(dir.path(), &url, &["--format", "json", "status"]);
-    let document: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let status = cli.run(&["--format", "json", "status"]);
+    let document = status.json();
     assert_eq!(
         document["backfills"][0]["state"], "interrupted",
         "{document}"
@@ -100,8 +93,8 @@ async fn sigterm_mid_backfill_stops_between_batches_and_exits_3() {
         "{document}"
     );
 
-    let resumed = run(dir.path(), &url, &["backfill"]);
-    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let resumed = cli.run(&["backfill"]);
+    assert_eq!(resumed.code, Some(0), "{}", resumed.text());
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM counters WHERE n = 1").await,
         ROWS
@@ -116,63 +109,56 @@ async fn a_failed_backfill_fixed_in_its_file_continues_with_accept_edit() {
     counters(&pool).await;
     // Row 3000 divides by zero: the batches before it commit, the one holding it fails.
     exec(&pool, "UPDATE counters SET d = 0 WHERE id = 3000").await;
-    let dir = project(
-        &[(
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[(
             "0001_count.backfill.sql",
             "UPDATE counters SET n = n + 1 + 0 / d;\n",
-        )],
-        None,
-    );
-    let first = run(dir.path(), &url, &["backfill", "--batch-size", "500"]);
-    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+        )])
+        .build();
+    let cli = dir.against(&url).log("warn");
+    let first = cli.run(&["backfill", "--batch-size", "500"]);
+    assert_eq!(first.code, Some(1), "{}", first.text());
     assert!(
-        text(&first).contains("division by zero"),
+        first.text().contains("division by zero"),
         "{}",
-        text(&first)
+        first.text()
     );
     let kept = scalar(&pool, "SELECT count(*) FROM counters WHERE n = 1").await;
     assert!(kept > 0 && kept < ROWS, "earlier batches are kept: {kept}");
 
     // The author fixes the statement. A plain rerun refuses the edited file and names the
     // command that works.
-    std::fs::write(
-        dir.path().join("migrations/0001_count.backfill.sql"),
-        format!(
-            "{}UPDATE counters SET n = n + 1 + COALESCE(0 / NULLIF(d, 0), 0);\n",
-            helpers::HEADER
-        ),
-    )
-    .unwrap();
-    let refused = run(dir.path(), &url, &["backfill", "--batch-size", "500"]);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
-    assert!(
-        text(&refused).contains("--accept-edit 1"),
-        "{}",
-        text(&refused)
+    dir.write(
+        "0001_count.backfill.sql",
+        "UPDATE counters SET n = n + 1 + COALESCE(0 / NULLIF(d, 0), 0);\n",
     );
-    let status = run(dir.path(), &url, &["status"]);
+    let refused = cli.run(&["backfill", "--batch-size", "500"]);
+    assert_eq!(refused.code, Some(1), "{}", refused.text());
     assert!(
-        text(&status).contains("--accept-edit"),
+        refused.text().contains("--accept-edit 1"),
+        "{}",
+        refused.text()
+    );
+    let status = cli.run(&["status"]);
+    assert!(
+        status.text().contains("--accept-edit"),
         "status names the way out: {}",
-        text(&status)
+        status.text()
     );
 
-    let fixed = run(
-        dir.path(),
-        &url,
-        &["backfill", "--batch-size", "500", "--accept-edit", "1"],
-    );
-    assert_eq!(fixed.status.code(), Some(0), "{}", text(&fixed));
+    let fixed = cli.run(&["backfill", "--batch-size", "500", "--accept-edit", "1"]);
+    assert_eq!(fixed.code, Some(0), "{}", fixed.text());
     // Exactly once: the kept batches were not redone, the rest ran once.
     assert_eq!(
         scalar(&pool, "SELECT count(*) FROM counters WHERE n = 1").await,
         ROWS
     );
     // Back to green: applied with the new checksum, so verify passes.
-    let verify = run(dir.path(), &url, &["verify"]);
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
-    let status = run(dir.path(), &url, &["--format", "json", "status"]);
-    let document: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let verify = cli.run(&["verify"]);
+    assert_eq!(verify.code, Some(0), "{}", verify.text());
+    let status = cli.run(&["--format", "json", "status"]);
+    let document = status.json();
     assert_eq!(document["backfills"][0]["state"], "done", "{document}");
     pool.close().await;
 }

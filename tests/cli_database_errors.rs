@@ -5,35 +5,22 @@
 
 mod support;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
+use support::cli::Run;
+use support::project::project;
 
-/// Runs the binary on an empty migrations folder with `url` as `DATABASE_URL`.
-fn concertina(url: &str, args: &[&str]) -> (Output, Duration) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("migrations/0001_t.sql"),
-        "CREATE TABLE t (id int PRIMARY KEY);\n",
-    )
-    .expect("write");
+/// Runs the binary on a project of one migration with `url` as `DATABASE_URL`.
+fn concertina(url: &str, args: &[&str]) -> (Run, Duration) {
+    let dir = project()
+        .files(&[("0001_t.sql", "CREATE TABLE t (id int PRIMARY KEY);\n")])
+        .build();
     let started = Instant::now();
-    let output = std::process::Command::new(support::binary())
-        .current_dir(dir.path())
-        .args(args)
+    let run = dir
+        .cli()
         .env("DATABASE_URL", url)
         .env_remove("PGPASSWORD")
-        .output()
-        .expect("run concertina");
-    (output, started.elapsed())
-}
-
-fn everything(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+        .run(args);
+    (run, started.elapsed())
 }
 
 #[test]
@@ -51,7 +38,7 @@ fn no_password_is_printed_whatever_the_url_looks_like() {
             &["plan"][..],
         ] {
             let (output, _) = concertina(url, command);
-            let text = everything(&output);
+            let text = output.text();
             assert!(
                 !text.contains(secret),
                 "{url} {command:?} printed the password:\n{text}"
@@ -66,7 +53,7 @@ fn no_password_is_printed_whatever_the_url_looks_like() {
                 }
             }
             assert!(
-                matches!(output.status.code(), Some(2 | 3)),
+                matches!(output.code, Some(2 | 3)),
                 "{url} {command:?}: {text}"
             );
         }
@@ -77,11 +64,11 @@ fn no_password_is_printed_whatever_the_url_looks_like() {
 fn a_string_that_is_not_a_postgres_url_is_a_configuration_error() {
     for url in ["u:secretpw@127.0.0.1", "postgres://u:secret pw@127.0.0.1/x"] {
         let (output, _) = concertina(url, &["pre-deploy"]);
-        assert_eq!(output.status.code(), Some(2), "{}", everything(&output));
+        assert_eq!(output.code, Some(2), "{}", output.text());
         assert!(
-            everything(&output).contains("not a PostgreSQL URL"),
+            output.text().contains("not a PostgreSQL URL"),
             "{}",
-            everything(&output)
+            output.text()
         );
     }
 }
@@ -90,8 +77,8 @@ fn a_string_that_is_not_a_postgres_url_is_a_configuration_error() {
 fn a_refused_connection_says_so_within_seconds_and_exits_3() {
     // Port 1 on the loopback: nothing listens, the kernel refuses at once.
     let (output, elapsed) = concertina("postgres://postgres@127.0.0.1:1/postgres", &["pre-deploy"]);
-    let text = everything(&output);
-    assert_eq!(output.status.code(), Some(3), "{text}");
+    let text = output.text();
+    assert_eq!(output.code, Some(3), "{text}");
     assert!(text.contains("connection refused"), "{text}");
     assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}: {text}");
 }
@@ -101,8 +88,8 @@ async fn a_database_or_role_the_server_refuses_is_exit_2_with_its_reason() {
     let db = support::fresh_database().await;
     let missing = support::replace_database(&db, "concertina_no_such_database");
     let (output, _) = concertina(&missing, &["pre-deploy"]);
-    let text = everything(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
+    let text = output.text();
+    assert_eq!(output.code, Some(2), "{text}");
     assert!(
         text.contains("3D000") && text.contains("refused the connection"),
         "{text}"
@@ -115,8 +102,8 @@ async fn a_database_or_role_the_server_refuses_is_exit_2_with_its_reason() {
     let mut role = url::Url::parse(&db).expect("url");
     role.set_username("concertina_no_such_role").expect("user");
     let (output, _) = concertina(role.as_str(), &["pre-deploy"]);
-    let text = everything(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
+    let text = output.text();
+    assert_eq!(output.code, Some(2), "{text}");
     assert!(text.contains("28000"), "{text}");
 }
 
@@ -126,9 +113,8 @@ fn json_stays_json_when_the_database_is_unreachable() {
         "postgres://postgres@127.0.0.1:1/postgres",
         &["--format", "json", "pre-deploy"],
     );
-    assert_eq!(output.status.code(), Some(3));
-    let document: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("one JSON document on stdout");
+    assert_eq!(output.code, Some(3));
+    let document = output.json();
     assert_eq!(document["exit"], 3);
     assert_eq!(document["command"], "pre-deploy");
     assert!(

@@ -2,37 +2,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+use support::cli::concertina;
+use support::project::{API_CONFIG, Project, project};
 
-fn concertina(dir: &Path, args: &[&str]) -> Output {
-    Command::new(support::binary())
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .args(args)
-        .output()
-        .expect("run concertina")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("concertina.toml"),
-        "[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n",
-    )
-    .expect("config");
-    for (name, body) in files {
-        std::fs::write(dir.path().join("migrations").join(name), body).expect("write");
-    }
-    dir
+/// A project with the `api` app's config and `files` in `migrations/`.
+fn folder(files: &[(&str, &str)]) -> Project {
+    project().config(API_CONFIG).files(files).build()
 }
 
 /// Makes `dir` a git repository with everything in it committed (the `--base` point).
@@ -55,20 +31,20 @@ fn commit_all(dir: &Path) {
 #[test]
 fn the_shop_example_lints_clean_and_plans_its_streams() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lint = concertina(root, &["--config", "examples/shop/concertina.toml", "lint"]);
-    assert_eq!(lint.status.code(), Some(0), "{}", text(&lint));
-    let plan = concertina(
-        root,
-        &[
-            "--config",
-            "examples/shop/concertina.toml",
-            "--format",
-            "json",
-            "plan",
-        ],
-    );
-    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
-    let json: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan json");
+    let lint =
+        concertina()
+            .current_dir(root)
+            .run(&["--config", "examples/shop/concertina.toml", "lint"]);
+    assert_eq!(lint.code, Some(0), "{}", lint.text());
+    let plan = concertina().current_dir(root).run(&[
+        "--config",
+        "examples/shop/concertina.toml",
+        "--format",
+        "json",
+        "plan",
+    ]);
+    assert_eq!(plan.code, Some(0), "{}", plan.text());
+    let json = plan.json();
     let phases: Vec<(&str, &str)> = json["migrations"]
         .as_array()
         .expect("migrations")
@@ -102,9 +78,9 @@ fn a_file_that_does_not_parse_is_reported_at_its_line_and_the_others_still_are()
         ),
         ("3_drop.sql", "DROP TABLE a;\n"),
     ]);
-    let out = concertina(dir.path(), &["lint"]);
-    let report = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{report}");
+    let out = dir.cli().run(&["lint"]);
+    let report = out.text();
+    assert_eq!(out.code, Some(1), "{report}");
     assert!(report.contains("migrations/2_broken.sql:2:1"), "{report}");
     assert!(report.contains("syntax-error"), "{report}");
     assert!(
@@ -119,7 +95,7 @@ fn a_file_that_does_not_parse_is_reported_at_its_line_and_the_others_still_are()
 
 #[test]
 fn bad_input_exits_2_with_one_clear_message() {
-    let cases: Vec<(tempfile::TempDir, Vec<&str>, &str)> = vec![
+    let cases: Vec<(Project, Vec<&str>, &str)> = vec![
         (
             folder(&[]),
             vec!["--migrations", "nowhere", "lint"],
@@ -142,9 +118,9 @@ fn bad_input_exits_2_with_one_clear_message() {
         ),
     ];
     for (dir, args, expected) in cases {
-        let out = concertina(dir.path(), &args);
-        let report = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {report}");
+        let out = dir.cli().run(&args);
+        let report = out.text();
+        assert_eq!(out.code, Some(2), "{args:?}: {report}");
         assert!(
             report.contains(expected),
             "{args:?}: expected `{expected}` in {report}"
@@ -157,12 +133,12 @@ fn bad_input_exits_2_with_one_clear_message() {
         "[apps.api]\nselector = 3\n",
     )
     .expect("config");
-    let out = concertina(dir.path(), &["lint"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("concertina.toml"), "{}", text(&out));
-    let out = concertina(dir.path(), &["--config", "missing.toml", "lint"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("missing.toml"), "{}", text(&out));
+    let out = dir.cli().run(&["lint"]);
+    assert_eq!(out.code, Some(2), "{}", out.text());
+    assert!(out.text().contains("concertina.toml"), "{}", out.text());
+    let out = dir.cli().run(&["--config", "missing.toml", "lint"]);
+    assert_eq!(out.code, Some(2), "{}", out.text());
+    assert!(out.text().contains("missing.toml"), "{}", out.text());
 }
 
 #[test]
@@ -174,9 +150,9 @@ fn json_github_and_sarif_reports_carry_rule_line_and_severity() {
             "SELECT 1;\nALTER TABLE t DROP COLUMN id;\n",
         ),
     ]);
-    let json = concertina(dir.path(), &["--format", "json", "lint"]);
-    assert_eq!(json.status.code(), Some(1), "{}", text(&json));
-    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    let json = dir.cli().run(&["--format", "json", "lint"]);
+    assert_eq!(json.code, Some(1), "{}", json.text());
+    let doc = json.json();
     let file = &doc["files"][1];
     assert_eq!(file["path"], "migrations/2_drop.expand.sql");
     assert_eq!(file["phase"], "expand");
@@ -187,15 +163,15 @@ fn json_github_and_sarif_reports_carry_rule_line_and_severity() {
     assert_eq!(finding["severity"], "error");
     assert_eq!(finding["line"], 2);
 
-    let github = concertina(dir.path(), &["--format", "github", "lint"]);
-    let annotations = String::from_utf8_lossy(&github.stdout).to_string();
+    let github = dir.cli().run(&["--format", "github", "lint"]);
+    let annotations = github.stdout.clone();
     assert!(
         annotations.contains("::error file=migrations/2_drop.expand.sql,line=2,col=1,title=concertina phase-mismatch::"),
         "{annotations}"
     );
 
-    let sarif = concertina(dir.path(), &["--format", "sarif", "lint"]);
-    let doc: serde_json::Value = serde_json::from_slice(&sarif.stdout).expect("sarif json");
+    let sarif = dir.cli().run(&["--format", "sarif", "lint"]);
+    let doc = sarif.json();
     assert_eq!(doc["version"], "2.1.0");
     let results = doc["runs"][0]["results"].as_array().expect("results");
     let result = results
@@ -221,19 +197,13 @@ fn base_lints_only_new_and_changed_files_and_flags_edits() {
         ("2_u.sql", "CREATE TABLE u (id int PRIMARY KEY);\n"),
     ]);
     commit_all(dir.path());
-    std::fs::write(
-        dir.path().join("migrations/2_u.sql"),
-        "CREATE TABLE u (id bigint PRIMARY KEY);\n",
-    )
-    .expect("edit");
-    std::fs::write(
-        dir.path().join("migrations/3_v.sql"),
-        "CREATE TABLE v (id int PRIMARY KEY);\n",
-    )
-    .expect("add");
-    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    dir.write("2_u.sql", "CREATE TABLE u (id bigint PRIMARY KEY);\n");
+    dir.write("3_v.sql", "CREATE TABLE v (id int PRIMARY KEY);\n");
+    let out = dir
+        .cli()
+        .run(&["--format", "json", "lint", "--base", "HEAD"]);
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    let doc = out.json();
     let paths: Vec<&str> = doc["files"]
         .as_array()
         .expect("files")
@@ -242,8 +212,8 @@ fn base_lints_only_new_and_changed_files_and_flags_edits() {
         .collect();
     assert_eq!(paths, vec!["migrations/2_u.sql", "migrations/3_v.sql"]);
     assert_eq!(doc["files"][0]["findings"][0]["rule"], "edited-migration");
-    let out = concertina(dir.path(), &["lint", "--base", "no-such-ref"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = dir.cli().run(&["lint", "--base", "no-such-ref"]);
+    assert_eq!(out.code, Some(2), "{}", out.text());
 }
 
 #[test]
@@ -252,16 +222,16 @@ fn allow_needs_a_reason_and_then_suppresses_the_finding() {
         "1_d.contract.sql",
         "-- concertina: allow contract-without-requires\nDROP TABLE IF EXISTS gone;\n",
     )]);
-    let out = concertina(without.path(), &["--format", "json", "lint"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("invalid-allow"), "{}", text(&out));
+    let out = without.cli().run(&["--format", "json", "lint"]);
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    assert!(out.text().contains("invalid-allow"), "{}", out.text());
     let with = folder(&[(
         "1_d.contract.sql",
         "-- concertina: allow contract-without-requires no app uses this table\nDROP TABLE IF EXISTS gone;\n",
     )]);
-    let out = concertina(with.path(), &["lint"]);
-    let report = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let out = with.cli().run(&["lint"]);
+    let report = out.text();
+    assert_eq!(out.code, Some(0), "{report}");
     assert!(
         report.contains("allowed[contract-without-requires]"),
         "{report}"
@@ -272,15 +242,15 @@ fn allow_needs_a_reason_and_then_suppresses_the_finding() {
 #[test]
 fn other_commands_reject_lint_only_formats() {
     let dir = folder(&[("1_t.sql", "CREATE TABLE t (id int);\n")]);
-    let out = concertina(dir.path(), &["--format", "sarif", "plan"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = dir.cli().run(&["--format", "sarif", "plan"]);
+    assert_eq!(out.code, Some(2), "{}", out.text());
 }
 
 #[test]
 fn an_expand_touching_a_table_of_a_waiting_contract_is_a_warning() {
     let dir = folder(&[("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY, x int);\n")]);
     commit_all(dir.path());
-    for (name, body) in [
+    dir.write_files(&[
         (
             "2_drop_x.contract.sql",
             "-- concertina: requires api>=2.0.0\nALTER TABLE t DROP COLUMN x;\n",
@@ -290,12 +260,12 @@ fn an_expand_touching_a_table_of_a_waiting_contract_is_a_warning() {
             "ALTER TABLE public.t ADD COLUMN y int;\n",
         ),
         ("4_other.expand.sql", "CREATE TABLE other (id int);\n"),
-    ] {
-        std::fs::write(dir.path().join("migrations").join(name), body).expect("write");
-    }
-    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
-    assert_eq!(out.status.code(), Some(0), "warnings only: {}", text(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    ]);
+    let out = dir
+        .cli()
+        .run(&["--format", "json", "lint", "--base", "HEAD"]);
+    assert_eq!(out.code, Some(0), "warnings only: {}", out.text());
+    let doc = out.json();
     let rules = |index: usize| json_rules(&doc, index);
     assert!(
         rules(1).contains(&"expand-touches-waiting-contract".to_string()),
@@ -342,23 +312,23 @@ const ORDERS_RULES: &str = "CREATE UNIQUE INDEX orders_code_uq ON orders (code);
 fn base_treats_tables_created_by_new_files_as_new_for_later_new_files() {
     let dir = folder(&[("1_users.sql", "CREATE TABLE users (id int PRIMARY KEY);\n")]);
     commit_all(dir.path());
-    for (name, body) in [
+    dir.write_files(&[
         ("2_orders.sql", ORDERS_TABLE),
         ("3_orders_rules.sql", ORDERS_RULES),
-    ] {
-        std::fs::write(dir.path().join("migrations").join(name), body).expect("write");
-    }
-    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    ]);
+    let out = dir
+        .cli()
+        .run(&["--format", "json", "lint", "--base", "HEAD"]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    let doc = out.json();
     assert_eq!(doc["files"][1]["path"], "migrations/3_orders_rules.sql");
     assert_eq!(doc["files"][1]["phase"], "expand", "{doc}");
     assert!(json_rules(&doc, 1).is_empty(), "{doc}");
 
     // Without --base nothing says the table is new: the lock rules fire, contract.
-    let out = concertina(dir.path(), &["--format", "json", "lint"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let out = dir.cli().run(&["--format", "json", "lint"]);
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    let doc = out.json();
     assert_eq!(doc["files"][2]["phase"], "contract", "{doc}");
 }
 
@@ -366,14 +336,12 @@ fn base_treats_tables_created_by_new_files_as_new_for_later_new_files() {
 fn base_judges_a_table_that_existed_at_the_base_as_existing() {
     let dir = folder(&[("1_orders.sql", ORDERS_TABLE)]);
     commit_all(dir.path());
-    std::fs::write(
-        dir.path().join("migrations/2_orders_rules.sql"),
-        ORDERS_RULES,
-    )
-    .expect("write");
-    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    dir.write("2_orders_rules.sql", ORDERS_RULES);
+    let out = dir
+        .cli()
+        .run(&["--format", "json", "lint", "--base", "HEAD"]);
+    assert_eq!(out.code, Some(1), "{}", out.text());
+    let doc = out.json();
     assert_eq!(doc["files"][0]["path"], "migrations/2_orders_rules.sql");
     assert_eq!(doc["files"][0]["phase"], "contract", "{doc}");
     let rules = json_rules(&doc, 0);
@@ -382,13 +350,14 @@ fn base_judges_a_table_that_existed_at_the_base_as_existing() {
     }
 
     // An edited file is not new either: databases may have applied it already.
-    std::fs::write(
-        dir.path().join("migrations/1_orders.sql"),
+    dir.write(
+        "1_orders.sql",
         "CREATE TABLE orders (id bigint, code text, total int);\n",
-    )
-    .expect("edit");
-    let out = concertina(dir.path(), &["--format", "json", "lint", "--base", "HEAD"]);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    );
+    let out = dir
+        .cli()
+        .run(&["--format", "json", "lint", "--base", "HEAD"]);
+    let doc = out.json();
     assert_eq!(json_rules(&doc, 0), vec!["edited-migration"], "{doc}");
     assert!(
         json_rules(&doc, 1).contains(&"index-not-concurrent".to_string()),

@@ -3,20 +3,17 @@
 
 mod support;
 
-fn concertina(args: &[&str]) -> std::process::Output {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("migrations/0001_t.sql"),
-        "CREATE TABLE t (id int PRIMARY KEY);\n",
-    )
-    .expect("write");
-    std::process::Command::new(support::binary())
-        .current_dir(dir.path())
-        .args(args)
+use support::cli::Run;
+use support::project::project;
+
+/// Runs the binary on a project of one migration, with a database URL that points at nothing.
+fn concertina(args: &[&str]) -> Run {
+    project()
+        .files(&[("0001_t.sql", "CREATE TABLE t (id int PRIMARY KEY);\n")])
+        .build()
+        .cli()
         .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/postgres")
-        .output()
-        .expect("run concertina")
+        .run(args)
 }
 
 #[test]
@@ -48,8 +45,8 @@ fn out_of_range_durations_and_sizes_are_refused_up_front_naming_the_flag() {
         ),
     ] {
         let output = concertina(args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let stderr = &output.stderr;
+        assert_eq!(output.code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
         assert!(
             !stderr.contains("connection refused"),
@@ -58,12 +55,7 @@ fn out_of_range_durations_and_sizes_are_refused_up_front_naming_the_flag() {
     }
     // In range: the run goes on to the database (which is not there: exit 3).
     let output = concertina(&["pre-deploy", "--lock-timeout", "24d"]);
-    assert_eq!(
-        output.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_eq!(output.code, Some(3), "{}", output.stderr);
 }
 
 #[test]

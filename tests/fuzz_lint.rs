@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use support::project::{Project, project};
 
 /// How many mutated files the library path judges, and how many the binary lints.
 const LIBRARY_CASES: usize = 3_000;
@@ -109,10 +110,9 @@ fn mutate(seed: &[u8], rng: &mut StdRng) -> Vec<u8> {
 }
 
 /// A migrations folder holding `bytes` as its one file.
-fn folder(bytes: &[u8]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
-    std::fs::write(dir.path().join("migrations/0001_fuzz.sql"), bytes).expect("write");
+fn folder(bytes: &[u8]) -> Project {
+    let dir = project().build();
+    dir.write("0001_fuzz.sql", bytes);
     dir
 }
 
@@ -122,9 +122,8 @@ type Verdict = Result<(), String>;
 /// The library path on `bytes`: no panic; every finding located inside the file.
 fn judge_library(bytes: &[u8]) -> Verdict {
     let dir = folder(bytes);
-    let migrations = dir.path().join("migrations");
     let outcome = catch_unwind(AssertUnwindSafe(|| -> Verdict {
-        let Ok(set) = load_dir(&migrations) else {
+        let Ok(set) = load_dir(dir.migrations()) else {
             return Ok(()); // refused with an error: fine, the binary check looks at its words
         };
         let Ok(analyzed) = analyze(&set, &Config::default()) else {
@@ -158,10 +157,9 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 /// The real binary on `bytes`: exit 0, 1 or 2; an error names the file; it ends in time.
 fn judge_binary(bytes: &[u8]) -> Verdict {
     let dir = folder(bytes);
-    let output = std::process::Command::new(support::binary())
-        .current_dir(dir.path())
-        .args(["lint", "--format", "json"])
-        .env_remove("DATABASE_URL")
+    let output = dir
+        .cli()
+        .command(&["lint", "--format", "json"])
         .output()
         .map_err(|e| format!("cannot run: {e}"))?;
     let stderr = String::from_utf8_lossy(&output.stderr);

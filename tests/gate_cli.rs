@@ -9,58 +9,30 @@ mod support;
 
 use fake_kube::FakeKube;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use std::path::Path;
+use support::cli::{Cli, Run, job};
+use support::project::Project;
 
 /// A project folder: the shop's migrations plus `extra` files, and the fixture apps' config.
-fn project(extra: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).unwrap();
-    let shop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop/migrations");
-    for entry in std::fs::read_dir(shop).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), migrations.join(entry.file_name())).unwrap();
-    }
-    for (name, text) in extra {
-        std::fs::write(migrations.join(name), text).unwrap();
-    }
-    std::fs::write(
-        dir.path().join("concertina.toml"),
-        format!("migrations = \"migrations\"\n{}", gate_support::SHOP_CONFIG),
-    )
-    .unwrap();
-    dir
+fn project(extra: &[(&str, &str)]) -> Project {
+    support::project::project()
+        .shop()
+        .files(extra)
+        .config(&format!(
+            "migrations = \"migrations\"\n{}",
+            gate_support::SHOP_CONFIG
+        ))
+        .build()
 }
 
+/// `concertina` as the gate's Job runs it, in its pod.
+fn gate_job(dir: &Path, kubeconfig: &Path) -> Cli {
+    job(dir, kubeconfig, None).pod_name("concertina-cli-test")
+}
+
+/// `concertina gate ARGS`, as the gate's Job runs it.
 async fn gate(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(support::binary())
-        .arg("gate")
-        .args(args)
-        .arg("--config")
-        .arg(dir.join("concertina.toml"))
-        .env("KUBECONFIG", kubeconfig)
-        .env("POD_NAME", "concertina-cli-test")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("DATABASE_URL")
-        .output()
-        .await
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn json(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr))
+    gate_job(dir, kubeconfig).arg("gate").run_async(args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,8 +43,8 @@ async fn gate_4_blocks_then_holds_with_a_json_report() {
     let kubeconfig = fake.write_kubeconfig(dir.path(), "shop");
 
     let run = gate(dir.path(), &kubeconfig, &["4", "--format", "json"]).await;
-    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
-    let report = json(&run);
+    assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
     assert_eq!(report["version"], 4);
     assert_eq!(report["requires"], serde_json::json!(["api>=3.0.0"]));
     assert_eq!(report["holds"], false);
@@ -88,7 +60,7 @@ async fn gate_4_blocks_then_holds_with_a_json_report() {
 
     // Human output names the same pod.
     let run = gate(dir.path(), &kubeconfig, &["4"]).await;
-    assert_eq!(run.code, 3);
+    assert_eq!(run.code, Some(3));
     assert!(run.stdout.contains("BLOCKED"), "{}", run.stdout);
     assert!(
         run.stdout.contains("Pod shop/api-6f7b8c9d5-x7k2p"),
@@ -99,8 +71,8 @@ async fn gate_4_blocks_then_holds_with_a_json_report() {
     // api 3.0.0 rolled out: holds.
     fake.load_text(&FakeKube::fixture_text("api-v2").replace("2.0.0", "3.0.0"));
     let run = gate(dir.path(), &kubeconfig, &["4", "--format", "json"]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let report = json(&run);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
     assert_eq!(report["holds"], true);
     assert_eq!(report["blocking"], serde_json::json!([]));
 }
@@ -125,8 +97,8 @@ async fn gate_wait_holds_when_the_old_pod_goes() {
     )
     .await;
     deleter.await.unwrap();
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(json(&run)["holds"], true);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["holds"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,11 +111,11 @@ async fn usage_errors_exit_2() {
     let kubeconfig = fake.write_kubeconfig(dir.path(), "shop");
 
     let run = gate(dir.path(), &kubeconfig, &[]).await;
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("pass a VERSION"), "{}", run.stderr);
 
     let run = gate(dir.path(), &kubeconfig, &["99"]).await;
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, Some(2));
     assert!(
         run.stderr.contains("no migration with version 99"),
         "{}",
@@ -151,7 +123,7 @@ async fn usage_errors_exit_2() {
     );
 
     let run = gate(dir.path(), &kubeconfig, &["5"]).await;
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
         run.stderr.contains("0005_drop_legacy.contract.sql:1"),
         "{}",
@@ -171,8 +143,8 @@ async fn a_migration_without_requires_holds_and_says_so() {
     )
     .unwrap();
     let run = gate(dir.path(), &kubeconfig, &["2", "--format", "json"]).await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let report = json(&run);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let report = run.json();
     assert_eq!(report["holds"], true);
     assert!(report["message"].as_str().unwrap().contains("no requires"));
     let run = gate(dir.path(), &kubeconfig, &["2"]).await;
@@ -194,8 +166,8 @@ async fn credentials_problems_block() {
         &["4", "--context", "production", "--format", "json"],
     )
     .await;
-    assert_eq!(run.code, 3);
-    let report = json(&run);
+    assert_eq!(run.code, Some(3));
+    let report = run.json();
     assert!(
         report["blocking"][0]["reason"]
             .as_str()
@@ -206,9 +178,9 @@ async fn credentials_problems_block() {
 
     let missing = dir.path().join("no-such-kubeconfig");
     let run = gate(dir.path(), &missing, &["4", "--format", "json"]).await;
-    assert_eq!(run.code, 3);
+    assert_eq!(run.code, Some(3));
     assert!(
-        json(&run)["blocking"][0]["reason"]
+        run.json()["blocking"][0]["reason"]
             .as_str()
             .unwrap()
             .contains("no Kubernetes credentials")
@@ -221,9 +193,9 @@ async fn credentials_problems_block() {
         .replace(&fake.url(), &fake_kube::unreachable_url());
     std::fs::write(&down, text).unwrap();
     let run = gate(dir.path(), &down, &["4", "--format", "json"]).await;
-    assert_eq!(run.code, 3);
+    assert_eq!(run.code, Some(3));
     assert!(
-        json(&run)["blocking"][0]["reason"]
+        run.json()["blocking"][0]["reason"]
             .as_str()
             .unwrap()
             .contains("cannot reach")
@@ -238,28 +210,9 @@ async fn with_a_database_the_next_pending_gate_is_judged_and_recorded() {
     let url = support::fresh_database().await;
 
     let gate_with_db = |format: &'static str| {
-        let mut command = tokio::process::Command::new(support::binary());
-        command
-            .args([
-                "gate",
-                "--format",
-                format,
-                "--database-url",
-                &url,
-                "--config",
-            ])
-            .arg(dir.path().join("concertina.toml"))
-            .env("KUBECONFIG", &kubeconfig)
-            .env("POD_NAME", "concertina-cli-test")
-            .env_remove("KUBERNETES_SERVICE_HOST");
-        async move {
-            let output = command.output().await.unwrap();
-            Run {
-                code: output.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            }
-        }
+        gate_job(dir.path(), &kubeconfig)
+            .database_url(&url)
+            .run_async(&["gate", "--format", format])
     };
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let apply = |version: i64| {
@@ -277,16 +230,16 @@ async fn with_a_database_the_next_pending_gate_is_judged_and_recorded() {
 
     // Nothing applied yet: the first gated migration is the backfill 3 (api>=2.0.0): holds.
     let run = gate_with_db("json").await;
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(json(&run)["version"], 3);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["version"], 3);
 
     // With 1–3 applied, the next is the contract 4 (api>=3.0.0): blocked.
     for version in 1..=3 {
         apply(version).await;
     }
     let run = gate_with_db("json").await;
-    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(json(&run)["version"], 4);
+    assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["version"], 4);
 
     let rows: Vec<(i64, bool, String, Value, String)> = sqlx::query_as(
         "SELECT version, holds, requires, blocking, judged_by FROM concertina.gate_verdicts ORDER BY id",
@@ -316,7 +269,7 @@ async fn with_a_database_the_next_pending_gate_is_judged_and_recorded() {
     // Once 4 is applied there is no pending gated migration.
     apply(4).await;
     let run = gate_with_db("human").await;
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         run.stdout.contains("no pending migration has a gate"),
         "{}",

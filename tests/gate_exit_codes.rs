@@ -8,50 +8,22 @@ mod fake_kube;
 mod support;
 
 use fake_kube::FakeKube;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::time::{Duration, Instant};
+use support::cli::{Run, job};
+use support::project::Project;
 
-fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).expect("mkdir");
-    let shop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop/migrations");
-    for entry in std::fs::read_dir(shop).expect("shop") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), migrations.join(entry.file_name())).expect("copy");
-    }
-    std::fs::write(
-        dir.path().join("concertina.toml"),
-        "migrations = \"migrations\"\n[kubernetes]\nnamespace = \"shop\"\n[apps.api]\nselector = \"app.kubernetes.io/name=api\"\nversion = \"label:app.kubernetes.io/version\"\n",
-    )
-    .expect("config");
-    dir
+/// The shop's migrations and a config for `api` in namespace `shop`.
+fn project() -> Project {
+    support::project::project()
+        .shop()
+        .config("migrations = \"migrations\"\n[kubernetes]\nnamespace = \"shop\"\n[apps.api]\nselector = \"app.kubernetes.io/name=api\"\nversion = \"label:app.kubernetes.io/version\"\n")
+        .build()
 }
 
-async fn concertina(dir: &Path, kubeconfig: &Path, url: Option<&str>, args: &[&str]) -> Output {
-    let mut command = tokio::process::Command::new(support::binary());
-    command
-        .current_dir(dir)
-        .arg("--config")
-        .arg(dir.join("concertina.toml"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("DATABASE_URL");
-    if let Some(url) = url {
-        command.env("DATABASE_URL", url);
-    }
-    command.output().await.expect("run concertina")
-}
-
-fn shown(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+/// Runs the binary as a Job in `dir` with the cluster in `kubeconfig`.
+async fn concertina(dir: &Path, kubeconfig: &Path, url: Option<&str>, args: &[&str]) -> Run {
+    job(dir, kubeconfig, url).run_async(args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,11 +39,11 @@ async fn a_missing_context_is_exit_2_in_gate_and_post_deploy() {
         &["gate", "4", "--context", "no-such"],
     )
     .await;
-    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
-    assert!(shown(&out).contains("no-such"), "{}", shown(&out));
+    assert_eq!(out.code, Some(2), "{}", out.text());
+    assert!(out.text().contains("no-such"), "{}", out.text());
 
     let out = concertina(dir.path(), &kubeconfig, Some(&db), &["pre-deploy"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert_eq!(out.code, Some(0), "{}", out.text());
     let out = concertina(
         dir.path(),
         &kubeconfig,
@@ -79,7 +51,7 @@ async fn a_missing_context_is_exit_2_in_gate_and_post_deploy() {
         &["post-deploy", "--context", "no-such"],
     )
     .await;
-    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    assert_eq!(out.code, Some(2), "{}", out.text());
     let out = concertina(
         dir.path(),
         &kubeconfig,
@@ -88,7 +60,7 @@ async fn a_missing_context_is_exit_2_in_gate_and_post_deploy() {
     )
     .await;
     // The right context: the cluster is empty, so the gate blocks (3), it is not misconfigured.
-    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
+    assert_eq!(out.code, Some(3), "{}", out.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,11 +68,11 @@ async fn no_credentials_at_all_is_exit_2() {
     let dir = project();
     let nowhere = dir.path().join("no-kubeconfig-here");
     let out = concertina(dir.path(), &nowhere, None, &["gate", "4"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    assert_eq!(out.code, Some(2), "{}", out.text());
     assert!(
-        shown(&out).contains("no Kubernetes credentials"),
+        out.text().contains("no Kubernetes credentials"),
         "{}",
-        shown(&out)
+        out.text()
     );
 }
 
@@ -115,16 +87,16 @@ async fn an_api_answering_503_or_429_blocks_at_once_with_its_status() {
         let started = Instant::now();
         let out = concertina(dir.path(), &kubeconfig, None, &["gate", "4"]).await;
         let elapsed = started.elapsed();
-        assert_eq!(out.status.code(), Some(3), "{code}: {}", shown(&out));
+        assert_eq!(out.code, Some(3), "{code}: {}", out.text());
         assert!(
-            shown(&out).contains(&code.to_string()),
+            out.text().contains(&code.to_string()),
             "{code}: {}",
-            shown(&out)
+            out.text()
         );
         assert!(
             elapsed < Duration::from_secs(10),
             "{code} was not reported at once ({elapsed:?}): {}",
-            shown(&out)
+            out.text()
         );
     }
 }

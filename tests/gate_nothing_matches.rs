@@ -9,61 +9,28 @@ mod fake_kube;
 mod support;
 
 use fake_kube::FakeKube;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
+use support::cli::{Run, job};
+use support::db::column_exists;
+use support::project::Project;
 
 /// The shop's migrations and a config for `api` in `namespace`, plus `app_extra` lines in
 /// `[apps.api]`.
-fn project(namespace: &str, selector: &str, app_extra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).expect("mkdir");
-    let shop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop/migrations");
-    for entry in std::fs::read_dir(shop).expect("shop migrations") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), migrations.join(entry.file_name())).expect("copy");
-    }
-    std::fs::write(
-        dir.path().join("concertina.toml"),
-        format!(
+fn project(namespace: &str, selector: &str, app_extra: &str) -> Project {
+    support::project::project()
+        .shop()
+        .config(&format!(
             "migrations = \"migrations\"\n[kubernetes]\nnamespace = \"{namespace}\"\n[apps.api]\nselector = \"{selector}\"\nversion = \"label:app.kubernetes.io/version\"\n{app_extra}\n"
-        ),
-    )
-    .expect("config");
-    dir
+        ))
+        .build()
 }
 
-/// Runs the binary in `dir` with its config and the fake cluster's kubeconfig.
-async fn concertina(dir: &Path, kubeconfig: &Path, url: Option<&str>, args: &[&str]) -> Output {
-    let mut command = tokio::process::Command::new(support::binary());
-    command
-        .current_dir(dir)
-        .arg("--config")
-        .arg(dir.join("concertina.toml"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("POD_NAME", "concertina-test")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("DATABASE_URL");
-    if let Some(url) = url {
-        command.env("DATABASE_URL", url);
-    }
-    command.output().await.expect("run concertina")
-}
-
-fn shown(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", shown(output)))
+/// Runs the binary as a Job in `dir` with the fake cluster's kubeconfig.
+async fn concertina(dir: &Path, kubeconfig: &Path, url: Option<&str>, args: &[&str]) -> Run {
+    job(dir, kubeconfig, url)
+        .pod_name("concertina-test")
+        .run_async(args)
+        .await
 }
 
 /// api 3.0.0 fully rolled out in namespace `shop`: the shop's contract gate would hold there.
@@ -85,8 +52,8 @@ async fn the_wrong_namespace_blocks_and_names_app_selector_namespace_and_context
         &["gate", "4", "--format", "json"],
     )
     .await;
-    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
-    let report = json(&out);
+    assert_eq!(out.code, Some(3), "{}", out.text());
+    let report = out.json();
     assert_eq!(report["holds"], false);
     let blocker = &report["blocking"][0];
     assert_eq!(blocker["kind"], "NothingMatches", "{report}");
@@ -104,7 +71,7 @@ async fn the_wrong_namespace_blocks_and_names_app_selector_namespace_and_context
     // The same project in the right namespace holds: the blocker was the namespace.
     let right = project("shop", "app.kubernetes.io/name=api", "");
     let out = concertina(right.path(), &kubeconfig, None, &["gate", "4"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert_eq!(out.code, Some(0), "{}", out.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,8 +80,8 @@ async fn a_selector_typo_blocks_in_human_output_too() {
     let dir = project("shop", "app.kubernetes.io/name=apii", "");
     let kubeconfig = fake.write_kubeconfig(dir.path(), "shop");
     let out = concertina(dir.path(), &kubeconfig, None, &["gate", "4"]).await;
-    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, Some(3), "{}", out.text());
+    let stdout = &out.stdout;
     assert!(stdout.contains("BLOCKED"), "{stdout}");
     assert!(
         stdout.contains("matches no pod and no workload"),
@@ -138,17 +105,17 @@ async fn an_app_declared_absent_holds_and_says_why_in_the_verdict() {
         &["gate", "4", "--format", "json"],
     )
     .await;
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    let report = json(&out);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    let report = out.json();
     assert_eq!(report["holds"], true);
     let notes = report["notes"].to_string();
     assert!(notes.contains("retired in 2026-11 (TICKET-12)"), "{report}");
 
     let out = concertina(dir.path(), &kubeconfig, None, &["gate", "4"]).await;
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("note: app `api` matches no pod"),
+        out.stdout.contains("note: app `api` matches no pod"),
         "{}",
-        shown(&out)
+        out.text()
     );
 }
 
@@ -158,12 +125,8 @@ async fn an_empty_absent_ok_is_a_config_error() {
     let dir = project("shop", "app.kubernetes.io/name=api", "absent_ok = \" \"");
     let kubeconfig = fake.write_kubeconfig(dir.path(), "shop");
     let out = concertina(dir.path(), &kubeconfig, None, &["gate", "4"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
-    assert!(
-        shown(&out).contains("absent_ok is empty"),
-        "{}",
-        shown(&out)
-    );
+    assert_eq!(out.code, Some(2), "{}", out.text());
+    assert!(out.text().contains("absent_ok is empty"), "{}", out.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,8 +142,8 @@ async fn wait_keeps_waiting_while_nothing_matches() {
         &["gate", "4", "--wait", "--timeout", "2s", "--format", "json"],
     )
     .await;
-    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
-    assert_eq!(json(&out)["blocking"][0]["kind"], "NothingMatches");
+    assert_eq!(out.code, Some(3), "{}", out.text());
+    assert_eq!(out.json()["blocking"][0]["kind"], "NothingMatches");
 
     // The app appears (at 3.0.0) while the gate waits: it holds then.
     let appear = {
@@ -198,20 +161,12 @@ async fn wait_keeps_waiting_while_nothing_matches() {
     )
     .await;
     appear.await.expect("loader");
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert_eq!(out.code, Some(0), "{}", out.text());
 }
 
 /// Whether `users.verification_date` (dropped by the shop's contract) still exists.
 async fn verification_date_exists(url: &str) -> bool {
-    let pool = concertina::db::connect(url).await.expect("connect");
-    let exists = sqlx::query_scalar::<_, bool>(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'verification_date')",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("read the catalog");
-    pool.close().await;
-    exists
+    column_exists(url, "users", "verification_date").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +176,7 @@ async fn post_deploy_in_the_wrong_namespace_runs_nothing_and_a_bad_selector_is_e
     let dir = project("shop-staging", "app.kubernetes.io/name=api", "");
     let kubeconfig = fake.write_kubeconfig(dir.path(), "shop");
     let out = concertina(dir.path(), &kubeconfig, Some(&db), &["pre-deploy"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    assert_eq!(out.code, Some(0), "{}", out.text());
 
     let out = concertina(
         dir.path(),
@@ -230,8 +185,8 @@ async fn post_deploy_in_the_wrong_namespace_runs_nothing_and_a_bad_selector_is_e
         &["post-deploy", "--format", "json"],
     )
     .await;
-    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
-    let report = json(&out);
+    assert_eq!(out.code, Some(3), "{}", out.text());
+    let report = out.json();
     assert_eq!(report["backfills"][0]["state"], "waiting-gate", "{report}");
     assert_eq!(
         report["backfills"][0]["blocking"][0]["kind"],
@@ -244,8 +199,8 @@ async fn post_deploy_in_the_wrong_namespace_runs_nothing_and_a_bad_selector_is_e
     let bad = project("shop", "app.kubernetes.io/name in (api", "");
     for args in [&["post-deploy"][..], &["gate", "4"][..]] {
         let out = concertina(bad.path(), &kubeconfig, Some(&db), args).await;
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", shown(&out));
-        assert!(shown(&out).contains("[apps.api]"), "{}", shown(&out));
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.text());
+        assert!(out.text().contains("[apps.api]"), "{}", out.text());
     }
     assert!(verification_date_exists(&db).await);
 }

@@ -1,14 +1,16 @@
 //! Bad and unusual input end to end, through the binary: deep but valid SQL, stray entries
 //! in the migrations folder, malformed directives and directive typos, errors at the line
 //! where they start, hostile sizes.
-#[path = "support/runner.rs"]
-mod runner_support;
 mod support;
 
-use runner_support::text;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// A finished run's exit code and outputs as one text, for assertion messages.
+fn text(output: &Output) -> String {
+    support::cli::Run::from(output.clone()).text()
+}
 
 /// A migrations folder holding `files` (name, body).
 fn migrations(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -67,7 +69,7 @@ fn derived_view(name: &str, n: usize) -> String {
 
 /// Runs `sql` on the database at `url`: PostgreSQL's own word on it.
 async fn postgres_runs(url: &str, sql: &str) -> Result<(), String> {
-    let mut conn = runner_support::connect(url).await;
+    let mut conn = support::db::connect(url).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
         .execute(&mut conn)
         .await

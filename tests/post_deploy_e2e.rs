@@ -11,12 +11,14 @@ mod fake_kube;
 mod support;
 
 use fake_kube::FakeKube;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use support::cli::job;
+use support::db::{applied_versions, column_exists};
+use support::project::project;
 
 const CONFIG: &str = r#"migrations = "migrations"
 [kubernetes]
@@ -25,59 +27,6 @@ namespace = "shop"
 selector = "app.kubernetes.io/name=api"
 version = "label:app.kubernetes.io/version"
 "#;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn concertina(dir: &Path, url: &str, kubeconfig: &Path, args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(support::binary())
-        .current_dir(dir)
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("KUBECONFIG", kubeconfig)
-        .env("POD_NAME", "shop-concertina-post-deploy-x1")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .await
-        .expect("run concertina");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn json_of(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr))
-}
-
-fn copy_migrations(dir: &Path, files: &[&str]) {
-    let shop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop/migrations");
-    for file in files {
-        std::fs::copy(shop.join(file), dir.join("migrations").join(file)).expect("copy migration");
-    }
-}
-
-async fn column_exists(pool: &PgPool, column: &str) -> bool {
-    sqlx::query_scalar::<_, bool>(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'users' AND column_name = $1)",
-    )
-    .bind(column)
-    .fetch_one(pool)
-    .await
-    .expect("query columns")
-}
-
-async fn applied(pool: &PgPool) -> Vec<i64> {
-    sqlx::query_scalar("SELECT version FROM concertina.applied_migrations ORDER BY version")
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default()
-}
 
 /// An app writer: inserts users and updates emails, counting statements and errors.
 fn start_writer(
@@ -163,15 +112,14 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
     let url = support::fresh_database().await;
     let pool = PgPool::connect(&url).await.expect("connect");
     let fake = FakeKube::with_fixtures(&["api-v2", "api-old-terminating"]).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
-    std::fs::write(dir.path().join("concertina.toml"), CONFIG).expect("config");
+    let dir = project().config(CONFIG).build();
     let kubeconfig = fake.write_kubeconfig(dir.path(), "shop");
+    let cli = job(dir.path(), &kubeconfig, Some(&url)).pod_name("shop-concertina-post-deploy-x1");
 
     // Release 0: the users table, with data.
-    copy_migrations(dir.path(), &["0001_create_users.sql"]);
-    let run = concertina(dir.path(), &url, &kubeconfig, &["pre-deploy"]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    dir.copy_shop(&["0001_create_users.sql"]);
+    let run = cli.run_async(&["pre-deploy"]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     sqlx::query(
         "INSERT INTO users (email, verification_date) \
          SELECT 'user' || i || '@example.com', CASE WHEN i % 3 = 0 THEN now() END FROM generate_series(1, 3000) i",
@@ -185,29 +133,20 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
     let writer = start_writer(pool.clone(), stop.clone(), writes.clone());
 
     // Release 1: expand before the rollout.
-    copy_migrations(
-        dir.path(),
-        &[
-            "0002_add_email_verified.expand.sql",
-            "0003_fill_email_verified.backfill.sql",
-            "0004_drop_verification_date.contract.sql",
-        ],
-    );
-    let run = concertina(dir.path(), &url, &kubeconfig, &["pre-deploy"]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(column_exists(&pool, "email_verified").await);
-    assert_eq!(applied(&pool).await, vec![1, 2]);
+    dir.copy_shop(&[
+        "0002_add_email_verified.expand.sql",
+        "0003_fill_email_verified.backfill.sql",
+        "0004_drop_verification_date.contract.sql",
+    ]);
+    let run = cli.run_async(&["pre-deploy"]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(column_exists(&pool, "users", "email_verified").await);
+    assert_eq!(applied_versions(&pool).await, vec![1, 2]);
 
     // The rollout to 2.0.0 left a 1.9.2 pod terminating: everything after the rollout waits.
-    let run = concertina(
-        dir.path(),
-        &url,
-        &kubeconfig,
-        &["--format", "json", "post-deploy"],
-    )
-    .await;
-    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
-    let report = json_of(&run);
+    let run = cli.run_async(&["--format", "json", "post-deploy"]).await;
+    assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
     assert_eq!(report["backfills"][0]["state"], "waiting-gate", "{report}");
     let blocker = &report["backfills"][0]["blocking"][0];
     assert_eq!(blocker["name"], "api-5c4d3b2a1-h8m3z", "{report}");
@@ -222,7 +161,7 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
         report["contracts"][0]["state"], "waiting-backfill",
         "{report}"
     );
-    assert_eq!(applied(&pool).await, vec![1, 2], "nothing ran");
+    assert_eq!(applied_versions(&pool).await, vec![1, 2], "nothing ran");
     let verified: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email_verified")
         .fetch_one(&pool)
         .await
@@ -230,15 +169,9 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
     assert_eq!(verified, 0, "the backfill must not have run");
 
     // `status` shows the waiting gate and why.
-    let run = concertina(
-        dir.path(),
-        &url,
-        &kubeconfig,
-        &["--format", "json", "status"],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let status = json_of(&run);
+    let run = cli.run_async(&["--format", "json", "status"]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let status = run.json();
     let gate = status["gates"]
         .as_array()
         .and_then(|g| g.iter().find(|g| g["version"] == 3))
@@ -248,39 +181,24 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
 
     // With --wait it proceeds once the old pod is gone: the backfill runs, then the contract
     // (requires api>=3.0.0) waits for release 2.
-    let waiting = {
-        let (dir, url, kubeconfig) = (
-            dir.path().to_path_buf(),
-            url.to_string(),
-            kubeconfig.clone(),
-        );
-        tokio::spawn(async move {
-            concertina(
-                &dir,
-                &url,
-                &kubeconfig,
-                &[
-                    "--format",
-                    "json",
-                    "post-deploy",
-                    "--wait",
-                    "--timeout",
-                    "60s",
-                ],
-            )
-            .await
-        })
-    };
+    let waiting = cli.spawn(&[
+        "--format",
+        "json",
+        "post-deploy",
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        applied(&pool).await,
+        applied_versions(&pool).await,
         vec![1, 2],
         "still waiting while the old pod terminates"
     );
     fake.delete("Pod", "shop", "api-5c4d3b2a1-h8m3z");
     let mut backfilled = false;
     for _ in 0..300 {
-        if applied(&pool).await.contains(&3) {
+        if applied_versions(&pool).await.contains(&3) {
             backfilled = true;
             break;
         }
@@ -296,7 +214,7 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
     assert_eq!(wrong, 0, "every row backfilled");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        column_exists(&pool, "verification_date").await,
+        column_exists(&pool, "users", "verification_date").await,
         "the contract waits for api 3.0.0"
     );
 
@@ -304,7 +222,7 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
     roll_to_3(&fake);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(
-        column_exists(&pool, "verification_date").await,
+        column_exists(&pool, "users", "verification_date").await,
         "2.0.0 pods still terminating"
     );
     fake.delete("Pod", "shop", "api-6f7b8c9d5-x7k2p");
@@ -313,15 +231,15 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
         .await
         .expect("post-deploy --wait returns")
         .expect("task");
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let report = json_of(&run);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
     assert_eq!(report["backfills"][0]["state"], "done", "{report}");
     assert_eq!(report["contracts"][0]["state"], "applied", "{report}");
     assert!(
-        !column_exists(&pool, "verification_date").await,
+        !column_exists(&pool, "users", "verification_date").await,
         "the column is dropped"
     );
-    assert_eq!(applied(&pool).await, vec![1, 2, 3, 4]);
+    assert_eq!(applied_versions(&pool).await, vec![1, 2, 3, 4]);
 
     let verdicts: Vec<(bool, String)> = sqlx::query_as(
         "SELECT holds, requires FROM concertina.gate_verdicts WHERE version = 4 ORDER BY id",
@@ -336,8 +254,8 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
     );
 
     // Nothing left: a second post-deploy is a no-op.
-    let run = concertina(dir.path(), &url, &kubeconfig, &["post-deploy"]).await;
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let run = cli.run_async(&["post-deploy"]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
 
     stop.store(true, Ordering::Relaxed);
     let errors = writer.await.expect("writer");

@@ -1,12 +1,11 @@
 //! One runner at a time: concurrent `pre-deploy`s apply every migration exactly once.
-#[path = "support/runner.rs"]
-mod runner_support;
 mod support;
 
 use concertina::runner::{LockError, RunnerLock};
-use runner_support::*;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use support::db::{applied_versions, exists, scalar};
+use support::project::{FIXTURE, project};
 
 #[tokio::test]
 async fn two_pre_deploys_started_together_apply_each_migration_once() {
@@ -14,10 +13,10 @@ async fn two_pre_deploys_started_together_apply_each_migration_once() {
     let mut blocked_or_waited = 0;
     for round in 0..20 {
         let url = support::fresh_database().await;
-        let dir = tempfile::tempdir().unwrap();
-        write_fixtures(
-            dir.path(),
-            &[
+        let dir = project()
+            .flat()
+            .header(FIXTURE)
+            .files(&[
                 (
                     "1_runs.expand.sql",
                     "CREATE TABLE runs (migration int);\nINSERT INTO runs VALUES (1);\n",
@@ -30,10 +29,11 @@ async fn two_pre_deploys_started_together_apply_each_migration_once() {
                     "3_more.expand.sql",
                     "ALTER TABLE items ADD COLUMN name text;\nINSERT INTO runs VALUES (3);\n",
                 ),
-            ],
-        );
+            ])
+            .build();
         let spawn = || {
-            command(dir.path(), &url, &["pre-deploy"])
+            dir.against(&url)
+                .command(&["pre-deploy"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -84,20 +84,22 @@ async fn two_pre_deploys_started_together_apply_each_migration_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_runner_gives_up_with_exit_3_naming_the_holder() {
     let url = support::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[("1_t.expand.sql", "CREATE TABLE t (id int);\n")],
-    );
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[("1_t.expand.sql", "CREATE TABLE t (id int);\n")])
+        .build();
     let pool = concertina::db::connect(&url).await.unwrap();
     concertina::state::ensure_schema(&pool).await.unwrap();
     let lock = RunnerLock::acquire(&pool, Duration::from_secs(1))
         .await
         .unwrap();
 
-    let output = concertina(dir.path(), &url, &["pre-deploy", "--lock-wait", "500ms"]);
-    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output = dir
+        .against(&url)
+        .run(&["pre-deploy", "--lock-wait", "500ms"]);
+    assert_eq!(output.code, Some(3), "{}", output.text());
+    let stderr = &output.stderr;
     assert!(
         stderr.contains("another concertina runner holds the runner lock"),
         "{stderr}"
@@ -117,7 +119,7 @@ async fn a_second_runner_gives_up_with_exit_3_naming_the_holder() {
         .await
         .expect("free after release");
     drop(again); // dropping closes its connection, which releases the lock too
-    let output = concertina(dir.path(), &url, &["pre-deploy", "--lock-wait", "5s"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = dir.against(&url).run(&["pre-deploy", "--lock-wait", "5s"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
     assert!(exists(&url, "t").await);
 }

@@ -1,25 +1,25 @@
 //! Bad input gets one clear message, names the file and line, and loses nothing.
-#[path = "support/runner.rs"]
-mod runner_support;
 mod support;
 
-use runner_support::*;
+use support::cli::concertina;
+use support::db::{applied_versions, connect, exists};
+use support::project::{FIXTURE, project};
 
 #[tokio::test]
 async fn a_failing_third_statement_leaves_nothing_and_names_its_line() {
     let url = support::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
     // Line 1 is the fixture header; the third statement spans lines 4-5, the error is on 5.
-    write_fixtures(
-        dir.path(),
-        &[(
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[(
             "1_orders.expand.sql",
             "CREATE TABLE orders (id int PRIMARY KEY);\nINSERT INTO orders VALUES (1);\nSELECT id,\n       no_such_column FROM orders;\nCREATE TABLE after_failure (id int);\n",
-        )],
-    );
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        )])
+        .build();
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
+    let stderr = &output.stderr;
     assert!(
         stderr.contains("1_orders.expand.sql:5:8"),
         "file, line and column of the error: {stderr}"
@@ -37,17 +37,17 @@ async fn a_failing_third_statement_leaves_nothing_and_names_its_line() {
     );
 
     // An error PostgreSQL gives no position for is reported at its statement's first line.
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[(
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[(
             "7_dup.expand.sql",
             "CREATE TABLE d (id int PRIMARY KEY);\nINSERT INTO d VALUES (1);\n\nINSERT INTO d\nVALUES (1);\n",
-        )],
-    );
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        )])
+        .build();
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
+    let stderr = &output.stderr;
     assert!(stderr.contains("7_dup.expand.sql:5:1"), "{stderr}");
     assert!(stderr.contains("23505"), "{stderr}");
     assert!(!exists(&url, "d").await);
@@ -56,40 +56,33 @@ async fn a_failing_third_statement_leaves_nothing_and_names_its_line() {
 #[tokio::test]
 async fn an_edited_applied_migration_fails_verify_and_pre_deploy() {
     let url = support::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[
             ("1_users.expand.sql", "CREATE TABLE users (id int);\n"),
             ("2_posts.expand.sql", "CREATE TABLE posts (id int);\n"),
-        ],
-    );
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let output = concertina(dir.path(), &url, &["verify"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        ])
+        .build();
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    let output = dir.against(&url).run(&["verify"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
 
-    std::fs::write(
-        dir.path().join("1_users.expand.sql"),
-        format!("{FIXTURE}CREATE TABLE users (id bigint);\n"),
-    )
-    .unwrap();
-    write_fixtures(
-        dir.path(),
-        &[("3_tags.expand.sql", "CREATE TABLE tags (id int);\n")],
-    );
-    let output = concertina(dir.path(), &url, &["verify"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    dir.write("1_users.expand.sql", "CREATE TABLE users (id bigint);\n");
+    dir.write("3_tags.expand.sql", "CREATE TABLE tags (id int);\n");
+    let output = dir.against(&url).run(&["verify"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
+    let stderr = &output.stderr;
     assert!(stderr.contains("1_users.expand.sql"), "{stderr}");
     assert!(
         !stderr.contains("2_posts"),
         "only the edited file is named: {stderr}"
     );
 
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
+    let stderr = &output.stderr;
     assert!(
         stderr.contains("1_users.expand.sql") && stderr.contains("nothing applied"),
         "{stderr}"
@@ -99,36 +92,36 @@ async fn an_edited_applied_migration_fails_verify_and_pre_deploy() {
         "a refused pre-deploy applies nothing"
     );
 
-    let output = concertina(dir.path(), &url, &["--format", "json", "verify"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = dir.against(&url).run(&["--format", "json", "verify"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
+    let report = output.json();
     assert_eq!(report["drifted"][0]["version"], 1);
 
     // An applied version whose file is gone is named too.
     std::fs::remove_file(dir.path().join("2_posts.expand.sql")).unwrap();
-    let output = concertina(dir.path(), &url, &["verify"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output = dir.against(&url).run(&["verify"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
+    let stderr = &output.stderr;
     assert!(stderr.contains("version 2 (posts)"), "{stderr}");
 }
 
 #[tokio::test]
 async fn lint_errors_in_a_pending_migration_refuse_everything() {
     let url = support::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[
             ("1_ok.expand.sql", "CREATE TABLE fine (id int);\n"),
             (
                 "2_broken.expand.sql",
                 "CREATE TABLE ok2 (id int);\nCREATE TABLE (;\n",
             ),
-        ],
-    );
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        ])
+        .build();
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
+    let stderr = &output.stderr;
     assert!(stderr.contains("2_broken.expand.sql:3"), "{stderr}");
     assert!(stderr.contains("lint errors"), "{stderr}");
     assert_eq!(
@@ -146,20 +139,20 @@ async fn lint_errors_in_a_pending_migration_refuse_everything() {
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let url = support::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[
             ("1_a.expand.sql", "CREATE TABLE a (id int);\n"),
             (
                 "2_b.expand.sql",
                 "-- concertina: no-transaction\nCREATE TABLE b (id int);\nCREATE INDEX CONCURRENTLY b_id ON b (id);\n",
             ),
-        ],
-    );
-    let output = concertina(dir.path(), &url, &["pre-deploy", "--dry-run"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        ])
+        .build();
+    let output = dir.against(&url).run(&["pre-deploy", "--dry-run"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    let stdout = &output.stdout;
     assert!(
         stdout.contains("1_a.expand.sql") && stdout.contains("2_b.expand.sql"),
         "{stdout}"
@@ -171,19 +164,14 @@ async fn dry_run_changes_nothing() {
         "dry run must not even create the state schema"
     );
 
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    write_fixtures(
-        dir.path(),
-        &[("3_c.expand.sql", "CREATE TABLE c (id int);\n")],
-    );
-    let output = concertina(
-        dir.path(),
-        &url,
-        &["--format", "json", "pre-deploy", "--dry-run"],
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    dir.write("3_c.expand.sql", "CREATE TABLE c (id int);\n");
+    let output = dir
+        .against(&url)
+        .run(&["--format", "json", "pre-deploy", "--dry-run"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    let report = output.json();
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["pending"].as_array().unwrap().len(), 1);
     assert_eq!(report["pending"][0]["version"], 3);
@@ -195,19 +183,19 @@ async fn dry_run_changes_nothing() {
 async fn an_invalid_index_from_a_failed_concurrent_build_is_named_with_its_fix() {
     let url = support::fresh_database().await;
     let mut conn = connect(&url).await;
-    let dir = tempfile::tempdir().unwrap();
     // The table is new in this file, so its unique index is an expand (on an existing table
     // it would be a contract); the seed rows hold a duplicate the build trips over.
-    write_fixtures(
-        dir.path(),
-        &[(
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[(
             "1_unique_email.expand.sql",
             "CREATE TABLE users (id int PRIMARY KEY, email text);\nINSERT INTO users VALUES (1, 'a@x'), (2, 'a@x'), (3, 'b@x');\nCREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);\n",
-        )],
-    );
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        )])
+        .build();
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
+    let stderr = &output.stderr;
     assert!(stderr.contains("1_unique_email.expand.sql:4"), "{stderr}");
     assert!(stderr.contains("public.users_email_key"), "{stderr}");
     assert!(
@@ -217,12 +205,12 @@ async fn an_invalid_index_from_a_failed_concurrent_build_is_named_with_its_fix()
     assert!(applied_versions(&url).await.is_empty());
 
     // Re-running without the fix names it again (it does not silently pass).
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("users_email_key"),
+        output.stderr.contains("users_email_key"),
         "{}",
-        text(&output)
+        output.text()
     );
 
     // After the fix the run resumes at the index (the table before it is not created twice).
@@ -234,8 +222,8 @@ async fn an_invalid_index_from_a_failed_concurrent_build_is_named_with_its_fix()
         .execute(&mut conn)
         .await
         .unwrap();
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
     assert_eq!(applied_versions(&url).await, vec![1]);
     let valid: bool = sqlx::query_scalar(
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email_key'::regclass",
@@ -254,11 +242,11 @@ async fn database_passwords_never_appear_in_any_output() {
     let host = parsed.host_str().unwrap().to_string();
     let port = parsed.port().unwrap_or(5432);
     let db = parsed.path().trim_start_matches('/').to_string();
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[("1_a.expand.sql", "CREATE TABLE a (id int);\n")],
-    );
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[("1_a.expand.sql", "CREATE TABLE a (id int);\n")])
+        .build();
     let urls = [
         // Nothing listens on port 1.
         format!("postgres://postgres:{SECRET}@{host}:1/{db}"),
@@ -283,12 +271,10 @@ async fn database_passwords_never_appear_in_any_output() {
         // not parse, stays wrong (2).
         let expected = if bad.contains(":1/") { 3 } else { 2 };
         for args in commands {
-            let mut command = command(dir.path(), bad, args);
-            command.env("CONCERTINA_LOG", "trace");
-            let output = command.output().unwrap();
-            let all = text(&output);
+            let output = dir.against(bad).log("trace").run(args);
+            let all = output.text();
             assert_eq!(
-                output.status.code(),
+                output.code,
                 Some(expected),
                 "{args:?} with {}: {all}",
                 concertina::db::redact(bad)
@@ -311,27 +297,20 @@ async fn database_passwords_never_appear_in_any_output() {
         with_password.set_password(Some(SECRET)).unwrap();
         with_password.to_string()
     };
-    let mut command = std::process::Command::new(support::binary());
-    command
-        .args(["--migrations"])
-        .arg(dir.path())
-        .args(["status"])
+    let output = concertina()
+        .migrations(dir.path())
         .env("DATABASE_URL", &good)
-        .env("CONCERTINA_LOG", "trace");
-    let output = command.output().unwrap();
+        .log("trace")
+        .run(&["status"]);
     assert_eq!(
-        output.status.code(),
+        output.code,
         Some(0),
         "{}",
-        text(&output).replace(SECRET, "<leaked>")
+        output.text().replace(SECRET, "<leaked>")
     );
     assert!(
-        !text(&output).contains(SECRET),
+        !output.text().contains(SECRET),
         "status printed the password"
     );
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("postgres:***@"),
-        "{}",
-        text(&output)
-    );
+    assert!(output.stdout.contains("postgres:***@"), "{}", output.text());
 }

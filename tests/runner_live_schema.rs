@@ -2,29 +2,27 @@
 //! replayed history: a column the history cannot see (made by a DO block) is judged by
 //! what the database says it is.
 
-#[path = "support/runner.rs"]
-mod runner_support;
 mod support;
 
-use runner_support::{concertina, text};
+use support::project::{Project, project};
 
 /// A migrations folder whose first migration creates `users` inside a DO block (the
 /// history cannot see its columns) and, unless `first_release`, whose second changes the
 /// type of `users.email` to `email_type`.
-fn migrations(email_type: &str, first_release: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("0001_users.sql"),
-        "-- concertina: phase=expand\n\
-         DO $$ BEGIN EXECUTE 'CREATE TABLE users (id int PRIMARY KEY, email varchar(50))'; END $$;\n",
-    )
-    .expect("write");
+fn migrations(email_type: &str, first_release: bool) -> Project {
+    let dir = project()
+        .flat()
+        .files(&[(
+            "0001_users.sql",
+            "-- concertina: phase=expand\n\
+             DO $$ BEGIN EXECUTE 'CREATE TABLE users (id int PRIMARY KEY, email varchar(50))'; END $$;\n",
+        )])
+        .build();
     if !first_release {
-        std::fs::write(
-            dir.path().join("0002_email_type.sql"),
+        dir.write(
+            "0002_email_type.sql",
             format!("ALTER TABLE users ALTER COLUMN email TYPE {email_type};\n"),
-        )
-        .expect("write");
+        );
     }
     dir
 }
@@ -46,31 +44,31 @@ async fn email_type(url: &str) -> String {
 async fn pre_deploy_applies_a_widening_the_live_catalog_proves() {
     let url = support::fresh_database().await;
     // The first release: only 0001 exists yet.
-    let first = concertina(migrations("", true).path(), &url, &["pre-deploy"]);
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let first = migrations("", true).against(&url).run(&["pre-deploy"]);
+    assert_eq!(first.code, Some(0), "{}", first.text());
 
     // Offline the history cannot see the column: the widening is a contract without a gate.
     let dir = migrations("varchar(200)", false);
-    let offline = concertina(dir.path(), &url, &["lint", "--offline"]);
-    assert_eq!(offline.status.code(), Some(1), "{}", text(&offline));
+    let offline = dir.against(&url).run(&["lint", "--offline"]);
+    assert_eq!(offline.code, Some(1), "{}", offline.text());
 
     // The runner reads the catalog: varchar(50) → varchar(200) is a widening, so expand.
-    let run = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let run = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(run.code, Some(0), "{}", run.text());
     assert_eq!(email_type(&url).await, "character varying(200)");
 }
 
 #[tokio::test]
 async fn pre_deploy_leaves_a_narrowing_the_live_catalog_shows_to_post_deploy() {
     let url = support::fresh_database().await;
-    let first = concertina(migrations("", true).path(), &url, &["pre-deploy"]);
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let first = migrations("", true).against(&url).run(&["pre-deploy"]);
+    assert_eq!(first.code, Some(0), "{}", first.text());
 
     let dir = migrations("varchar(20)", false);
     // varchar(50) → varchar(20) is a contract: not before the rollout.
-    let run = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
-    let said = text(&run);
+    let run = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(run.code, Some(0), "{}", run.text());
+    let said = run.text();
     assert!(said.contains("1 post-deploy migration pending"), "{said}");
     assert_eq!(email_type(&url).await, "character varying(50)");
 }

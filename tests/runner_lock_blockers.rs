@@ -1,10 +1,9 @@
 //! A lock timeout names the sessions in the way, as the runner lock names its holder.
-#[path = "support/runner.rs"]
-mod runner_support;
 mod support;
 
-use runner_support::*;
 use sqlx::Connection;
+use support::db::connect;
+use support::project::{FIXTURE, project};
 
 #[tokio::test]
 async fn a_lock_timeout_names_the_blocking_session() {
@@ -23,27 +22,23 @@ async fn a_lock_timeout_names_the_blocking_session() {
     .await
     .unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[(
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[(
             "1_nick.expand.sql",
             "ALTER TABLE users ADD COLUMN nick text;\n",
-        )],
-    );
-    let output = concertina(
-        dir.path(),
-        &url,
-        &[
-            "pre-deploy",
-            "--lock-timeout",
-            "50ms",
-            "--max-attempts",
-            "2",
-        ],
-    );
-    let all = text(&output);
-    assert_eq!(output.status.code(), Some(3), "{all}");
+        )])
+        .build();
+    let output = dir.against(&url).run(&[
+        "pre-deploy",
+        "--lock-timeout",
+        "50ms",
+        "--max-attempts",
+        "2",
+    ]);
+    let all = output.text();
+    assert_eq!(output.code, Some(3), "{all}");
     assert!(all.contains("old-app-report"), "{all}");
     assert!(
         all.contains("nightly report"),

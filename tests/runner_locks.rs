@@ -1,33 +1,28 @@
 //! lock_timeout and retries: a queued ALTER never stalls the app's readers for longer
 //! than lock_timeout, and the migration still lands once the blocker is gone.
-#[path = "support/runner.rs"]
-mod runner_support;
 mod support;
 
-use runner_support::*;
 use sqlx::Connection;
 use std::time::{Duration, Instant};
+use support::db::{applied_versions, connect, exec, exists};
+use support::project::{FIXTURE, project};
 
 async fn table_with_rows(url: &str) {
-    let mut conn = connect(url).await;
-    sqlx::raw_sql("CREATE TABLE accounts (id bigint PRIMARY KEY, balance int); INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 100) g")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    exec(url, "CREATE TABLE accounts (id bigint PRIMARY KEY, balance int); INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 100) g").await;
 }
 
 #[tokio::test]
 async fn readers_never_wait_behind_a_queued_alter_longer_than_lock_timeout() {
     let url = support::fresh_database().await;
     table_with_rows(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[(
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[(
             "1_add_note.expand.sql",
             "ALTER TABLE accounts ADD COLUMN note text;\n",
-        )],
-    );
+        )])
+        .build();
 
     // A long transaction reads the table and keeps its ACCESS SHARE lock for 5 s.
     let mut holder = connect(&url).await;
@@ -39,12 +34,9 @@ async fn readers_never_wait_behind_a_queued_alter_longer_than_lock_timeout() {
     let held_since = Instant::now();
 
     let lock_timeout = Duration::from_millis(300);
-    let runner = command(
-        dir.path(),
-        &url,
-        &["--format", "json", "pre-deploy", "--lock-timeout", "300ms"],
-    )
-    .spawn_output();
+    let runner =
+        dir.against(&url)
+            .spawn(&["--format", "json", "pre-deploy", "--lock-timeout", "300ms"]);
 
     // Meanwhile the app keeps reading; each read is timed.
     let mut reader = connect(&url).await;
@@ -68,9 +60,8 @@ async fn readers_never_wait_behind_a_queued_alter_longer_than_lock_timeout() {
         worst <= lock_timeout + Duration::from_millis(400),
         "a reader waited {worst:?} behind the queued ALTER (lock_timeout {lock_timeout:?})"
     );
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    let report = output.json();
     let attempts = report["applied"][0]["attempts"].as_u64().unwrap();
     assert!(
         attempts >= 2,
@@ -89,14 +80,14 @@ async fn readers_never_wait_behind_a_queued_alter_longer_than_lock_timeout() {
 async fn lock_timeouts_on_every_attempt_exit_3_and_change_nothing() {
     let url = support::fresh_database().await;
     table_with_rows(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[(
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[(
             "1_add_note.expand.sql",
             "CREATE TABLE audit (id int);\nALTER TABLE accounts ADD COLUMN note text;\n",
-        )],
-    );
+        )])
+        .build();
     let mut holder = connect(&url).await;
     let mut holding = holder.begin().await.unwrap();
     sqlx::query("SELECT count(*) FROM accounts")
@@ -104,19 +95,15 @@ async fn lock_timeouts_on_every_attempt_exit_3_and_change_nothing() {
         .await
         .unwrap();
 
-    let output = concertina(
-        dir.path(),
-        &url,
-        &[
-            "pre-deploy",
-            "--lock-timeout",
-            "100ms",
-            "--max-attempts",
-            "3",
-        ],
-    );
-    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output = dir.against(&url).run(&[
+        "pre-deploy",
+        "--lock-timeout",
+        "100ms",
+        "--max-attempts",
+        "3",
+    ]);
+    assert_eq!(output.code, Some(3), "{}", output.text());
+    let stderr = &output.stderr;
     assert!(
         stderr.contains("1_add_note.expand.sql:3"),
         "names the file and line: {stderr}"
@@ -128,15 +115,4 @@ async fn lock_timeouts_on_every_attempt_exit_3_and_change_nothing() {
         "the migration's first statement must be rolled back"
     );
     assert!(applied_versions(&url).await.is_empty());
-}
-
-/// Runs a command on a blocking thread and hands back its output.
-trait SpawnOutput {
-    fn spawn_output(self) -> tokio::task::JoinHandle<std::process::Output>;
-}
-
-impl SpawnOutput for std::process::Command {
-    fn spawn_output(mut self) -> tokio::task::JoinHandle<std::process::Output> {
-        tokio::task::spawn_blocking(move || self.output().expect("run concertina"))
-    }
 }

@@ -1,20 +1,19 @@
 //! `status` and `plan` with a database, and the library API post-deploy reuses.
-#[path = "support/runner.rs"]
-mod runner_support;
 mod support;
 
 use concertina::config::Config;
 use concertina::runner::{self, RunSettings, RunnerLock};
-use runner_support::*;
 use std::time::Duration;
+use support::db::{connect, exists};
+use support::project::{FIXTURE, project};
 
 #[tokio::test]
 async fn status_and_plan_show_applied_pending_drift_backfills_and_gates() {
     let url = support::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[
             (
                 "1_users.expand.sql",
                 "CREATE TABLE users (id int PRIMARY KEY, email text);\n",
@@ -27,14 +26,11 @@ async fn status_and_plan_show_applied_pending_drift_backfills_and_gates() {
                 "3_drop.contract.sql",
                 "ALTER TABLE users DROP COLUMN email;\n",
             ),
-        ],
-    );
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    write_fixtures(
-        dir.path(),
-        &[("4_tags.expand.sql", "CREATE TABLE tags (id int);\n")],
-    );
+        ])
+        .build();
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    dir.write("4_tags.expand.sql", "CREATE TABLE tags (id int);\n");
 
     let mut conn = connect(&url).await;
     sqlx::raw_sql(
@@ -53,10 +49,9 @@ async fn status_and_plan_show_applied_pending_drift_backfills_and_gates() {
     .await
     .unwrap();
 
-    let output = concertina(dir.path(), &url, &["--format", "json", "status"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let status: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    let output = dir.against(&url).run(&["--format", "json", "status"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    let status = output.json();
     assert_eq!(status["streams"]["pre-deploy"]["applied"], 1);
     assert_eq!(
         status["streams"]["pre-deploy"]["pending"],
@@ -79,9 +74,9 @@ async fn status_and_plan_show_applied_pending_drift_backfills_and_gates() {
     assert_eq!(status["gates"][0]["judged_by"], "job-x");
     assert_eq!(status["runner_lock"]["held"], false);
 
-    let output = concertina(dir.path(), &url, &["status"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let human = String::from_utf8_lossy(&output.stdout);
+    let output = dir.against(&url).run(&["status"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    let human = &output.stdout;
     assert!(
         human.contains("pre-deploy: 1 applied, 1 pending (4)"),
         "{human}"
@@ -91,9 +86,9 @@ async fn status_and_plan_show_applied_pending_drift_backfills_and_gates() {
         "{human}"
     );
 
-    let output = concertina(dir.path(), &url, &["--format", "json", "plan"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = dir.against(&url).run(&["--format", "json", "plan"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    let plan = output.json();
     assert!(
         plan["migrations"][0]["state"]
             .as_str()
@@ -109,38 +104,34 @@ async fn status_and_plan_show_applied_pending_drift_backfills_and_gates() {
         "CREATE TABLE users (id bigint);\n",
     )
     .unwrap();
-    let output = concertina(dir.path(), &url, &["--format", "json", "status"]);
-    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = dir.against(&url).run(&["--format", "json", "status"]);
+    let status = output.json();
     assert_eq!(status["drift"][0]["version"], 1);
     assert_eq!(status["migrations"][0]["state"], "drifted");
-    let output = concertina(dir.path(), &url, &["plan"]);
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("drifted"),
-        "{}",
-        text(&output)
-    );
+    let output = dir.against(&url).run(&["plan"]);
+    assert!(output.stdout.contains("drifted"), "{}", output.text());
 
     // Without a state schema, status reads nothing and creates nothing.
     let empty = support::fresh_database().await;
-    let output = concertina(dir.path(), &empty, &["--format", "json", "status"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = dir.against(&empty).run(&["--format", "json", "status"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
     assert!(!exists(&empty, "concertina.applied_migrations").await);
 }
 
 #[tokio::test]
 async fn the_library_applies_any_phase_under_the_runner_lock() {
     let url = support::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_fixtures(
-        dir.path(),
-        &[
+    let dir = project()
+        .flat()
+        .header(FIXTURE)
+        .files(&[
             ("1_t.expand.sql", "CREATE TABLE t (id int, old text);\n"),
             (
                 "2_drop_old.contract.sql",
                 "BEGIN;\nALTER TABLE t DROP COLUMN old;\nCOMMIT;\n",
             ),
-        ],
-    );
+        ])
+        .build();
     let set = concertina::files::load_dir(dir.path()).unwrap();
     let analyzed = concertina::analysis::analyze(&set, &Config::default()).unwrap();
     let pool = concertina::db::connect(&url).await.unwrap();

@@ -9,6 +9,7 @@ use concertina::schema::{ConstraintKind, SchemaModel};
 use concertina::sql::parse_file;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use std::collections::{BTreeMap, HashMap};
+use support::project::project;
 
 const FILES: &[(&str, &str)] = &[
     (
@@ -403,10 +404,7 @@ async fn assert_model_matches_live_model(pool: &PgPool, model: &SchemaModel, aft
 async fn model_agrees_with_the_catalog_file_by_file() {
     let url = support::fresh_database().await;
     let pool = PgPool::connect(&url).await.expect("connect");
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, sql) in FILES {
-        std::fs::write(dir.path().join(name), sql).expect("write");
-    }
+    let dir = project().flat().files(FILES).build();
     let set = load_dir(dir.path()).expect("loads");
     let mut model = SchemaModel::new();
     let mut known_constraints = 0;

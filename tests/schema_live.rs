@@ -5,45 +5,23 @@
 mod support;
 
 use concertina::schema::{ConstraintKind, SchemaModel};
-use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn concertina(dir: &Path, args: &[&str]) -> Output {
-    Command::new(support::binary())
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .args(args)
-        .output()
-        .expect("run concertina")
-}
+use support::cli::Run;
+use support::project::{API_CONFIG, Project};
 
 /// A project whose only migration sets NOT NULL on a column of a table it never created.
-fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("concertina.toml"),
-        "[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n",
-    )
-    .expect("config");
-    std::fs::write(
-        dir.path().join("migrations/0001_email_not_null.sql"),
-        "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\n",
-    )
-    .expect("write");
-    dir
+fn project() -> Project {
+    support::project::project()
+        .config(API_CONFIG)
+        .files(&[(
+            "0001_email_not_null.sql",
+            "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\n",
+        )])
+        .build()
 }
 
 /// The phase `lint --format json` gives the only migration.
-fn linted_phase(output: &Output) -> String {
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "lint prints JSON ({e}): {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+fn linted_phase(run: &Run) -> String {
+    let json = run.json();
     let text = json.to_string();
     let phase = json["files"][0]["phase"]
         .as_str()
@@ -82,38 +60,31 @@ async fn set_not_null_on_a_live_not_null_column_is_expand_online_and_contract_of
     );
 
     let dir = project();
-    let online = concertina(
-        dir.path(),
-        &["--database-url", &url, "--format", "json", "lint"],
-    );
+    let online = dir
+        .cli()
+        .run(&["--database-url", &url, "--format", "json", "lint"]);
     assert_eq!(linted_phase(&online), "expand");
 
-    let offline = concertina(
-        dir.path(),
-        &[
-            "--database-url",
-            &url,
-            "--format",
-            "json",
-            "lint",
-            "--offline",
-        ],
-    );
+    let offline = dir.cli().run(&[
+        "--database-url",
+        &url,
+        "--format",
+        "json",
+        "lint",
+        "--offline",
+    ]);
     assert_eq!(linted_phase(&offline), "contract");
 
     // An unreachable database: the history, with a warning, and lint still works.
-    let unreachable = concertina(
-        dir.path(),
-        &[
-            "--database-url",
-            "postgres://postgres:s3cret@127.0.0.1:1/nowhere",
-            "--format",
-            "json",
-            "lint",
-        ],
-    );
+    let unreachable = dir.cli().run(&[
+        "--database-url",
+        "postgres://postgres:s3cret@127.0.0.1:1/nowhere",
+        "--format",
+        "json",
+        "lint",
+    ]);
     assert_eq!(linted_phase(&unreachable), "contract");
-    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    let stderr = &unreachable.stderr;
     assert!(stderr.contains("warning"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }

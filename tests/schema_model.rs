@@ -1,21 +1,20 @@
 //! The schema model: verdicts that need the schema as the earlier migrations of the folder
 //! left it, each checked both ways (model proves it safe / model shows it is not).
 
+mod support;
+
 use concertina::analysis::{AnalyzedMigration, analyze};
 use concertina::config::Config;
 use concertina::files::load_dir;
 use concertina::phase::Class;
 use concertina::schema::ColumnType;
+use support::project::{API_CONFIG, project};
 
 /// Writes `files` into a temporary migrations folder and analyzes it like `lint` does.
 fn lint_folder(files: &[(&str, &str)]) -> Vec<AnalyzedMigration> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, sql) in files {
-        std::fs::write(dir.path().join(name), sql).expect("write");
-    }
+    let dir = project().flat().files(files).build();
     let set = load_dir(dir.path()).expect("loads");
-    let config = Config::parse("[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n")
-        .expect("config");
+    let config = Config::parse(API_CONFIG).expect("config");
     analyze(&set, &config).expect("analyzes")
 }
 
@@ -436,27 +435,26 @@ DROP INDEX users_gone_idx;",
 fn a_unique_index_on_a_table_created_by_an_earlier_pending_migration_is_expand() {
     use concertina::analysis::analyze_with_base;
     use std::collections::BTreeSet;
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, sql) in [
-        (
-            "0001_orders.sql",
-            "CREATE TABLE orders (id int, code text);",
-        ),
-        (
-            "0002_orders_more.sql",
-            "CREATE TABLE orders_more (id int, code text);",
-        ),
-        (
-            "0003_unique.sql",
-            "CREATE UNIQUE INDEX CONCURRENTLY orders_code_uq ON orders (code);\n\
+    let dir = project()
+        .flat()
+        .files(&[
+            (
+                "0001_orders.sql",
+                "CREATE TABLE orders (id int, code text);",
+            ),
+            (
+                "0002_orders_more.sql",
+                "CREATE TABLE orders_more (id int, code text);",
+            ),
+            (
+                "0003_unique.sql",
+                "CREATE UNIQUE INDEX CONCURRENTLY orders_code_uq ON orders (code);\n\
              CREATE UNIQUE INDEX CONCURRENTLY orders_more_code_uq ON orders_more (code);",
-        ),
-    ] {
-        std::fs::write(dir.path().join(name), sql).expect("write");
-    }
+            ),
+        ])
+        .build();
     let set = load_dir(dir.path()).expect("loads");
-    let config = Config::parse("[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n")
-        .expect("config");
+    let config = Config::parse(API_CONFIG).expect("config");
     let classes = |analyzed: Vec<AnalyzedMigration>| -> Vec<Class> {
         analyzed[2]
             .statements

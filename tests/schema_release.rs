@@ -3,8 +3,6 @@
 //! before the rollout, and keep the findings when it runs after it (the new app has been
 //! writing the table meanwhile). Each rule is checked both ways.
 
-#[path = "support/runner.rs"]
-mod runner_support;
 mod support;
 
 use concertina::analysis::{AnalyzedMigration, analyze, analyze_release};
@@ -15,6 +13,7 @@ use concertina::phase::{Class, Phase};
 use concertina::schema::SchemaModel;
 use concertina::sql::parse_file;
 use std::collections::BTreeSet;
+use support::project::{API_CONFIG, Project, project};
 
 /// `users` existed before the release (the running app writes it); `orders` is created by
 /// an earlier migration of the release, before the rollout.
@@ -202,19 +201,14 @@ fn a_foreign_key_from_an_existing_table_to_a_new_one_stays_contract_with_its_fin
 }
 
 /// A temporary migrations folder holding `files` (name, SQL).
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, sql) in files {
-        std::fs::write(dir.path().join(name), sql).expect("write");
-    }
-    dir
+fn folder(files: &[(&str, &str)]) -> Project {
+    project().flat().files(files).build()
 }
 
 /// Analyzes `files` as `lint` does, with the versions in `release` as the new files.
 fn analyze_folder(files: &[(&str, &str)], release: &[u64]) -> Vec<AnalyzedMigration> {
     let set = load_dir(folder(files).path()).expect("loads");
-    let config = Config::parse("[apps.api]\nselector = \"app=api\"\nversion = \"label:version\"\n")
-        .expect("config");
+    let config = Config::parse(API_CONFIG).expect("config");
     let release: BTreeSet<u64> = release.iter().copied().collect();
     let analyzed = analyze_release(&set, &config, &release).expect("analyzes");
     if release.is_empty() {
@@ -360,7 +354,7 @@ fn a_table_created_after_the_rollout_is_not_new_for_later_files() {
 #[tokio::test]
 async fn pre_deploy_applies_what_lint_passes_for_a_table_of_the_same_release_and_refuses_otherwise()
 {
-    use runner_support::{applied_versions, concertina, text};
+    use support::db::applied_versions;
     // Both unapplied: one release; the unique index is built on the empty new table.
     let url = support::fresh_database().await;
     let unique = (
@@ -368,26 +362,25 @@ async fn pre_deploy_applies_what_lint_passes_for_a_table_of_the_same_release_and
         "CREATE UNIQUE INDEX orders_code_uq ON orders (code);\n",
     );
     let dir = folder(&[ORDERS, unique]);
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
     assert_eq!(applied_versions(&url).await, vec![1, 2]);
 
     // The table was applied by an earlier release: an index on it is refused.
     let url = support::fresh_database().await;
     let dir = folder(&[ORDERS]);
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    std::fs::write(
-        dir.path().join("0002_orders_total.sql"),
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(0), "{}", output.text());
+    dir.write(
+        "0002_orders_total.sql",
         "CREATE INDEX orders_total_idx ON orders (total);\n",
-    )
-    .expect("write");
-    let output = concertina(dir.path(), &url, &["pre-deploy"]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    );
+    let output = dir.against(&url).run(&["pre-deploy"]);
+    assert_eq!(output.code, Some(1), "{}", output.text());
     assert!(
-        text(&output).contains("index-not-concurrent"),
+        output.text().contains("index-not-concurrent"),
         "{}",
-        text(&output)
+        output.text()
     );
     assert_eq!(applied_versions(&url).await, vec![1]);
 }

@@ -1,8 +1,15 @@
-//! Shared test harness: a fresh PostgreSQL database per test.
+//! Shared test harness: a fresh PostgreSQL database per test ([`fresh_database`]), running
+//! the binary ([`cli`]), project folders ([`project`]) and small database helpers ([`db`]).
+//! The fake Kubernetes API is `fake_kube.rs`; the gate's and the backfills' own helpers are
+//! `gate.rs` and `backfill.rs` (each included with `#[path]` by the tests that use it).
 //!
-//! Order: `DATABASE_URL` if set → a server on 127.0.0.1:5432 → a testcontainers Postgres
-//! where a Docker engine exists → fail saying what to do.
+//! Databases, in order: `DATABASE_URL` if set → a server on 127.0.0.1:5432 → a
+//! testcontainers Postgres where a Docker engine exists → fail saying what to do.
 #![allow(dead_code)]
+
+pub mod cli;
+pub mod db;
+pub mod project;
 
 use sqlx::{Connection, PgConnection};
 use std::sync::OnceLock;
