@@ -160,30 +160,28 @@ async fn credentials_problems_block() {
     let fake = FakeKube::with_fixtures(&["api-v2"]).await;
     let dir = project(&[]);
     let kubeconfig = fake.write_kubeconfig(dir.path(), "shop");
+    // A context that does not exist and no credentials at all are configuration errors:
+    // retrying cannot help (exit 2), and the gate does not hold.
     let run = gate(
         dir.path(),
         &kubeconfig,
         &["4", "--context", "production", "--format", "json"],
     )
     .await;
-    assert_eq!(run.code, Some(3));
-    let report = run.json();
+    assert_eq!(run.code, Some(2), "{}", run.text());
     assert!(
-        report["blocking"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("context `production`"),
-        "{report}"
+        run.text().contains("context `production`"),
+        "{}",
+        run.text()
     );
 
     let missing = dir.path().join("no-such-kubeconfig");
     let run = gate(dir.path(), &missing, &["4", "--format", "json"]).await;
-    assert_eq!(run.code, Some(3));
+    assert_eq!(run.code, Some(2), "{}", run.text());
     assert!(
-        run.json()["blocking"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no Kubernetes credentials")
+        run.text().contains("no Kubernetes credentials"),
+        "{}",
+        run.text()
     );
 
     // An API server that is down blocks too.
