@@ -137,32 +137,66 @@ fn redact_userinfo_line(line: &str) -> String {
     }
 }
 
-/// Masks `user:password@` at the start of `segment` (after a scheme) or of any word in it.
+/// Masks `user:password@` at the start of `segment` (after a scheme, where the password may
+/// hold spaces) or in any word of it (without a scheme, where it may not: a word is
+/// `user:password@host` only when `user` looks like a user name, so `file.sql:4:1: … (a@x)`
+/// is left as it is).
 fn mask_segment(segment: &str, after_scheme: bool) -> String {
+    if !after_scheme {
+        return mask_bare_words(segment);
+    }
     let Some(at) = segment.rfind('@') else {
         return segment.to_string();
     };
-    // The user name starts after the scheme, or at the last word boundary before the colon.
-    let before_at = &segment[..at];
-    let word_start = if after_scheme {
-        0
-    } else {
-        match before_at.find(':') {
-            Some(colon) => before_at[..colon]
-                .rfind(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '=' || c == '(')
-                .map_or(0, |i| i + 1),
-            None => return segment.to_string(),
-        }
-    };
-    let userinfo = &before_at[word_start..];
+    let userinfo = &segment[..at];
     let Some(colon) = userinfo.find(':') else {
         return segment.to_string();
     };
     let user = &userinfo[..colon];
-    if user.chars().any(char::is_whitespace) || (!after_scheme && user.is_empty()) {
+    if user.chars().any(char::is_whitespace) {
         return segment.to_string();
     }
-    format!("{}{user}:***{}", &segment[..word_start], &segment[at..])
+    format!("{user}:***{}", &segment[at..])
+}
+
+/// Masks every whitespace-free word `user:password@host` of `text` (quotes, `=` and `(`
+/// before it are kept).
+fn mask_bare_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(word_end);
+        out.push_str(&mask_bare_word(word));
+        let space_end = tail
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(tail.len());
+        out.push_str(&tail[..space_end]);
+        rest = &tail[space_end..];
+    }
+    out
+}
+
+fn mask_bare_word(word: &str) -> String {
+    let Some(first_colon) = word.find(':') else {
+        return word.to_string();
+    };
+    let start = word[..first_colon]
+        .rfind(['"', '\'', '=', '('])
+        .map_or(0, |i| i + 1);
+    let candidate = &word[start..];
+    let (Some(colon), Some(at)) = (candidate.find(':'), candidate.rfind('@')) else {
+        return word.to_string();
+    };
+    let user = &candidate[..colon];
+    let looks_like_user = !user.is_empty()
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if colon > at || !looks_like_user || at + 1 >= candidate.len() {
+        return word.to_string();
+    }
+    format!("{}{user}:***{}", &word[..start], &candidate[at..])
 }
 
 fn redact_password_params(text: &str) -> String {
@@ -384,12 +418,16 @@ mod tests {
             ("postgres://u:secret pw@host/x", "secret pw"),
             ("postgres://u:sec/ret@host/x", "sec/ret"),
             ("error for 'u:hunter22@db:5432/app' here", "hunter22"),
+            ("url=u:hunter23@db:5432/app", "hunter23"),
         ] {
             let out = redact(text);
             assert!(!out.contains(secret), "{text} → {out}");
             assert!(out.contains("***"), "{text} → {out}");
         }
         assert_eq!(redact("at 12:30 on host db"), "at 12:30 on host db");
+        // A file position and an e-mail address in PostgreSQL's DETAIL are not credentials.
+        let detail = "m/1_u.sql:4:1: could not create unique index\nDETAIL: Key (email)=(a@x) is duplicated.";
+        assert_eq!(redact(detail), detail);
         assert_eq!(
             redact("see https://example.com/a@b"),
             "see https://example.com/a@b"

@@ -198,6 +198,11 @@ async fn an_invalid_index_from_a_failed_concurrent_build_is_named_with_its_fix()
     let stderr = &output.stderr;
     assert!(stderr.contains("1_unique_email.expand.sql:4"), "{stderr}");
     assert!(stderr.contains("public.users_email_key"), "{stderr}");
+    // PostgreSQL's DETAIL names the duplicated key (and no redaction mistakes it for a password).
+    assert!(
+        stderr.contains("Key (email)=(a@x) is duplicated"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("DROP INDEX CONCURRENTLY public.users_email_key;"),
         "{stderr}"

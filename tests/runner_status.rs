@@ -49,6 +49,13 @@ async fn status_and_plan_show_applied_pending_drift_backfills_and_gates() {
     .await
     .unwrap();
 
+    // A backfill is `running` only while a process holds its advisory lock: this session
+    // plays that process.
+    sqlx::raw_sql("SELECT pg_advisory_lock(hashtextextended('concertina.backfill:' || '2', 0))")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
     let output = dir.against(&url).run(&["--format", "json", "status"]);
     assert_eq!(output.code, Some(0), "{}", output.text());
     let status = output.json();

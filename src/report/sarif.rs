@@ -3,7 +3,33 @@
 
 use crate::analysis::AnalyzedMigration;
 use crate::lint;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Value, json};
+
+/// What a relative URI reference may not hold as it is (RFC 3986): controls, space, the
+/// delimiters and `%` itself; non-ASCII bytes are always encoded. `/` stays a separator.
+const URI_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b']')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// A file path as a SARIF `uri`: `/`-separated and percent-encoded, so that a migration
+/// named `0003_add #2 ümlaut.sql` is still a valid URI reference for the uploader.
+pub fn path_uri(path: &str) -> String {
+    utf8_percent_encode(&path.replace('\\', "/"), URI_PATH).to_string()
+}
 
 /// The whole document, pretty-printed.
 pub fn render(analyzed: &[AnalyzedMigration]) -> String {
@@ -34,7 +60,7 @@ pub fn document(analyzed: &[AnalyzedMigration]) -> Value {
                 "level": f.severity.as_str(),
                 "message": {"text": format!("{} Help: {}", f.message, f.help)},
                 "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": migration.migration.display_path().replace('\\', "/")},
+                    "artifactLocation": {"uri": path_uri(&migration.migration.display_path())},
                     "region": {"startLine": f.line, "startColumn": f.column}
                 }}],
             });
@@ -57,4 +83,18 @@ pub fn document(analyzed: &[AnalyzedMigration]) -> Value {
             "results": results,
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_uri;
+
+    #[test]
+    fn uris_are_percent_encoded_with_slashes_kept() {
+        assert_eq!(
+            path_uri("migrations/0003_add #2 ümlaut%.sql"),
+            "migrations/0003_add%20%232%20%C3%BCmlaut%25.sql"
+        );
+        assert_eq!(path_uri("a\\b.sql"), "a/b.sql");
+    }
 }

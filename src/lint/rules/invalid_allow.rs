@@ -58,4 +58,16 @@ mod tests {
         assert!(check("index-not-concurrent", "", 1).is_some());
         assert!(check("index-not-concurrent", "settings has 12 rows", 1).is_none());
     }
+
+    #[test]
+    fn what_cannot_run_cannot_be_allowed() {
+        for rule in super::super::NOT_ALLOWABLE {
+            let finding = check(rule, "we know better", 2).expect("finding");
+            assert!(
+                finding.message.contains("cannot be allowed"),
+                "{rule}: {finding:?}"
+            );
+        }
+        assert!(super::super::NOT_ALLOWABLE.contains(&"unbatchable-backfill"));
+    }
 }
