@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::directives::{self, Directive, DirectiveError};
 use crate::files::{Migration, MigrationSet};
 use crate::lint::Finding;
+use crate::lint::rules::unbatchable_backfill::KeyOf;
 use crate::lint::rules::{
     self, contract_without_requires, invalid_allow, invalid_requires, syntax_error,
 };
@@ -333,22 +334,28 @@ fn analyze_in(
     findings.extend(rules::transaction_control::check(&statements));
     if declared_phase.or(inferred_phase) == Some(Phase::Backfill) {
         for statement in &statements {
-            let key = statement.key.clone().or_else(|| {
-                crate::batching::analyze_statement(&statement.text)
-                    .ok()
-                    .and_then(|b| {
-                        let table = match b.table.schema.as_deref() {
-                            None | Some("public") => b.table.name.clone(),
-                            Some(schema) => format!("{schema}.{}", b.table.name),
-                        };
-                        model.primary_key(&table)
-                    })
-            });
+            // The key is the declared one, else the table's primary key as the model (with a
+            // database: the live catalog) knows it.
+            let table = crate::batching::analyze_statement(&statement.text)
+                .ok()
+                .map(|b| match b.table.schema.as_deref() {
+                    None | Some("public") => b.table.name.clone(),
+                    Some(schema) => format!("{schema}.{}", b.table.name),
+                });
+            let key = match (&statement.key, &table) {
+                (Some(declared), _) => KeyOf::Known(declared.clone()),
+                (None, Some(table)) => match model.primary_key(table) {
+                    Some(key) => KeyOf::Known(key),
+                    None if model.known_without_primary_key(table) => KeyOf::None(table.clone()),
+                    None => KeyOf::Unknown,
+                },
+                (None, None) => KeyOf::Unknown,
+            };
             findings.extend(rules::unbatchable_backfill::check(
                 &statement.text,
                 statement.line,
                 statement.column,
-                key.as_deref(),
+                &key,
             ));
         }
     }

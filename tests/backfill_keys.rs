@@ -187,3 +187,60 @@ async fn unsplittable_statements_and_bad_keys_are_clear_errors_that_change_nothi
         0
     );
 }
+
+/// Lint refuses a backfill on a table without a primary key and without a declared key, at
+/// the statement's line: with a database URL the live catalog says so; offline the
+/// history, when a file of the folder made the table. A table lint cannot see is not judged.
+#[tokio::test]
+async fn lint_refuses_a_backfill_with_no_key_to_walk() {
+    let url = support::fresh_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    exec(
+        &pool,
+        "CREATE TABLE nokey (a int NOT NULL UNIQUE, n int NOT NULL DEFAULT 0);",
+    )
+    .await;
+    let backfill = ("0002_bump.backfill.sql", "UPDATE nokey SET n = n + 1;\n");
+    let dir = project().header(FIXTURE).files(&[backfill]).build();
+
+    let live = dir.against(&url).run(&["lint"]);
+    assert_eq!(live.code, Some(1), "{}", live.text());
+    assert!(
+        live.stdout.contains("0002_bump.backfill.sql:2")
+            && live.stdout.contains("unbatchable-backfill")
+            && live.stdout.contains("nokey has no primary key")
+            && live.stdout.contains("key=("),
+        "{}",
+        live.text()
+    );
+    // Offline the table is unknown (made outside the folder): nothing to judge.
+    let offline = dir.against(&url).run(&["lint", "--offline"]);
+    assert_eq!(offline.code, Some(0), "{}", offline.text());
+
+    // A declared key is what the batches walk.
+    let declared = project()
+        .header(FIXTURE)
+        .files(&[(
+            "0002_bump.backfill.sql",
+            "-- concertina: key=(a)\nUPDATE nokey SET n = n + 1;\n",
+        )])
+        .build();
+    let run = declared.against(&url).run(&["lint"]);
+    assert_eq!(run.code, Some(0), "{}", run.text());
+
+    // Offline, a table a file of the folder made without a primary key is known whole.
+    let history = project()
+        .header(FIXTURE)
+        .files(&[
+            ("0001_events.sql", "CREATE TABLE events (a int, n int);\n"),
+            ("0002_bump.backfill.sql", "UPDATE events SET n = 1;\n"),
+        ])
+        .build();
+    let run = history.cli().run(&["lint"]);
+    assert_eq!(run.code, Some(1), "{}", run.text());
+    assert!(
+        run.stdout.contains("events has no primary key"),
+        "{}",
+        run.text()
+    );
+}

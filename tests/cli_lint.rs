@@ -364,3 +364,63 @@ fn base_judges_a_table_that_existed_at_the_base_as_existing() {
         "{doc}"
     );
 }
+
+/// A kubeconfig with the contexts `names`, each pointing at an unused local address.
+fn kubeconfig_with(dir: &Path, names: &[&str]) -> std::path::PathBuf {
+    let mut yaml = String::from(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n",
+    );
+    for name in names {
+        yaml.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: c\n    user: u\n"
+        ));
+    }
+    if let Some(first) = names.first() {
+        yaml.push_str(&format!("current-context: {first}\n"));
+    }
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, yaml).expect("write kubeconfig");
+    path
+}
+
+/// `lint` checks the context `[kubernetes] context` names against the kubeconfig, so CI
+/// catches the typo before a Job does; where no kubeconfig can be read it says the name
+/// was not checked.
+#[test]
+fn lint_checks_the_kubeconfig_context_the_config_names() {
+    let config = format!("[kubernetes]\ncontext = \"prod\"\n{API_CONFIG}");
+    let dir = project()
+        .config(&config)
+        .files(&[("0001_a.sql", "CREATE TABLE a (id int PRIMARY KEY);\n")])
+        .build();
+    let home = tempfile::tempdir().expect("home");
+    let lint = |kubeconfig: &Path| {
+        dir.cli()
+            .config(dir.path().join("concertina.toml"))
+            .env("HOME", home.path())
+            .kubeconfig(kubeconfig)
+            .run(&["lint"])
+    };
+
+    let other = kubeconfig_with(home.path(), &["staging", "dev"]);
+    let run = lint(&other);
+    assert_eq!(run.code, Some(2), "{}", run.text());
+    assert!(
+        run.stderr.contains("context = \"prod\"") && run.stderr.contains("it has staging, dev"),
+        "{}",
+        run.text()
+    );
+
+    let good = kubeconfig_with(home.path(), &["staging", "prod"]);
+    let run = lint(&good);
+    assert_eq!(run.code, Some(0), "{}", run.text());
+    assert!(!run.stderr.contains("not checked"), "{}", run.text());
+
+    let run = lint(&home.path().join("no-such-kubeconfig"));
+    assert_eq!(run.code, Some(0), "{}", run.text());
+    assert!(
+        run.stderr.contains("`prod`") && run.stderr.contains("not checked"),
+        "{}",
+        run.text()
+    );
+}

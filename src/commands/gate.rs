@@ -136,7 +136,8 @@ fn check_gate_config(ctx: &Context, migration: &AnalyzedMigration) -> Result<(),
     }
     gate::check_config(&ctx.config, &migration.requires).map_err(|e| match e {
         gate::GateConfigError::UnknownApp { .. } => CommandError::usage(format!("{path}: {e}")),
-        gate::GateConfigError::BadSelector { .. } => CommandError::usage(e.to_string()),
+        gate::GateConfigError::BadSelector { .. }
+        | gate::GateConfigError::UnknownContext { .. } => CommandError::usage(e.to_string()),
     })
 }
 

@@ -38,6 +38,7 @@ pub fn reporter(format: Format) -> Reporter {
 
 /// Runs the command: exit 0 clean or warnings only, 1 on errors.
 pub async fn run(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandError> {
+    check_kubeconfig_context(ctx)?;
     let set = if args.paths.is_empty() {
         ctx.load_migrations()?
     } else {
@@ -64,6 +65,25 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandError> {
     print!("{}", reporter(ctx.format)(&analyzed));
     let failed = analyzed.iter().any(AnalyzedMigration::has_errors);
     Ok(if failed { Exit::Failure } else { Exit::Ok })
+}
+
+/// The whole config is checked before a Job meets it (selectors and version sources when
+/// it is loaded): here the context `[kubernetes] context` names, when a kubeconfig is
+/// readable (exit 2 without it), with a note when none is.
+fn check_kubeconfig_context(ctx: &Context) -> Result<(), CommandError> {
+    let Some(context) = ctx.config.kubernetes.context.as_deref() else {
+        return Ok(());
+    };
+    match crate::gate::check_context(context) {
+        Ok(crate::gate::ContextCheck::Found) => Ok(()),
+        Ok(crate::gate::ContextCheck::NotChecked(why)) => {
+            eprintln!(
+                "note: the kubeconfig context `{context}` named in concertina.toml is not checked: no kubeconfig can be read here ({why})"
+            );
+            Ok(())
+        }
+        Err(error) => Err(CommandError::usage(error.to_string())),
+    }
 }
 
 /// How a migration file stands against the `--base` commit.

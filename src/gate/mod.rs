@@ -36,6 +36,16 @@ pub enum GateConfigError {
         /// The app.
         app: String,
     },
+    /// `[kubernetes] context` names a context the kubeconfig does not have.
+    #[error(
+        "[kubernetes] context = \"{context}\" in concertina.toml is not a context of the kubeconfig (KUBECONFIG or ~/.kube/config; {known}); fix the name (`kubectl config get-contexts` lists them)"
+    )]
+    UnknownContext {
+        /// The context named.
+        context: String,
+        /// The contexts the kubeconfig has.
+        known: String,
+    },
     /// An app's selector does not parse.
     #[error("[apps.{app}] in concertina.toml: {reason}")]
     BadSelector {
@@ -57,6 +67,41 @@ pub fn check_config(config: &Config, requires: &[Requirement]) -> Result<(), Gat
         check_selector(app, configured)?;
     }
     Ok(())
+}
+
+/// What the kubeconfig says of the context `[kubernetes] context` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextCheck {
+    /// The kubeconfig has it.
+    Found,
+    /// No kubeconfig could be read here (why), so the name was not checked.
+    NotChecked(String),
+}
+
+/// Checks that the kubeconfig (`KUBECONFIG`, else `~/.kube/config`) has a context named
+/// `context`. Where no kubeconfig can be read (a CI runner, a pod) the name cannot be
+/// checked and the answer says so; a kubeconfig without it is a configuration error.
+pub fn check_context(context: &str) -> Result<ContextCheck, GateConfigError> {
+    let kubeconfig = match kube::config::Kubeconfig::read() {
+        Ok(kubeconfig) => kubeconfig,
+        Err(error) => return Ok(ContextCheck::NotChecked(access::error_chain(&error))),
+    };
+    if kubeconfig.contexts.iter().any(|c| c.name == context) {
+        return Ok(ContextCheck::Found);
+    }
+    let known: Vec<&str> = kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    Err(GateConfigError::UnknownContext {
+        context: context.into(),
+        known: if known.is_empty() {
+            "it has none".into()
+        } else {
+            format!("it has {}", known.join(", "))
+        },
+    })
 }
 
 /// Checks every configured app's selector, so that a typo is a configuration error in

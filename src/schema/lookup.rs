@@ -30,6 +30,14 @@ impl SchemaModel {
             .map(<[String]>::to_vec)
     }
 
+    /// Whether the model knows `table` whole (not [partial](super::Table::partial)) and
+    /// it has no primary key: a backfill on it has no key to walk unless one is declared.
+    pub fn known_without_primary_key(&self, table: &str) -> bool {
+        self.tables
+            .get(table)
+            .is_some_and(|t| !t.partial && primary_key_of(t).is_none())
+    }
+
     /// Whether `table.column` has a validated `CHECK (column IS NOT NULL)`, so SET NOT NULL
     /// skips its scan.
     pub fn has_validated_not_null_check(&self, table: &str, column: &str) -> bool {

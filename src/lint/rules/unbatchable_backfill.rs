@@ -5,7 +5,8 @@
 //! function ([`crate::batching::analyze_statement`]), so CI rejects what the post-deploy Job
 //! would refuse. Checked by the analysis on every statement of a backfill file; the key is
 //! the declared `key=(…)`, else the primary key the schema model knows (with a database:
-//! the live catalog's).
+//! the live catalog's). A table the model knows whole that has no primary key, with no
+//! declared key, is refused too: the engine would have no key to walk.
 
 use crate::batching::{self, Unbatchable};
 use crate::lint::{Finding, Rule, Severity};
@@ -16,9 +17,20 @@ pub const RULE: Rule = Rule {
     summary: "a backfill statement the engine cannot split into key ranges",
 };
 
+/// What is known of the key a backfill statement's batches would walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOf {
+    /// The declared key, or the table's primary key.
+    Known(Vec<String>),
+    /// The table (named) is known whole and has no primary key, and none is declared.
+    None(String),
+    /// The table is not known (made outside the folder, or by code the model cannot read).
+    Unknown,
+}
+
 /// The finding for one statement of a backfill file at `line`/`column`, if the engine would
-/// refuse it. `key` is the key its batches would walk, when known.
-pub fn check(text: &str, line: u32, column: u32, key: Option<&[String]>) -> Option<Finding> {
+/// refuse it.
+pub fn check(text: &str, line: u32, column: u32, key: &KeyOf) -> Option<Finding> {
     let refused = |e: Unbatchable| RULE.finding(line, column, e.message, e.help);
     let statement = match batching::analyze_statement(text) {
         Ok(statement) => statement,
@@ -27,7 +39,20 @@ pub fn check(text: &str, line: u32, column: u32, key: Option<&[String]>) -> Opti
     if let Err(e) = batching::check_own_source(&statement) {
         return Some(refused(e));
     }
-    let key = key?;
+    let key = match key {
+        KeyOf::Known(key) => key,
+        KeyOf::Unknown => return None,
+        KeyOf::None(table) => {
+            return Some(RULE.finding(
+                line,
+                column,
+                format!(
+                    "table {table} has no primary key, so the backfill engine has no key to walk in batches"
+                ),
+                "declare a unique NOT NULL key just above the statement: `-- concertina: key=(column[, …])`, or add a primary key in an earlier expand migration",
+            ));
+        }
+    };
     batching::check_key(&statement, key, &statement.table.to_string())
         .err()
         .map(refused)
@@ -35,10 +60,10 @@ pub fn check(text: &str, line: u32, column: u32, key: Option<&[String]>) -> Opti
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{KeyOf, check};
 
     fn refused(sql: &str) -> bool {
-        check(sql, 1, 1, Some(&["id".to_string()])).is_some()
+        check(sql, 1, 1, &KeyOf::Known(vec!["id".to_string()])).is_some()
     }
 
     #[test]
@@ -62,7 +87,7 @@ mod tests {
             "UPDATE users u SET plan = p.name FROM plans p WHERE p.id = u.plan_id",
             3,
             1,
-            None,
+            &KeyOf::Unknown,
         )
         .expect("refused");
         assert!(help.help.contains("correlated subquery"), "{}", help.help);
@@ -80,6 +105,20 @@ mod tests {
             assert!(!refused(sql), "{sql}");
         }
         // An unknown key says nothing about key assignment.
-        assert!(check("UPDATE users SET id = id + 1", 1, 1, None).is_none());
+        assert!(check("UPDATE users SET id = id + 1", 1, 1, &KeyOf::Unknown).is_none());
+    }
+
+    #[test]
+    fn a_known_table_without_a_key_is_refused_with_the_directive_as_help() {
+        let finding = check(
+            "UPDATE events SET kind = 'x'",
+            4,
+            1,
+            &KeyOf::None("events".into()),
+        )
+        .expect("refused");
+        assert_eq!((finding.rule, finding.line), ("unbatchable-backfill", 4));
+        assert!(finding.message.contains("events has no primary key"));
+        assert!(finding.help.contains("key=("), "{}", finding.help);
     }
 }
