@@ -16,6 +16,9 @@ pub struct Config {
     pub migrations: Option<PathBuf>,
     /// The database URL (overridden by `--database-url` / `DATABASE_URL`).
     pub database_url: Option<String>,
+    /// Whether a new file may have a version below an applied one (default: refused).
+    #[serde(default)]
+    pub out_of_order: OutOfOrder,
     /// Where the apps run.
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
@@ -31,6 +34,19 @@ pub struct Config {
     /// The folder the config file is in (paths in it are relative to it).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// `out_of_order = "refuse" | "allow"`: what happens to a new migration whose version is
+/// below one already applied (a branch merged late). Refused by default: the file was
+/// written against a schema older than the one it would run on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutOfOrder {
+    /// `pre-deploy` and `post-deploy` refuse (exit 2), `lint --base` flags it (exit 2).
+    #[default]
+    Refuse,
+    /// It runs, in version order among the pending ones, with a warning.
+    Allow,
 }
 
 /// `[kubernetes]`.
@@ -272,5 +288,13 @@ mod tests {
         let duration = Config::parse("[runner]\nlock_timeout = \"soon\"\n").unwrap_err();
         assert!(duration.contains("not a duration"), "{duration}");
         assert!(Config::parse("[apps.api\n").is_err());
+        let order = Config::parse("out_of_order = \"sometimes\"\n").unwrap_err();
+        assert!(
+            order.contains("refuse") && order.contains("allow"),
+            "{order}"
+        );
+        let allowed = Config::parse("out_of_order = \"allow\"\n").unwrap();
+        assert_eq!(allowed.out_of_order, OutOfOrder::Allow);
+        assert_eq!(Config::default().out_of_order, OutOfOrder::Refuse);
     }
 }

@@ -131,7 +131,7 @@ pub async fn post_deploy(
         .map_err(RunnerError::database)?;
     let applied = state::applied(pool).await.map_err(RunnerError::database)?;
     let analyzed = &runner::analyze_for_database(config, pool, set, &applied).await?;
-    refuse_unsafe_start(analyzed, &applied)?;
+    refuse_unsafe_start(analyzed, &applied, config.out_of_order)?;
 
     tracing::info!("post-deploy: backfills");
     let backfills = backfill::run_backfills(config, pool, analyzed, backfill_settings)
@@ -156,12 +156,13 @@ pub async fn post_deploy(
 fn refuse_unsafe_start(
     analyzed: &[AnalyzedMigration],
     applied: &BTreeMap<u64, AppliedRow>,
+    order: crate::config::OutOfOrder,
 ) -> Result<(), RunnerError> {
     let pending: Vec<&AnalyzedMigration> = analyzed
         .iter()
         .filter(|m| m.phase != Phase::Expand && !applied.contains_key(&m.migration.version))
         .collect();
-    runner::check_before_applying(analyzed, applied, &pending)?;
+    runner::check_before_applying(analyzed, applied, &pending, order)?;
     if let Some(expand) = runner::unapplied_older_expand(analyzed, applied, &pending) {
         return Err(RunnerError::Refused(Refusal::ExpandNotApplied {
             version: expand.migration.version,

@@ -91,6 +91,16 @@ fn refusal_message(command: &str, refusal: &Refusal) -> String {
         Refusal::LintErrors(refusals) => format!(
             "{command} refused, nothing applied: migrations it would run have lint errors:\n{refusals}fix them (`concertina lint` shows each with a safe alternative), or suppress a rule with `-- concertina: allow <rule> <reason>`"
         ),
+        Refusal::OutOfOrder(files) => format!(
+            "{command} refused, nothing applied: migrations out of order, each below a version already applied:\n{}a migration written before those ran would run on a schema it was not written for: give it a version above the applied ones (rename the file; `concertina new` picks the next), or set out_of_order = \"allow\" in concertina.toml to run it anyway",
+            files
+                .iter()
+                .map(|f| format!(
+                    "  {} (version {}) is below the applied version {} ({})\n",
+                    f.path, f.version, f.applied_version, f.applied_name
+                ))
+                .collect::<String>()
+        ),
         Refusal::ExpandNotApplied { version, path } => format!(
             "{command} refused, nothing applied: expand migration {version} ({path}) is not applied yet; run `concertina pre-deploy` before the rollout"
         ),

@@ -50,6 +50,9 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandError> {
         Some(base) => Some(changes_since(&set, base)?),
         None => None,
     };
+    if let (Some(base), Some(changes)) = (&args.base, &changes) {
+        refuse_out_of_order(ctx, &set, base, changes)?;
+    }
     let release: BTreeSet<u64> = changes
         .iter()
         .flatten()
@@ -84,6 +87,42 @@ fn check_kubeconfig_context(ctx: &Context) -> Result<(), CommandError> {
         }
         Err(error) => Err(CommandError::usage(error.to_string())),
     }
+}
+
+/// Exit 2 when a file added since `base` has a version below a file `base` already has
+/// (unless the config says `out_of_order = "allow"`): every database that applied that file
+/// would refuse it in `pre-deploy`.
+fn refuse_out_of_order(
+    ctx: &Context,
+    set: &files::MigrationSet,
+    base: &str,
+    changes: &BTreeMap<u64, Change>,
+) -> Result<(), CommandError> {
+    if ctx.config.out_of_order == crate::config::OutOfOrder::Allow {
+        return Ok(());
+    }
+    let late = crate::runner::new_below_existing(set, |version| {
+        changes.get(&version) == Some(&Change::Added)
+    });
+    if late.is_empty() {
+        return Ok(());
+    }
+    let lines: String = late
+        .iter()
+        .map(|f| {
+            format!(
+                "  {} (version {}) is new since {base} but below version {} ({}), which {base} already has\n",
+                f.path, f.version, f.applied_version, f.applied_name
+            )
+        })
+        .collect();
+    Err(CommandError::usage(format!(
+        "migrations out of order:\n{lines}a database that applied the newer file would refuse them: give each a version above {} (rename the file; `concertina new` picks the next), or set out_of_order = \"allow\" in concertina.toml",
+        late.iter()
+            .map(|f| f.applied_version)
+            .max()
+            .unwrap_or_default()
+    )))
 }
 
 /// How a migration file stands against the `--base` commit.

@@ -23,7 +23,7 @@ use crate::analysis::{AnalysisError, AnalyzedMigration};
 use crate::config::Config;
 use crate::files::{Migration, MigrationSet};
 use crate::outcome::ErrorKind;
-use crate::phase::Phase;
+use crate::phase::{Phase, Stream};
 use crate::schema::SchemaModel;
 use crate::state::{self, AppliedRow, BackfillRow, GateVerdictRow, LockHolder, ProgressRow};
 use chrono::{DateTime, Utc};
@@ -50,6 +50,9 @@ pub enum Refusal {
     Drift(Verification),
     /// Migrations it would run have lint errors (one line each, see [`lint_refusals`]).
     LintErrors(String),
+    /// Pending migrations whose versions are below applied ones they should have run
+    /// before (see [`out_of_order`]); `out_of_order = "allow"` lets them run.
+    OutOfOrder(Vec<OutOfOrderFile>),
     /// An expand older than a pending post-deploy migration is not applied.
     ExpandNotApplied {
         /// Its version.
@@ -82,6 +85,8 @@ impl RunnerError {
         match self {
             RunnerError::Analysis(_) => ErrorKind::Invalid,
             RunnerError::Lock(LockError::Busy { .. }) => ErrorKind::Transient,
+            // Retrying cannot help: the file must be renamed or the config must allow it.
+            RunnerError::Refused(Refusal::OutOfOrder(_)) => ErrorKind::Invalid,
             RunnerError::Database(_) | RunnerError::Lock(_) | RunnerError::Refused(_) => {
                 ErrorKind::Failed
             }
@@ -258,7 +263,22 @@ pub fn check_before_applying(
     analyzed: &[AnalyzedMigration],
     applied: &BTreeMap<u64, AppliedRow>,
     pending: &[&AnalyzedMigration],
+    order: crate::config::OutOfOrder,
 ) -> Result<(), RunnerError> {
+    let late = out_of_order(analyzed, applied);
+    if !late.is_empty() {
+        if order == crate::config::OutOfOrder::Refuse {
+            return Err(RunnerError::Refused(Refusal::OutOfOrder(late)));
+        }
+        for file in &late {
+            tracing::warn!(
+                "{} (version {}) runs after the applied version {}: out_of_order = \"allow\"",
+                file.path,
+                file.version,
+                file.applied_version
+            );
+        }
+    }
     let verification = verify_checksums(analyzed.iter().map(|m| &m.migration), applied);
     if !verification.drifted.is_empty() {
         return Err(RunnerError::Refused(Refusal::Drift(Verification {
@@ -278,6 +298,73 @@ pub fn check_before_applying(
         return Err(RunnerError::Refused(Refusal::LintErrors(refusals)));
     }
     Ok(())
+}
+
+/// A pending migration whose version is below an applied one it should have run before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfOrderFile {
+    /// Its version.
+    pub version: u64,
+    /// Its file.
+    pub path: String,
+    /// The highest applied version it is below.
+    pub applied_version: u64,
+    /// That migration's name.
+    pub applied_name: String,
+}
+
+/// The pending migrations of `analyzed` that are out of order: below an applied version
+/// that could only have been applied after them had they been there. A pending expand is
+/// out of order below any applied migration (`pre-deploy` applies every expand before
+/// anything later runs); a pending backfill or contract below an applied backfill or
+/// contract (the post-deploy stream runs in version order). A pending contract below an
+/// applied *expand* is the normal case (it waits for the rollout while the next release's
+/// expands run) and is not out of order.
+pub fn out_of_order(
+    analyzed: &[AnalyzedMigration],
+    applied: &BTreeMap<u64, AppliedRow>,
+) -> Vec<OutOfOrderFile> {
+    let post_deploy_phases = [Phase::Backfill.as_str(), Phase::Contract.as_str()];
+    let highest = applied.values().next_back();
+    let highest_post_deploy = applied
+        .values()
+        .rev()
+        .find(|row| post_deploy_phases.contains(&row.phase.as_str()));
+    analyzed
+        .iter()
+        .filter(|m| !applied.contains_key(&m.migration.version))
+        .filter_map(|m| {
+            let above = match m.stream() {
+                Stream::PreDeploy => highest,
+                Stream::PostDeploy => highest_post_deploy,
+            }?;
+            (above.version > m.migration.version).then(|| OutOfOrderFile {
+                version: m.migration.version,
+                path: m.migration.display_path(),
+                applied_version: above.version,
+                applied_name: above.name.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The files of `set` that `is_new` says are new (e.g. added since `lint --base`'s commit)
+/// and whose versions are below the highest file that is not: they would run out of order
+/// on every database that already has that file. The applied fields name that file.
+pub fn new_below_existing(set: &MigrationSet, is_new: impl Fn(u64) -> bool) -> Vec<OutOfOrderFile> {
+    let Some(highest) = set.migrations.iter().rev().find(|m| !is_new(m.version)) else {
+        return Vec::new();
+    };
+    set.migrations
+        .iter()
+        .filter(|m| is_new(m.version) && m.version < highest.version)
+        .map(|m| OutOfOrderFile {
+            version: m.version,
+            path: m.display_path(),
+            applied_version: highest.version,
+            applied_name: highest.display_path(),
+        })
+        .collect()
 }
 
 /// The unapplied expand with a version below the first of `pending`, if any: post-deploy

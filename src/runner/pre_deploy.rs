@@ -89,7 +89,7 @@ pub async fn pre_deploy(
         .map_err(RunnerError::database)?;
     let analyzed = analyze_for_database(config, pool, set, &applied).await?;
     let pending = pending_pre_deploy(&analyzed, &applied);
-    check_before_applying(&analyzed, &applied, &pending)?;
+    check_before_applying(&analyzed, &applied, &pending, config.out_of_order)?;
     if !pending.is_empty() {
         on_event(PreDeployEvent::Starting {
             pending: pending.len(),
@@ -165,7 +165,7 @@ pub async fn pre_deploy_dry_run(
     let progress = state::progress(pool).await.map_err(db)?;
     let analyzed = analyze_for_database(config, pool, set, &applied).await?;
     let pending = pending_pre_deploy(&analyzed, &applied);
-    check_before_applying(&analyzed, &applied, &pending)?;
+    check_before_applying(&analyzed, &applied, &pending, config.out_of_order)?;
     let pending = pending.iter().map(|m| m.migration.version).collect();
     let lock_holder = state::advisory_lock_holder(pool, RUNNER_LOCK_KEY)
         .await
