@@ -424,3 +424,31 @@ fn lint_checks_the_kubeconfig_context_the_config_names() {
         run.text()
     );
 }
+
+/// A DO block hides the referenced table's columns: a FOREIGN KEY written without a column
+/// list references its primary key, which the history cannot see, so dropping another
+/// column of it is not claimed to fail (before, every column counted as referenced and a
+/// real project's deploy was blocked by a false `fails-at-runtime` error).
+#[test]
+fn a_foreign_key_to_a_table_a_do_block_made_raises_no_false_error() {
+    let dir = folder(&[
+        (
+            "0001_users.sql",
+            "-- concertina: phase=expand\nDO $$ BEGIN EXECUTE 'CREATE TABLE users (id bigint PRIMARY KEY, legacy text)'; END $$;\n",
+        ),
+        (
+            "0002_orders.sql",
+            "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint REFERENCES users);\n",
+        ),
+        (
+            "0003_drop_legacy.contract.sql",
+            "-- concertina: requires api>=2.0.0\nALTER TABLE users DROP COLUMN legacy;\n",
+        ),
+    ]);
+    let run = dir
+        .cli()
+        .config(dir.path().join("concertina.toml"))
+        .run(&["lint"]);
+    assert!(!run.stdout.contains("fails-at-runtime"), "{}", run.text());
+    assert_eq!(run.code, Some(0), "{}", run.text());
+}

@@ -11,6 +11,7 @@ use super::utility::first_words;
 use crate::lint::rules::fails_at_runtime;
 use crate::phase::Class;
 use crate::sql::ParsedStatement;
+use pg_query::protobuf::node::Node;
 use pg_query::protobuf::{self, ObjectType};
 
 impl FileContext<'_> {
@@ -330,13 +331,22 @@ pub(super) fn refresh_matview(r: &protobuf::RefreshMatViewStmt) -> StatementVerd
 }
 
 pub(super) fn alter_sequence(s: &protobuf::AlterSeqStmt) -> StatementVerdict {
+    let shown = s.sequence.as_ref().map(rel_display).unwrap_or_default();
+    let restarts = s
+        .options
+        .iter()
+        .any(|o| matches!(o.node.as_ref(), Some(Node::DefElem(e)) if e.defname == "restart"));
+    if restarts {
+        return StatementVerdict::new(
+            Class::Contract,
+            format!("ALTER SEQUENCE {shown} RESTART"),
+            "restarting issues numbers again that rows may already have: inserts of the old app (and the new) can meet duplicate keys",
+        );
+    }
     StatementVerdict::new(
         Class::Expand,
-        format!(
-            "ALTER SEQUENCE {}",
-            s.sequence.as_ref().map(rel_display).unwrap_or_default()
-        ),
-        "restart, increment or ownership changes keep nextval() working for the old app",
+        format!("ALTER SEQUENCE {shown}"),
+        "increment, cache or ownership changes keep nextval() working for the old app",
     )
 }
 

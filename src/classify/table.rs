@@ -216,7 +216,9 @@ impl FileContext<'_> {
                 format!("ALTER CONSTRAINT {shown}"),
                 "it changes when the constraint is checked, not which rows it accepts",
             ),
-            T::AtAddIdentity | T::AtSetIdentity => self.add_identity(table, shown, col),
+            T::AtAddIdentity | T::AtSetIdentity => {
+                self.add_identity(table, shown, col, cmd.subtype(), def, table_new)
+            }
             T::AtDropIdentity | T::AtSetExpression | T::AtDropExpression => {
                 self.drop_value_source(table, shown, col, cmd.subtype(), table_new)
             }

@@ -134,7 +134,8 @@ impl SchemaModel {
     }
 
     /// The FOREIGN KEYs (table, name) that reference `table` (and `column` of it, when
-    /// given; an unknown referenced column list counts).
+    /// given: a FOREIGN KEY whose referenced columns the model does not know counts only
+    /// when `column` is in the primary key the model now knows for `table`).
     fn referencing_fks(&self, table: &str, column: Option<&str>) -> Vec<(String, String)> {
         let mut found = Vec::new();
         for t in self.tables_referencing(table) {
@@ -145,9 +146,17 @@ impl SchemaModel {
                 let Some(target) = &c.references else {
                     continue;
                 };
+                // Written without a column list, a FOREIGN KEY references the target's primary
+                // key; when the model does not know that key, it cannot say which column the
+                // FOREIGN KEY uses, and says none (no guessing into an error).
                 let hits_column = match (column, &target.columns) {
-                    (None, _) | (_, None) => true,
+                    (None, _) => true,
                     (Some(column), Some(columns)) => columns.iter().any(|c| c == column),
+                    (Some(column), None) => self
+                        .tables
+                        .get(table)
+                        .and_then(primary_key_of)
+                        .is_some_and(|key| key.iter().any(|c| c == column)),
                 };
                 if target.table == table && hits_column {
                     found.push((t.clone(), n.clone()));

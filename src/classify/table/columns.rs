@@ -451,18 +451,74 @@ impl FileContext<'_> {
     }
 
     /// ADD/SET IDENTITY: values for the INSERTs that omit the column.
-    pub(super) fn add_identity(&mut self, table: &str, shown: &str, col: &str) -> Part {
+    pub(super) fn add_identity(
+        &mut self,
+        table: &str,
+        shown: &str,
+        col: &str,
+        subtype: AlterTableType,
+        def: Option<&Node>,
+        table_new: bool,
+    ) -> Part {
         let index = self.index;
         if let Some(c) = self
             .new_columns
             .get_mut(&(table.to_string(), col.to_string()))
         {
             c.update(index, None, Some(true));
+            return Part::new(
+                Class::Expand,
+                format!("IDENTITY {shown}.{col}"),
+                "an identity fills values the old app's INSERTs omit",
+            );
+        }
+        if subtype == AlterTableType::AtAddIdentity {
+            return self.judge_existing(
+                table_new,
+                format!("ADD GENERATED AS IDENTITY {shown}.{col}"),
+                "an identity on an existing column issues numbers from its START (1 by default), not after the ids the old app already wrote, and GENERATED ALWAYS refuses the explicit ids the old app inserts",
+            );
+        }
+        // SET GENERATED / SET <sequence option>: only ALWAYS and RESTART change what the
+        // old app meets.
+        let options: Vec<&str> = match def {
+            Some(Node::List(list)) => list
+                .items
+                .iter()
+                .filter_map(|item| match item.node.as_ref() {
+                    Some(Node::DefElem(e)) => Some(e.defname.as_str()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let always = match def {
+            Some(Node::List(list)) => list.items.iter().any(|item| {
+                matches!(item.node.as_ref(), Some(Node::DefElem(e))
+                    if e.defname == "generated"
+                        && matches!(e.arg.as_deref().and_then(|a| a.node.as_ref()),
+                            Some(Node::Integer(i)) if i.ival == i32::from(b'a')))
+            }),
+            _ => false,
+        };
+        if always {
+            return self.judge_existing(
+                table_new,
+                format!("SET GENERATED ALWAYS {shown}.{col}"),
+                "GENERATED ALWAYS refuses the explicit values the old app may insert",
+            );
+        }
+        if options.contains(&"restart") {
+            return self.judge_existing(
+                table_new,
+                format!("RESTART identity {shown}.{col}"),
+                "restarting the identity issues numbers again that rows already have",
+            );
         }
         Part::new(
             Class::Expand,
-            format!("IDENTITY {shown}.{col}"),
-            "an identity fills values the old app's INSERTs omit",
+            format!("SET identity option {shown}.{col}"),
+            "the identity keeps filling the values the old app's INSERTs omit",
         )
     }
 

@@ -134,6 +134,25 @@ mod tests {
     }
 
     #[test]
+    fn a_foreign_key_without_a_column_list_references_the_primary_key_only() {
+        let history = "CREATE TABLE users (id int PRIMARY KEY, legacy text);
+                       CREATE TABLE orders (id int, user_id int REFERENCES users);";
+        assert!(fired(history, "ALTER TABLE users DROP COLUMN legacy").is_empty());
+        assert_eq!(
+            fired(history, "ALTER TABLE users DROP COLUMN id").len(),
+            1,
+            "the primary key it references"
+        );
+        // A DO block hides the referenced table: which column the key uses is unknown, so
+        // nothing is claimed.
+        let hidden =
+            "DO $$ BEGIN EXECUTE 'CREATE TABLE users (id int PRIMARY KEY, legacy text)'; END $$;
+                      CREATE TABLE orders (id int, user_id int REFERENCES users);";
+        assert!(fired(hidden, "ALTER TABLE users DROP COLUMN legacy").is_empty());
+        assert!(fired(hidden, "ALTER TABLE users DROP COLUMN id").is_empty());
+    }
+
+    #[test]
     fn a_column_the_known_table_lacks() {
         let history = "CREATE TABLE users (id int, email text);";
         let h = fired(history, "ALTER TABLE users ALTER COLUMN emial SET NOT NULL");
