@@ -40,7 +40,7 @@ pub struct Cli {
         value_name = "URL"
     )]
     pub database_url: Option<String>,
-    /// Output format (github and sarif: `lint` only)
+    /// Output format (github, sarif, gitlab and compact: `lint` only)
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// Log format on stderr

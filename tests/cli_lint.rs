@@ -190,6 +190,71 @@ fn json_github_and_sarif_reports_carry_rule_line_and_severity() {
     );
 }
 
+/// GitLab Code Quality: an array of issues with the keys GitLab reads; fingerprints are
+/// unique and do not change when the finding moves to another line. Compact: one
+/// `path:line:column: severity rule message` line per finding.
+#[test]
+fn gitlab_and_compact_reports_carry_rule_line_and_severity() {
+    let drop = "SELECT 1;\nALTER TABLE t DROP COLUMN id;\n";
+    let dir = folder(&[
+        ("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY);\n"),
+        ("2_drop.expand.sql", drop),
+    ]);
+    let gitlab = dir.cli().run(&["--format", "gitlab", "lint"]);
+    assert_eq!(gitlab.code, Some(1), "{}", gitlab.text());
+    let issues = gitlab.json();
+    let issues = issues.as_array().expect("an array").clone();
+    let issue = issues
+        .iter()
+        .find(|i| i["check_name"] == "concertina/phase-mismatch")
+        .expect("phase-mismatch issue");
+    assert_eq!(issue["severity"], "critical");
+    assert_eq!(issue["location"]["path"], "migrations/2_drop.expand.sql");
+    assert_eq!(issue["location"]["lines"]["begin"], 2);
+    assert!(issue["description"].as_str().is_some_and(|d| !d.is_empty()));
+    let fingerprints: std::collections::BTreeSet<&str> = issues
+        .iter()
+        .filter_map(|i| i["fingerprint"].as_str())
+        .collect();
+    assert_eq!(fingerprints.len(), issues.len(), "unique fingerprints");
+    // The same finding two lines lower keeps its fingerprint.
+    dir.write("2_drop.expand.sql", format!("\n\n{drop}"));
+    let moved = dir.cli().run(&["--format", "gitlab", "lint"]).json();
+    let moved_issue = moved
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|i| i["check_name"] == "concertina/phase-mismatch")
+        })
+        .expect("still there")
+        .clone();
+    assert_eq!(moved_issue["location"]["lines"]["begin"], 4);
+    assert_eq!(moved_issue["fingerprint"], issue["fingerprint"]);
+
+    dir.write("2_drop.expand.sql", drop);
+    let compact = dir.cli().run(&["--format", "compact", "lint"]);
+    assert_eq!(compact.code, Some(1), "{}", compact.text());
+    assert!(
+        compact
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("migrations/2_drop.expand.sql:2:1: error phase-mismatch ")),
+        "{}",
+        compact.stdout
+    );
+    assert!(
+        compact
+            .stdout
+            .lines()
+            .all(|l| l.contains(": error ") || l.contains(": warning ")),
+        "{}",
+        compact.stdout
+    );
+    // Lint-only formats stay lint-only.
+    let plan = dir.cli().run(&["--format", "compact", "plan"]);
+    assert_eq!(plan.code, Some(2), "{}", plan.text());
+}
+
 #[test]
 fn base_lints_only_new_and_changed_files_and_flags_edits() {
     let dir = folder(&[

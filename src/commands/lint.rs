@@ -33,6 +33,8 @@ pub fn reporter(format: Format) -> Reporter {
         Format::Json => report::json::render,
         Format::Github => report::github::render,
         Format::Sarif => report::sarif::render,
+        Format::Gitlab => report::gitlab::render,
+        Format::Compact => report::compact::render,
     }
 }
 

@@ -71,6 +71,10 @@ pub enum Format {
     Github,
     /// SARIF 2.1.0 for code-scanning upload (`lint` only).
     Sarif,
+    /// GitLab Code Quality JSON (`lint` only).
+    Gitlab,
+    /// One `path:line:column: severity rule message` line per finding (`lint` only).
+    Compact,
 }
 
 /// What every command needs: the config, the migrations folder, the database URL, the format.

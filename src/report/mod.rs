@@ -2,7 +2,9 @@
 //! analyzed migrations to the text printed on stdout. `lint` picks one by `--format`;
 //! `plan` shares their pieces ([`json::migration_json`], [`summary`]).
 
+pub mod compact;
 pub mod github;
+pub mod gitlab;
 pub mod human;
 pub mod json;
 pub mod sarif;
