@@ -6,7 +6,9 @@ use crate::config::Config;
 use crate::directives::{self, Directive, DirectiveError};
 use crate::files::{Migration, MigrationSet};
 use crate::lint::Finding;
+use crate::lint::policy;
 use crate::lint::rules::unbatchable_backfill::KeyOf;
+use crate::lint::rules::unused_allow;
 use crate::lint::rules::{
     self, contract_without_requires, invalid_allow, invalid_requires, syntax_error,
 };
@@ -71,6 +73,9 @@ pub struct AnalyzedMigration {
     pub no_transaction: bool,
     /// Lint findings, in line order.
     pub findings: Vec<Finding>,
+    /// Whether `[lint] exclude` matches the file: its findings are not reported, except
+    /// those no policy changes (the file cannot run as written).
+    pub excluded: bool,
 }
 
 impl AnalyzedMigration {
@@ -270,8 +275,15 @@ fn analyze_in(
                 header_key = Some(columns.clone())
             }
             Directive::Key(_) => {}
-            Directive::Allow { rule, reason } => {
-                findings.extend(invalid_allow::check(rule, reason, d.line));
+            Directive::Allow { rules, reason } => {
+                for rule in rules {
+                    findings.extend(invalid_allow::check(
+                        rule,
+                        reason,
+                        d.line,
+                        policy::allow_forbidden(config, rule),
+                    ));
+                }
             }
         }
     }
@@ -378,12 +390,18 @@ fn analyze_in(
         statements.first().map_or(1, |s| s.line),
     ));
 
+    policy::apply_levels(config, &mut findings);
     apply_allows(
+        config,
         &located,
         first_statement_offset,
         file.as_ref(),
         &mut findings,
     );
+    let excluded = policy::excluded(config, &migration.path);
+    if excluded {
+        findings.retain(|f| rules::NOT_ALLOWABLE.contains(&f.rule));
+    }
     findings.sort_by_key(|f| (f.line, f.column));
 
     let analyzed = AnalyzedMigration {
@@ -396,25 +414,30 @@ fn analyze_in(
         requires,
         no_transaction,
         findings,
+        excluded,
     };
     Ok((analyzed, file))
 }
 
 /// Marks findings suppressed by `allow` directives: header allows cover the whole file,
-/// others the statement right below them.
+/// others the statement right below them. A valid allow that suppresses nothing is an
+/// `unused-allow` warning.
 fn apply_allows(
+    config: &Config,
     located: &[directives::Located],
     first_statement_offset: usize,
     file: Option<&sql::ParsedFile>,
-    findings: &mut [Finding],
+    findings: &mut Vec<Finding>,
 ) {
+    let mut unused = Vec::new();
     for d in located {
-        let Directive::Allow { rule, reason } = &d.directive else {
+        let Directive::Allow {
+            rules: named,
+            reason,
+        } = &d.directive
+        else {
             continue;
         };
-        if reason.is_empty() || rules::NOT_ALLOWABLE.contains(&rule.as_str()) {
-            continue;
-        }
         let lines = if d.end <= first_statement_offset {
             1..=u32::MAX
         } else {
@@ -423,13 +446,31 @@ fn apply_allows(
                     let first = statement.start.line;
                     first..=first + statement.text.matches('\n').count() as u32
                 }
-                None => continue,
+                None => 1..=0,
             }
         };
-        for f in findings.iter_mut() {
-            if f.rule == rule.as_str() && f.allowed.is_none() && lines.contains(&f.line) {
-                f.allowed = Some(reason.clone());
+        for rule in named {
+            // An invalid allow is an `invalid-allow` error already; it suppresses nothing.
+            if reason.is_empty()
+                || rules::NOT_ALLOWABLE.contains(&rule.as_str())
+                || crate::lint::rule(rule).is_none()
+                || policy::allow_forbidden(config, rule)
+            {
+                continue;
+            }
+            let mut used = false;
+            for f in findings.iter_mut() {
+                if f.rule == rule.as_str() && lines.contains(&f.line) {
+                    used = true;
+                    if f.allowed.is_none() {
+                        f.allowed = Some(reason.clone());
+                    }
+                }
+            }
+            if !used {
+                unused.push(unused_allow::finding(rule, d.line));
             }
         }
     }
+    findings.extend(unused);
 }

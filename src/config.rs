@@ -19,6 +19,9 @@ pub struct Config {
     /// Whether a new file may have a version below an applied one (default: refused).
     #[serde(default)]
     pub out_of_order: OutOfOrder,
+    /// `[lint]`: the team's lint policy.
+    #[serde(default)]
+    pub lint: LintPolicyConfig,
     /// Where the apps run.
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
@@ -47,6 +50,35 @@ pub enum OutOfOrder {
     Refuse,
     /// It runs, in version order among the pending ones, with a warning.
     Allow,
+}
+
+/// `[lint]`: per-rule severity, rules `allow` may not suppress, files not linted. Checked
+/// when the config is loaded ([`crate::lint::policy::check`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintPolicyConfig {
+    /// `[lint.rules]`: `"rule-id" = "error" | "warning" | "off"`.
+    #[serde(default)]
+    pub rules: BTreeMap<String, RuleLevel>,
+    /// Rules an `allow` directive may not suppress (besides those no `allow` ever does).
+    #[serde(default)]
+    pub no_allow: Vec<String>,
+    /// Globs of files whose findings are not reported (matched against the end of each
+    /// file's path: `0001_*.sql`, `legacy/*.sql`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// A rule's severity as the policy sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleLevel {
+    /// Fails lint (exit 1) and makes the runners refuse the file.
+    Error,
+    /// Reported; fails nothing.
+    Warning,
+    /// Not reported.
+    Off,
 }
 
 /// `[kubernetes]`.

@@ -45,10 +45,11 @@ pub enum Directive {
     Requires(String),
     /// `no-transaction`: run statement by statement, outside a transaction.
     NoTransaction,
-    /// `allow <rule> <reason>`: suppresses one rule; the reason is mandatory (lint checks).
+    /// `allow <rule>[, <rule>…] <reason>`: suppresses the rules named; the reason is
+    /// mandatory (lint checks).
     Allow {
-        /// The rule id to suppress.
-        rule: String,
+        /// The rule ids to suppress, as written.
+        rules: Vec<String>,
         /// Why; empty when the author gave none (a lint error).
         reason: String,
     },
@@ -64,8 +65,10 @@ impl fmt::Display for Directive {
             Directive::Phase(phase) => write!(f, "phase={phase}"),
             Directive::Requires(text) => write!(f, "requires {text}"),
             Directive::NoTransaction => f.write_str("no-transaction"),
-            Directive::Allow { rule, reason } if reason.is_empty() => write!(f, "allow {rule}"),
-            Directive::Allow { rule, reason } => write!(f, "allow {rule} {reason}"),
+            Directive::Allow { rules, reason } if reason.is_empty() => {
+                write!(f, "allow {}", rules.join(", "))
+            }
+            Directive::Allow { rules, reason } => write!(f, "allow {} {reason}", rules.join(", ")),
             Directive::Key(columns) => write!(f, "key=({})", columns.join(", ")),
         }
     }
@@ -290,16 +293,30 @@ fn parse_one(text: &str) -> Result<Directive, String> {
             excerpt(rest)
         )),
         "allow" => {
-            let (rule, reason) = match rest.find(char::is_whitespace) {
-                Some(at) => (&rest[..at], rest[at..].trim()),
-                None => (rest, ""),
-            };
-            if rule.is_empty() {
-                return Err("`allow` needs a rule id and a reason, e.g. `allow index-not-concurrent table has 10 rows`".into());
+            // Rule ids separated by commas (`allow a, b reason`); the reason is the rest.
+            let mut rules = Vec::new();
+            let mut rest = rest.trim_start();
+            loop {
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || c == ',')
+                    .unwrap_or(rest.len());
+                let (rule, after) = rest.split_at(end);
+                if rule.is_empty() {
+                    return Err("`allow` needs a rule id (or several, separated by commas) and a reason, e.g. `allow index-not-concurrent table has 10 rows`".into());
+                }
+                rules.push(rule.to_string());
+                let after = after.trim_start();
+                match after.strip_prefix(',') {
+                    Some(next) => rest = next.trim_start(),
+                    None => {
+                        rest = after;
+                        break;
+                    }
+                }
             }
             Ok(Directive::Allow {
-                rule: rule.to_string(),
-                reason: reason.to_string(),
+                rules,
+                reason: rest.trim().to_string(),
             })
         }
         "key" => match rest.strip_prefix('=') {
@@ -431,17 +448,30 @@ mod tests {
         assert_eq!(
             parse_one("allow index-not-concurrent lookup table, 12 rows"),
             Ok(Directive::Allow {
-                rule: "index-not-concurrent".into(),
+                rules: vec!["index-not-concurrent".into()],
                 reason: "lookup table, 12 rows".into()
             })
         );
         assert_eq!(
             parse_one("allow volatile-default"),
             Ok(Directive::Allow {
-                rule: "volatile-default".into(),
+                rules: vec!["volatile-default".into()],
                 reason: String::new()
             })
         );
+        assert_eq!(
+            parse_one("allow index-not-concurrent, volatile-default ,lock-x small table, 12 rows"),
+            Ok(Directive::Allow {
+                rules: vec![
+                    "index-not-concurrent".into(),
+                    "volatile-default".into(),
+                    "lock-x".into()
+                ],
+                reason: "small table, 12 rows".into()
+            })
+        );
+        assert!(parse_one("allow index-not-concurrent, reason").is_ok());
+        assert!(parse_one("allow , reason").is_err());
         assert_eq!(
             parse_one("key=(tenant_id, id)"),
             Ok(Directive::Key(vec!["tenant_id".into(), "id".into()]))

@@ -5,6 +5,7 @@
 //! builder the classifier calls while it walks the parse tree), and its tests.
 //! [`RULES`] is the registry of them all. The engine knows nothing of the command line.
 
+pub mod policy;
 pub mod rules;
 
 pub use rules::RULES;

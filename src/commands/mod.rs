@@ -100,6 +100,7 @@ impl Context {
     ) -> Result<Context, CommandError> {
         let config = Config::load(config_path).map_err(|e| CommandError::usage(e.to_string()))?;
         crate::gate::check_apps(&config).map_err(|e| CommandError::usage(e.to_string()))?;
+        crate::lint::policy::check(&config).map_err(|e| CommandError::usage(e.to_string()))?;
         let migrations_dir = config.migrations_dir(migrations);
         let database_url = database_url.or_else(|| config.database_url.clone());
         if let Some(url) = &database_url {

@@ -27,6 +27,7 @@ pub mod transaction_control;
 pub mod type_change_rewrite;
 pub mod unbatchable_backfill;
 pub mod unique_without_index;
+pub mod unused_allow;
 pub mod volatile_default;
 
 use super::Rule;
@@ -51,6 +52,7 @@ pub const RULES: &[Rule] = &[
     edited_migration::RULE,
     invalid_requires::RULE,
     invalid_allow::RULE,
+    unused_allow::RULE,
     syntax_error::RULE,
     transaction_control::RULE,
     unbatchable_backfill::RULE,

@@ -39,7 +39,7 @@ pub fn render(analyzed: &[AnalyzedMigration]) -> String {
         let gate = migration.gate_text();
         let _ = writeln!(
             out,
-            "{verdict:4} {}  {} ({}){}",
+            "{verdict:4} {}  {} ({}){}{}",
             migration.migration.display_path(),
             phase_label(migration),
             migration.stream(),
@@ -47,6 +47,11 @@ pub fn render(analyzed: &[AnalyzedMigration]) -> String {
                 String::new()
             } else {
                 format!(", gate {gate}")
+            },
+            if migration.excluded {
+                ", excluded by [lint] exclude: findings not shown"
+            } else {
+                ""
             }
         );
     }

@@ -55,5 +55,6 @@ pub fn migration_json(migration: &AnalyzedMigration) -> Value {
         "requires": migration.requires,
         "no_transaction": migration.no_transaction,
         "checksum": migration.migration.checksum,
+        "excluded": migration.excluded,
     })
 }
