@@ -93,3 +93,59 @@ async fn restarting_a_sequence_issues_numbers_rows_already_have() {
         Class::Expand
     );
 }
+
+/// The relfilenode of table `t` (a rewrite gives it a new one).
+async fn relfilenode(url: &str) -> i64 {
+    support::db::scalar(
+        url,
+        "SELECT relfilenode::bigint FROM pg_class WHERE relname = 't'",
+    )
+    .await
+}
+
+/// Each type change the model calls a widening is expand with no `type-change-rewrite`
+/// finding, and PostgreSQL indeed keeps the table's file; each it does not is contract
+/// with the finding, and PostgreSQL rewrites.
+#[tokio::test]
+async fn binary_compatible_type_changes_are_widenings_and_postgres_agrees() {
+    let cases: &[(&str, &str, bool)] = &[
+        ("varchar(5)", "varchar(10)", true),
+        ("varchar(5)", "text", true),
+        ("text", "varchar", true),
+        ("timestamp(3)", "timestamp(6)", true),
+        ("timestamp(3)", "timestamp", true),
+        ("timestamptz(0)", "timestamptz(3)", true),
+        ("time(2)", "time(4)", true),
+        ("timetz(1)", "timetz", true),
+        ("bit varying(4)", "bit varying(8)", true),
+        ("bit(3)", "bit varying(3)", false),
+        ("cidr", "inet", true),
+        ("xml", "text", true),
+        ("numeric(5,2)", "numeric(7,2)", true),
+        ("char(3)", "char(5)", false),
+        ("int4", "int8", false),
+        ("timestamp(6)", "timestamp(3)", false),
+        ("numeric(5,2)", "numeric(7,3)", false),
+    ];
+    let url = support::fresh_database().await;
+    for (from, to, widening) in cases {
+        let history = format!("CREATE TABLE t (c {from});");
+        let change = format!("ALTER TABLE t ALTER COLUMN c TYPE {to}");
+        let mut model = SchemaModel::new();
+        model.apply_file(&parse_file(&history).expect("parses"));
+        let verdicts = classify_file(&parse_file(&change).expect("parses"), &model);
+        let verdict = verdicts.last().expect("a verdict");
+        let rewrite_hit = verdict.hits.iter().any(|h| h.rule == "type-change-rewrite");
+        assert_eq!(
+            (verdict.class == Class::Expand, !rewrite_hit),
+            (*widening, *widening),
+            "{from} -> {to}: {verdict:?}"
+        );
+        exec(&url, &format!("DROP TABLE IF EXISTS t; {history}")).await;
+        exec(&url, "INSERT INTO t DEFAULT VALUES").await;
+        let before = relfilenode(&url).await;
+        exec(&url, &change).await;
+        let kept = relfilenode(&url).await == before;
+        assert_eq!(kept, *widening, "PostgreSQL on {from} -> {to}");
+    }
+}

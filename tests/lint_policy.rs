@@ -226,7 +226,11 @@ async fn the_runner_refuses_what_the_policy_leaves_an_error_and_nothing_else() {
     let strict = with_policy("", &[USERS, INDEX]);
     let run = strict.against(&url).run(&["pre-deploy"]);
     assert_eq!(run.code, Some(1), "{}", run.text());
-    assert!(run.stderr.contains("index-not-concurrent"), "{}", run.text());
+    assert!(
+        run.stderr.contains("index-not-concurrent"),
+        "{}",
+        run.text()
+    );
     assert_eq!(applied_versions(&url).await, vec![1], "{}", run.text());
 
     let relaxed = with_policy(

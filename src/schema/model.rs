@@ -47,8 +47,13 @@ impl ColumnType {
     }
 
     /// Whether changing a column from `self` to `to` accepts every old value unchanged and
-    /// needs no rewrite: varchar(n)→varchar(m≥n)/varchar/text, numeric(p,s)→numeric(p2≥p,s)
-    /// or unconstrained numeric, and the same type.
+    /// needs no rewrite — PostgreSQL's binary coercions (`pg_cast` method `b`) and typmod
+    /// widenings, as `tests/classify_postgres.rs` checks against the server:
+    /// varchar(n)→varchar(m≥n)/varchar/text, text→varchar, numeric(p,s)→numeric(p2≥p,s) or
+    /// unconstrained numeric, timestamp/timestamptz/time/timetz(p)→(p2≥p) or unconstrained,
+    /// varbit(n)→varbit(m≥n) or unconstrained, cidr→inet, xml→text, and the same type.
+    /// timestamp↔timestamptz is not (it rewrites unless the session's time zone is UTC), nor
+    /// bit(n)→varbit (PostgreSQL rewrites).
     pub fn widens_to(&self, to: &ColumnType) -> bool {
         if self.array != to.array {
             return false;
@@ -70,6 +75,17 @@ impl ColumnType {
                 ([p], [p2]) => p2 >= p,
                 ([p], [p2, 0]) => p2 >= p,
                 _ => false,
+            },
+            ("text", "varchar") => to.modifiers.is_empty(),
+            ("cidr", "inet") | ("xml", "text") => true,
+            ("timestamp", "timestamp")
+            | ("timestamptz", "timestamptz")
+            | ("time", "time")
+            | ("timetz", "timetz")
+            | ("varbit", "varbit") => match (self.modifiers.first(), to.modifiers.first()) {
+                (_, None) => true,
+                (Some(old), Some(new)) => new >= old,
+                (None, Some(_)) => false,
             },
             (a, b) => a == b && text_like(a) && self.modifiers.is_empty(),
         }
