@@ -16,6 +16,9 @@ pub struct Config {
     pub migrations: Option<PathBuf>,
     /// The database URL (overridden by `--database-url` / `DATABASE_URL`).
     pub database_url: Option<String>,
+    /// The migrations folder's layout (`flat`, `flyway`, `diesel`, `prisma`, `dbmate`);
+    /// detected from the files when absent.
+    pub layout: Option<crate::files::Layout>,
     /// Where the apps run.
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
