@@ -4,7 +4,8 @@
 //! The version is a UTC timestamp (`YYYYMMDDHHMMSS`) when the folder's last version is one,
 //! when the folder is empty, and always for diesel (`yyyy-mm-dd-hhmmss` in the directory
 //! name) and Prisma; otherwise the next sequence number, zero-padded to the width of the
-//! last one (`0007`).
+//! last one (`0007`). A timestamp is never at or before the last version: two migrations
+//! created within the same second get consecutive seconds.
 
 use super::{Folder, Layout, LoadError};
 use crate::phase::Phase;
@@ -140,7 +141,14 @@ pub fn plan(dir: &Path, folder: &Folder, request: &Request<'_>) -> Result<Planne
     }
     let layout = folder.layout;
     let last = folder.set.migrations.last();
-    let timestamp = request.now.format("%Y%m%d%H%M%S").to_string();
+    // Two migrations created within a second (or a clock behind the last version) get
+    // the second after the last one: versions stay unique and ascending.
+    let now = last
+        .and_then(|m| NaiveDateTime::parse_from_str(&m.version.to_string(), "%Y%m%d%H%M%S").ok())
+        .map(|at| at.and_utc() + chrono::Duration::seconds(1))
+        .filter(|next| *next > request.now)
+        .unwrap_or(request.now);
+    let timestamp = now.format("%Y%m%d%H%M%S").to_string();
     let sequence = last
         .filter(|m| !is_timestamp(m.version) && !matches!(layout, Layout::Diesel | Layout::Prisma));
     let version_text = match sequence {
@@ -191,7 +199,7 @@ pub fn plan(dir: &Path, folder: &Folder, request: &Request<'_>) -> Result<Planne
             }],
         ),
         Layout::Diesel => {
-            let name = request.now.format("%Y-%m-%d-%H%M%S");
+            let name = now.format("%Y-%m-%d-%H%M%S");
             let sub = dir.join(format!("{name}_{description}"));
             let files = vec![
                 NewFile {

@@ -547,12 +547,12 @@ fn dbmate_sections_are_read_as_dbmate_reads_them() {
         (
             "-- concertina: phase=contract\n-- migrate:up\nSELECT 1;\n",
             1,
-            "above `-- migrate:up` is never read",
+            "a concertina directive above `-- migrate:up` is never read",
         ),
         (
             "-- migrate:up\nSELECT 1;\n-- migrate:down\n-- concertina: requires api>=2\n",
             4,
-            "in the `-- migrate:down` section is never read",
+            "a concertina directive in the `-- migrate:down` section is never read",
         ),
     ] {
         let error = load_error(&[("1_a.sql", text)], None);
@@ -712,20 +712,12 @@ mod next {
     }
 
     #[test]
-    fn taken_versions_empty_descriptions_and_gateless_contracts_are_refused() {
+    fn taken_seconds_are_skipped_and_empty_descriptions_and_gateless_contracts_refused() {
         let dir = folder(&[("20261202170509_x.sql", A)]);
         let f = load_folder(dir.path(), None).unwrap();
-        let error = plan(dir.path(), &f, &request(Phase::Expand)).unwrap_err();
-        assert!(
-            matches!(
-                error,
-                NewError::VersionExists {
-                    version: 20261202170509,
-                    ..
-                }
-            ),
-            "{error}"
-        );
+        // Within the same second: the next second, never a taken version.
+        let planned = plan(dir.path(), &f, &request(Phase::Expand)).unwrap();
+        assert_eq!(planned.version, 20261202170510);
         let error = plan(
             dir.path(),
             &f,
@@ -768,4 +760,25 @@ mod next {
         let error = super::super::new::create(&planned).unwrap_err();
         assert!(matches!(error, NewError::Exists { .. }), "{error}");
     }
+}
+
+#[test]
+fn a_diesel_timestamp_taken_this_second_moves_to_the_next() {
+    use super::new::{Request, plan};
+    use chrono::TimeZone;
+    let dir = folder(&[("2026-12-02-170509_x/up.sql", A)]);
+    let f = load_folder(dir.path(), None).unwrap();
+    let request = Request {
+        description: "y",
+        phase: Phase::Expand,
+        apps: vec![],
+        now: chrono::Utc.with_ymd_and_hms(2026, 12, 2, 17, 5, 9).unwrap(),
+    };
+    let planned = plan(dir.path(), &f, &request).unwrap();
+    assert!(
+        planned.files[0]
+            .path
+            .ends_with("2026-12-02-170510_y/up.sql"),
+        "{planned:?}"
+    );
 }
