@@ -79,8 +79,11 @@ fn project_in(layout: &str) -> support::project::Project {
     project
 }
 
-/// (version, name, phase, checksum) of each migration in `plan --format json`, and each path.
-fn plan(project: &support::project::Project) -> (Vec<(u64, String, String, String)>, Vec<String>) {
+/// (version, name, phase, checksum) of a migration in `plan --format json`.
+type Row = (u64, String, String, String);
+
+/// Each migration's [`Row`] in `plan --format json`, and each path.
+fn plan(project: &support::project::Project) -> (Vec<Row>, Vec<String>) {
     let run = project.cli().run(&["plan", "--format", "json"]);
     assert_eq!(run.code, Some(0), "{}", run.text());
     let doc = run.json();

@@ -88,11 +88,9 @@ pub(crate) fn read(dir: &Path) -> Result<Found, LoadError> {
         if !sql_like || entry_name == file {
             continue;
         }
-        if layout == Layout::Diesel && entry_name == DIESEL_DOWN {
-            if present(&entry.path())? {
-                rollback = Some(entry.path());
-                continue;
-            }
+        if layout == Layout::Diesel && entry_name == DIESEL_DOWN && present(&entry.path())? {
+            rollback = Some(entry.path());
+            continue;
         }
         return Err(LoadError::StrayFile {
             path: entry.path(),

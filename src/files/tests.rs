@@ -274,8 +274,11 @@ fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-/// (version, description, file name relative to the folder, checksum) of each migration.
-fn summary(dir: &Path, layout: Option<Layout>) -> (Layout, Vec<(u64, String, String, String)>) {
+/// (version, description, file name relative to the folder, checksum) of a migration.
+type Row = (u64, String, String, String);
+
+/// The layout and each migration's [`Row`].
+fn summary(dir: &Path, layout: Option<Layout>) -> (Layout, Vec<Row>) {
     let folder = load_folder(dir, layout).unwrap();
     let rows = folder
         .set
@@ -405,7 +408,8 @@ fn diesel_directories_load_with_dashes_removed_from_versions() {
 
 #[test]
 fn diesel_and_prisma_directories_hold_only_their_own_sql() {
-    let cases: [(&[(&str, &str)], &str, &str); 5] = [
+    type Files<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Files, &str, &str); 5] = [
         (
             &[("2019-01-01-000000_x/down.sql", "x")],
             "2019-01-01-000000_x",
