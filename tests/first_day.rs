@@ -55,6 +55,33 @@ fn init_writes_a_config_that_loads_and_an_empty_folder_then_refuses_to_overwrite
     );
     let after = std::fs::read_to_string(dir.path().join("concertina.toml")).unwrap();
     assert_eq!(before, after);
+    let json = cli.run(&["init", "--format", "json"]);
+    assert_eq!(json.code, Some(2), "{}", json.text());
+    assert_eq!(json.json()["exit"], 2);
+}
+
+#[test]
+fn init_with_json_output_names_what_it_created_and_keeps_an_existing_folder() {
+    let p = project()
+        .files(&[("0001_x.sql", "-- concertina: phase=expand\n")])
+        .build();
+    let run = p.cli().run(&["init", "--format", "json"]);
+    assert_eq!(run.code, Some(0), "{}", run.text());
+    let doc = run.json();
+    assert_eq!(
+        doc["created"],
+        serde_json::json!(["concertina.toml"]),
+        "{doc}"
+    );
+    assert_eq!(doc["migrations_existed"], true, "{doc}");
+    assert_eq!(names(p.migrations()), vec!["0001_x.sql"]);
+    let plan = p.cli().run(&["plan", "--format", "json"]);
+    assert_eq!(
+        plan.json()["migrations"][0]["version"],
+        1,
+        "{}",
+        plan.text()
+    );
 }
 
 #[test]

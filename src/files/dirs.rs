@@ -5,7 +5,8 @@
 //! diesel writes versions with dashes (`2019-03-22-174825_create_users/`) and records them
 //! without (`20190322174825`): the version is the digits with the dashes removed. Inside a
 //! migration directory every file named like SQL must be the layout's own (`up.sql` and
-//! `down.sql`, or `migration.sql`): anything else is an error, nothing is ignored.
+//! `down.sql`, or `migration.sql`): anything else is an error, nothing is ignored (hidden
+//! entries are left alone, as in the folder itself).
 
 use super::{
     Found, Item, Layout, LoadError, Migration, bigint_version, checksum, read_text, regular_file,
@@ -85,7 +86,8 @@ pub(crate) fn read(dir: &Path) -> Result<Found, LoadError> {
             && entry_name
                 .get(entry_name.len() - 4..)
                 .is_some_and(|e| e.eq_ignore_ascii_case(".sql"));
-        if !sql_like || entry_name == file {
+        // Hidden entries (editor files, `.gitkeep`) are left alone, as in the folder itself.
+        if !sql_like || entry_name == file || entry_name.starts_with('.') {
             continue;
         }
         if layout == Layout::Diesel && entry_name == DIESEL_DOWN && present(&entry.path())? {

@@ -375,6 +375,7 @@ fn diesel_directories_load_with_dashes_removed_from_versions() {
         ),
         ("2019-03-23-000000_add_b/up.sql", B),
         ("2019-03-23-000000_add_b/README.md", "notes"),
+        ("2019-03-23-000000_add_b/.#up.sql", "an editor's lock file"),
     ]);
     let (layout, rows) = summary(dir.path(), None);
     assert_eq!(layout, Layout::Diesel);
