@@ -4,6 +4,7 @@ use crate::commands::args::BackfillArgs;
 use crate::commands::baseline::BaselineArgs;
 use crate::commands::gate::GateCommandArgs;
 use crate::commands::lint::LintArgs;
+use crate::commands::new::NewArgs;
 use crate::commands::post_deploy::PostDeployArgs;
 use crate::commands::pre_deploy::PreDeployArgs;
 use crate::commands::{self, CommandError, Context, Exit, Format};
@@ -72,6 +73,10 @@ pub enum Command {
     Verify,
     /// Record every file up to --through VERSION as applied without running it (adopt an existing database). Exit 0, 2 refused
     Baseline(BaselineArgs),
+    /// Write a commented concertina.toml and an empty migrations folder. Exit 0, 2 refused
+    Init,
+    /// Create the next migration in the folder's layout, with a header that lints clean. Exit 0, 2 refused
+    New(NewArgs),
 }
 
 /// Runs a parsed command line and returns the exit code. An error is printed on stderr;
@@ -108,11 +113,17 @@ impl Command {
             Command::PostDeploy(_) => "post-deploy",
             Command::Verify => "verify",
             Command::Baseline(_) => "baseline",
+            Command::Init => "init",
+            Command::New(_) => "new",
         }
     }
 }
 
 async fn dispatch(cli: &Cli) -> Result<Exit, CommandError> {
+    if let Command::Init = &cli.command {
+        // Before the config is read: it need not exist, and an existing one is refused.
+        return commands::init::run(cli.config.as_deref(), cli.migrations.as_deref(), cli.format);
+    }
     let ctx = Context::load(
         cli.config.as_deref(),
         cli.migrations.as_deref(),
@@ -129,5 +140,9 @@ async fn dispatch(cli: &Cli) -> Result<Exit, CommandError> {
         Command::PostDeploy(args) => commands::post_deploy::run(&ctx, args).await,
         Command::Verify => commands::verify::run(&ctx).await,
         Command::Baseline(args) => commands::baseline::run(&ctx, args).await,
+        Command::Init => {
+            commands::init::run(cli.config.as_deref(), cli.migrations.as_deref(), cli.format)
+        }
+        Command::New(args) => commands::new::run(&ctx, args).await,
     }
 }

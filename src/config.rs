@@ -22,6 +22,9 @@ pub struct Config {
     /// `[lint]`: the team's lint policy.
     #[serde(default)]
     pub lint: LintPolicyConfig,
+    /// The migrations folder's layout (`flat`, `flyway`, `diesel`, `prisma`, `dbmate`);
+    /// detected from the files when absent.
+    pub layout: Option<crate::files::Layout>,
     /// Where the apps run.
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
@@ -53,7 +56,7 @@ pub enum OutOfOrder {
 }
 
 /// `[lint]`: per-rule severity, rules `allow` may not suppress, files not linted. Checked
-/// when the config is loaded ([`crate::lint::policy::check`]).
+/// when the config is loaded (by the lint policy module, `lint::policy::check`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LintPolicyConfig {

@@ -44,7 +44,8 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandError> {
     let set = if args.paths.is_empty() {
         ctx.load_migrations()?
     } else {
-        files::load_paths(&args.paths).map_err(|e| CommandError::usage(e.to_string()))?
+        files::load_paths_as(&args.paths, ctx.config.layout)
+            .map_err(|e| CommandError::usage(e.to_string()))?
     };
     // Which files are new must be known before the analysis: they are the release, whose
     // tables are new for the later files (offline, without a database to say what is applied).
@@ -162,7 +163,10 @@ fn changes_since(
     for migration in &set.migrations {
         let change = match file_at_ref(&migration.path, base)? {
             None => Change::Added,
-            Some(old) if old == migration.sql.as_bytes() => Change::Unchanged,
+            // The whole file as it is now (a dbmate file's `sql` is its up section only).
+            Some(old) if std::fs::read(&migration.path).is_ok_and(|now| now == old) => {
+                Change::Unchanged
+            }
             Some(_) => Change::Edited,
         };
         changes.insert(migration.version, change);

@@ -10,7 +10,9 @@ pub mod backfill;
 pub mod baseline;
 pub mod errors;
 pub mod gate;
+pub mod init;
 pub mod lint;
+pub mod new;
 pub mod plan;
 pub mod post_deploy;
 pub mod pre_deploy;
@@ -117,7 +119,8 @@ impl Context {
 
     /// Loads the migrations folder (exit 2 when it cannot be loaded).
     pub fn load_migrations(&self) -> Result<MigrationSet, CommandError> {
-        files::load_dir(&self.migrations_dir).map_err(|e| CommandError::usage(e.to_string()))
+        files::load_dir_as(&self.migrations_dir, self.config.layout)
+            .map_err(|e| CommandError::usage(e.to_string()))
     }
 
     /// Loads and analyzes the migrations folder (exit 2 on load or directive errors).
