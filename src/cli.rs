@@ -3,6 +3,7 @@
 use crate::commands::args::BackfillArgs;
 use crate::commands::baseline::BaselineArgs;
 use crate::commands::gate::GateCommandArgs;
+use crate::commands::import::ImportArgs;
 use crate::commands::lint::LintArgs;
 use crate::commands::post_deploy::PostDeployArgs;
 use crate::commands::pre_deploy::PreDeployArgs;
@@ -72,6 +73,8 @@ pub enum Command {
     Verify,
     /// Record every file up to --through VERSION as applied without running it (adopt an existing database). Exit 0, 2 refused
     Baseline(BaselineArgs),
+    /// Take over another tool's history table (sqlx, golang-migrate, flyway, diesel, dbmate): record what it applied without running it. Exit 0, 1 drift, 2 refused
+    Import(ImportArgs),
 }
 
 /// Runs a parsed command line and returns the exit code. An error is printed on stderr;
@@ -108,6 +111,7 @@ impl Command {
             Command::PostDeploy(_) => "post-deploy",
             Command::Verify => "verify",
             Command::Baseline(_) => "baseline",
+            Command::Import(_) => "import",
         }
     }
 }
@@ -129,5 +133,6 @@ async fn dispatch(cli: &Cli) -> Result<Exit, CommandError> {
         Command::PostDeploy(args) => commands::post_deploy::run(&ctx, args).await,
         Command::Verify => commands::verify::run(&ctx).await,
         Command::Baseline(args) => commands::baseline::run(&ctx, args).await,
+        Command::Import(args) => commands::import::run(&ctx, args).await,
     }
 }

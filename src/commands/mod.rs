@@ -10,6 +10,7 @@ pub mod backfill;
 pub mod baseline;
 pub mod errors;
 pub mod gate;
+pub mod import;
 pub mod lint;
 pub mod plan;
 pub mod post_deploy;
