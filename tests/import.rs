@@ -187,6 +187,7 @@ async fn sqlx_history_is_imported_and_pre_deploy_runs_only_the_newer_file() {
             .contains("imported from sqlx"),
         "{status}"
     );
+    assert_eq!(status["migrations"][0]["imported_from"], "sqlx", "{status}");
     assert_eq!(status["migrations"][3]["state"], "pending", "{status}");
     let plan = cli.run(&["plan"]);
     assert!(

@@ -127,11 +127,7 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<Exit, CommandError>
 fn refusal(report: &ImportReport) -> String {
     let mut out = format!("import from {} refused, nothing recorded:\n", report.tool);
     if !report.drift.is_empty() {
-        let _ = writeln!(
-            out,
-            "these files changed since {} applied them:",
-            report.tool
-        );
+        out.push_str("these files changed since they were applied:\n");
         for d in &report.drift {
             let _ = writeln!(out, "  {}", d.describe());
         }

@@ -844,7 +844,8 @@ fn judge(
                 m.display_path(),
                 m.version
             )),
-            _ => pending.push(m.version),
+            _ if !recorded.contains_key(&m.version) => pending.push(m.version),
+            _ => {}
         }
     }
 
