@@ -169,14 +169,15 @@ fn human(report: &ImportReport) -> String {
         }
     );
     for row in &report.imported {
-        let _ = writeln!(
-            out,
-            "  {} {} (applied {} by {})",
-            row.version,
-            row.name,
-            row.finished_at.format("%Y-%m-%d %H:%M UTC"),
-            row.applied_by
-        );
+        let at = row.finished_at.format("%Y-%m-%d %H:%M UTC");
+        // Only what the tool's table says: golang-migrate and dbmate keep no time, and only
+        // Flyway keeps who applied a migration.
+        let when = match report.tool {
+            Tool::GolangMigrate | Tool::Dbmate => String::new(),
+            Tool::Sqlx | Tool::Diesel => format!(" (applied {at})"),
+            Tool::Flyway => format!(" (applied {at} by {})", row.applied_by),
+        };
+        let _ = writeln!(out, "  {} {}{when}", row.version, row.name);
     }
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");
