@@ -627,3 +627,50 @@ async fn an_out_of_order_file_is_refused() {
     );
     assert!(applied_versions(&url).await.is_empty());
 }
+
+#[tokio::test]
+async fn flyway_undo_and_delete_rows_are_refused_while_the_file_is_there() {
+    let url = support::fresh_database().await;
+    let dir = adopted(&url, 3).await;
+    flyway_history(&url, 3).await;
+    let cli = dir.against(&url);
+    // Flyway Teams undid version 3: what the database has of it is unknown.
+    exec(
+        &url,
+        "INSERT INTO flyway_schema_history VALUES (4, '3', 'create', 'UNDO_SQL', 'U3__create_items.sql', 5, 'flyway_user', now(), 3, TRUE)",
+    )
+    .await;
+    let undone = cli.run(&["import"]);
+    assert_eq!(undone.code, Some(2), "{}", undone.text());
+    assert!(
+        undone.text().contains("Flyway undid version 3 (UNDO_SQL)"),
+        "{}",
+        undone.text()
+    );
+    // `flyway repair` marked version 3 deleted, but the folder still has its file.
+    exec(
+        &url,
+        "UPDATE flyway_schema_history SET type = 'DELETE' WHERE installed_rank = 4",
+    )
+    .await;
+    let deleted = cli.run(&["import"]);
+    assert_eq!(deleted.code, Some(2), "{}", deleted.text());
+    assert!(
+        deleted.text().contains("marked version 3 as deleted"),
+        "{}",
+        deleted.text()
+    );
+    assert!(applied_versions(&url).await.is_empty());
+    // Applied again after the undo: the latest row wins.
+    exec(
+        &url,
+        &format!(
+            "INSERT INTO flyway_schema_history VALUES (5, '3', 'create', 'SQL', 'V3__create_items.sql', {}, 'flyway_user', now(), 3, TRUE)",
+            FLYWAY_CRC[2]
+        ),
+    )
+    .await;
+    let out = cli.run(&["import"]);
+    assert_eq!(out.code, Some(0), "{}", out.text());
+    assert_eq!(applied_versions(&url).await, vec![1, 2, 3]);
+}
