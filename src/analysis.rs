@@ -438,16 +438,15 @@ fn apply_allows(
         else {
             continue;
         };
+        // The lines it covers; none for an allow below the last statement.
         let lines = if d.end <= first_statement_offset {
-            1..=u32::MAX
+            Some(1..=u32::MAX)
         } else {
-            match file.and_then(|f| f.statements.iter().find(|s| s.start.offset >= d.end)) {
-                Some(statement) => {
+            file.and_then(|f| f.statements.iter().find(|s| s.start.offset >= d.end))
+                .map(|statement| {
                     let first = statement.start.line;
                     first..=first + statement.text.matches('\n').count() as u32
-                }
-                None => 1..=0,
-            }
+                })
         };
         for rule in named {
             // An invalid allow is an `invalid-allow` error already; it suppresses nothing.
@@ -460,7 +459,7 @@ fn apply_allows(
             }
             let mut used = false;
             for f in findings.iter_mut() {
-                if f.rule == rule.as_str() && lines.contains(&f.line) {
+                if f.rule == rule.as_str() && lines.as_ref().is_some_and(|l| l.contains(&f.line)) {
                     used = true;
                     if f.allowed.is_none() {
                         f.allowed = Some(reason.clone());

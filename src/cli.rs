@@ -3,6 +3,7 @@
 use crate::commands::args::BackfillArgs;
 use crate::commands::baseline::BaselineArgs;
 use crate::commands::gate::GateCommandArgs;
+use crate::commands::import::ImportArgs;
 use crate::commands::lint::LintArgs;
 use crate::commands::new::NewArgs;
 use crate::commands::post_deploy::PostDeployArgs;
@@ -77,6 +78,8 @@ pub enum Command {
     Init,
     /// Create the next migration in the folder's layout, with a header that lints clean. Exit 0, 2 refused
     New(NewArgs),
+    /// Take over another tool's history table (sqlx, golang-migrate, flyway, diesel, dbmate): record what it applied without running it. Exit 0, 1 drift, 2 refused
+    Import(ImportArgs),
 }
 
 /// Runs a parsed command line and returns the exit code. An error is printed on stderr;
@@ -115,6 +118,7 @@ impl Command {
             Command::Baseline(_) => "baseline",
             Command::Init => "init",
             Command::New(_) => "new",
+            Command::Import(_) => "import",
         }
     }
 }
@@ -144,5 +148,6 @@ async fn dispatch(cli: &Cli) -> Result<Exit, CommandError> {
             commands::init::run(cli.config.as_deref(), cli.migrations.as_deref(), cli.format)
         }
         Command::New(args) => commands::new::run(&ctx, args).await,
+        Command::Import(args) => commands::import::run(&ctx, args).await,
     }
 }

@@ -130,6 +130,10 @@ pub async fn post_deploy(
         .await
         .map_err(RunnerError::database)?;
     let applied = state::applied(pool).await.map_err(RunnerError::database)?;
+    {
+        let mut conn = pool.acquire().await.map_err(RunnerError::database)?;
+        runner::refuse_foreign_history(&mut conn, &applied).await?;
+    }
     let analyzed = &runner::analyze_for_database(config, pool, set, &applied).await?;
     refuse_unsafe_start(analyzed, &applied, config.out_of_order)?;
 

@@ -129,6 +129,8 @@ pub struct AppliedRow {
     pub concertina_version: String,
     /// Recorded by `baseline` without being run (the database already had it).
     pub baselined: bool,
+    /// The tool whose history table `import` took it over from (`sqlx`, `flyway`…), if any.
+    pub imported_from: Option<String>,
 }
 
 /// One row of `concertina.migration_progress`: a statement-by-statement migration that
@@ -273,7 +275,8 @@ pub async fn applied<'c>(
     }
     let rows = sqlx::query(
         "SELECT version, name, phase, checksum, started_at, finished_at, duration_ms, applied_by, concertina_version, \
-         coalesce((to_jsonb(m) ->> 'baselined')::boolean, false) AS baselined \
+         coalesce((to_jsonb(m) ->> 'baselined')::boolean, false) AS baselined, \
+         to_jsonb(m) ->> 'imported_from' AS imported_from \
          FROM concertina.applied_migrations m ORDER BY version",
     )
     .fetch_all(&mut *conn)
@@ -293,6 +296,7 @@ pub async fn applied<'c>(
                 applied_by: row.try_get("applied_by").map_err(&read)?,
                 concertina_version: row.try_get("concertina_version").map_err(&read)?,
                 baselined: row.try_get("baselined").map_err(&read)?,
+                imported_from: row.try_get("imported_from").map_err(&read)?,
             })
         })
         .map(|row: Result<AppliedRow, StateQueryError>| row.map(|r| (r.version, r)))
@@ -307,8 +311,8 @@ pub async fn insert_applied(
 ) -> Result<(), StateQueryError> {
     sqlx::query(
         "INSERT INTO concertina.applied_migrations \
-         (version, name, phase, checksum, started_at, finished_at, duration_ms, applied_by, concertina_version, baselined) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         (version, name, phase, checksum, started_at, finished_at, duration_ms, applied_by, concertina_version, baselined, imported_from) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(version_to_db(row.version)?)
     .bind(&row.name)
@@ -320,6 +324,7 @@ pub async fn insert_applied(
     .bind(&row.applied_by)
     .bind(&row.concertina_version)
     .bind(row.baselined)
+    .bind(&row.imported_from)
     .execute(conn)
     .await
     .map_err(StateQueryError::wrap("record the applied migration in"))?;

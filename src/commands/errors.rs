@@ -101,6 +101,14 @@ fn refusal_message(command: &str, refusal: &Refusal) -> String {
                 ))
                 .collect::<String>()
         ),
+        Refusal::ForeignHistory(tables) => format!(
+            "{command} refused, nothing applied: concertina has recorded no migration in this database, but another tool's history says migrations are applied, so running the files would apply them a second time:\n{}take the history over first (it checks the files against it and records them as applied without running them){}; for a database without any tool's history, `concertina baseline --through VERSION` records the files it already has",
+            crate::runner::describe_foreign(tables),
+            match tables.as_slice() {
+                [one] => format!(": `{}`", one.import_command()),
+                _ => ", naming the tool whose history is the right one with `--from`".into(),
+            }
+        ),
         Refusal::ExpandNotApplied { version, path } => format!(
             "{command} refused, nothing applied: expand migration {version} ({path}) is not applied yet; run `concertina pre-deploy` before the rollout"
         ),

@@ -10,6 +10,7 @@ pub mod backfill;
 pub mod baseline;
 pub mod errors;
 pub mod gate;
+pub mod import;
 pub mod init;
 pub mod lint;
 pub mod new;

@@ -58,6 +58,7 @@ pub async fn run(ctx: &Context) -> Result<Exit, CommandError> {
                     "state_text": text,
                     "applied_at": row.map(|r| r.finished_at),
                     "applied_by": row.map(|r| r.applied_by.clone()),
+                    "imported_from": row.and_then(|r| r.imported_from.clone()),
                     "duration_ms": row.map(|r| r.duration_ms),
                     "progress": db.progress.get(&m.migration.version),
                 })

@@ -438,6 +438,7 @@ fn applied_row(
         applied_by: settings.applied_by.clone(),
         concertina_version: env!("CARGO_PKG_VERSION").to_string(),
         baselined: false,
+        imported_from: None,
     }
 }
 

@@ -139,7 +139,7 @@ pub async fn baseline(
 }
 
 /// The record of `m`, with the phase the analysis gave it (its suffix without one).
-fn row_of(
+pub(super) fn row_of(
     m: &Migration,
     phases: &std::collections::BTreeMap<u64, crate::phase::Phase>,
 ) -> AppliedRow {
@@ -160,5 +160,6 @@ fn row_of(
         applied_by: state::applied_by(),
         concertina_version: env!("CARGO_PKG_VERSION").to_string(),
         baselined: true,
+        imported_from: None,
     }
 }

@@ -8,6 +8,7 @@
 
 mod apply;
 mod baseline;
+mod import;
 mod lock;
 mod pre_deploy;
 
@@ -16,6 +17,10 @@ pub use apply::{
     needs_no_transaction, runnable_statements, uses_concurrently,
 };
 pub use baseline::{BaselineError, BaselineOutcome, baseline};
+pub use import::{
+    ForeignTable, ImportDrift, ImportError, ImportReport, Tool, describe_foreign, flyway_checksum,
+    foreign_history, import, sqlx_checksum,
+};
 pub use lock::{LockError, RUNNER_LOCK_KEY, RunnerLock};
 pub use pre_deploy::{DryRun, PreDeployEvent, PreDeployOutcome, pre_deploy, pre_deploy_dry_run};
 
@@ -60,6 +65,9 @@ pub enum Refusal {
         /// Its file.
         path: String,
     },
+    /// concertina has recorded nothing, but another tool's history says migrations are
+    /// applied: running the files would apply them a second time (`concertina import`).
+    ForeignHistory(Vec<ForeignTable>),
 }
 
 /// An error of the runner that stops a run.
@@ -87,6 +95,7 @@ impl RunnerError {
             RunnerError::Lock(LockError::Busy { .. }) => ErrorKind::Transient,
             // Retrying cannot help: the file must be renamed or the config must allow it.
             RunnerError::Refused(Refusal::OutOfOrder(_)) => ErrorKind::Invalid,
+            RunnerError::Refused(Refusal::ForeignHistory(_)) => ErrorKind::Invalid,
             RunnerError::Database(_) | RunnerError::Lock(_) | RunnerError::Refused(_) => {
                 ErrorKind::Failed
             }
@@ -257,6 +266,23 @@ pub async fn analyze_for_database(
     )?)
 }
 
+/// Refuses (nothing applied) when concertina has recorded nothing (`applied` is empty) but
+/// another tool's history table on `conn` says migrations are applied.
+pub async fn refuse_foreign_history(
+    conn: &mut sqlx::PgConnection,
+    applied: &BTreeMap<u64, AppliedRow>,
+) -> Result<(), RunnerError> {
+    if !applied.is_empty() {
+        return Ok(());
+    }
+    let foreign = foreign_history(conn).await?;
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(RunnerError::Refused(Refusal::ForeignHistory(foreign)))
+    }
+}
+
 /// Refuses (nothing applied) when an applied file drifted or one of `pending` has lint
 /// errors. Applied versions with no file are logged: an older release may still run.
 pub fn check_before_applying(
@@ -417,6 +443,11 @@ impl DatabaseState {
     pub fn migration_state(&self, migration: &Migration) -> (&'static str, String) {
         if let Some(row) = self.applied.get(&migration.version) {
             let when = row.finished_at.format("%Y-%m-%d %H:%M");
+            if row.checksum == migration.checksum
+                && let Some(tool) = &row.imported_from
+            {
+                return ("imported", format!("imported from {tool} {when} (not run)"));
+            }
             if row.checksum == migration.checksum && row.baselined {
                 return ("baselined", format!("baselined {when} (not run)"));
             }
@@ -513,6 +544,7 @@ mod tests {
             applied_by: "pod-a".into(),
             concertina_version: "0.1.0".into(),
             baselined: false,
+            imported_from: None,
         }
     }
 

@@ -87,6 +87,7 @@ pub async fn pre_deploy(
     let applied = state::applied(lock.connection())
         .await
         .map_err(RunnerError::database)?;
+    super::refuse_foreign_history(lock.connection(), &applied).await?;
     let analyzed = analyze_for_database(config, pool, set, &applied).await?;
     let pending = pending_pre_deploy(&analyzed, &applied);
     check_before_applying(&analyzed, &applied, &pending, config.out_of_order)?;
@@ -163,6 +164,9 @@ pub async fn pre_deploy_dry_run(
     let db = RunnerError::database;
     let applied = state::applied(pool).await.map_err(db)?;
     let progress = state::progress(pool).await.map_err(db)?;
+    let mut conn = pool.acquire().await.map_err(RunnerError::database)?;
+    super::refuse_foreign_history(&mut conn, &applied).await?;
+    drop(conn);
     let analyzed = analyze_for_database(config, pool, set, &applied).await?;
     let pending = pending_pre_deploy(&analyzed, &applied);
     check_before_applying(&analyzed, &applied, &pending, config.out_of_order)?;
