@@ -281,6 +281,16 @@ async fn dry_runs_judge_the_gates_and_write_nothing() {
     .await;
     assert_eq!(verdicts, 0, "dry runs record no verdict");
 
+    // -n on backfill and post-deploy: a namespace with nothing of the app blocks.
+    for command in ["backfill", "post-deploy"] {
+        let run = cli
+            .run_async(&[command, "--dry-run", "--kubeconfig", good, "-n", "nowhere"])
+            .await;
+        assert_eq!(run.code, Some(3), "{command}: {}", run.text());
+        assert!(run.stdout.contains("namespace `nowhere`"), "{}", run.text());
+    }
+    assert_eq!(database_state(&url).await, before, "a dry run wrote");
+
     // The real run does what the dry run said, and the state shows it (the comparison
     // above can see a write).
     let run = cli.run_async(&["post-deploy", "--kubeconfig", good]).await;
