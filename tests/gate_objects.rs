@@ -443,3 +443,74 @@ fn the_bundled_snapshots_look_like_kubectl_output() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_verdict_is_never_recorded_and_the_database_only_read() {
+    // With VERSION the database is not touched: an unreachable one changes nothing.
+    let run = shop()
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")
+        .run_async(&[
+            "gate",
+            "3",
+            "--objects",
+            "examples/shop/snapshots/rolled-out.yaml",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.text());
+    assert!(!run.stderr.contains("nowhere"), "{}", run.text());
+
+    // Without VERSION the next pending gated migration (3) is read from the database; the
+    // state schema is not even created, so no verdict can have been recorded.
+    let url = support::fresh_database().await;
+    let run = shop()
+        .database_url(&url)
+        .run_async(&[
+            "gate",
+            "--objects",
+            "examples/shop/snapshots/rolling.yaml",
+            "--format",
+            "json",
+        ])
+        .await;
+    assert_eq!(run.code, Some(3), "{}", run.text());
+    assert_eq!(run.json()["version"], 3);
+    assert!(!support::db::exists(url.as_str(), "concertina.gate_verdicts").await);
+    let schemas = support::db::scalar(
+        url.as_str(),
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'concertina'",
+    )
+    .await;
+    assert_eq!(schemas, 0, "gate --objects wrote the state schema");
+
+    // With the state schema in place (a real gate made it), still no verdict row.
+    let kubeconfig = std::env::temp_dir().join("concertina-no-such-kubeconfig");
+    let run = concertina()
+        .current_dir(repo())
+        .kubeconfig(&kubeconfig)
+        .database_url(&url)
+        .arg("--config")
+        .arg("examples/shop/concertina.toml")
+        .run_async(&["gate", "3"])
+        .await;
+    assert_eq!(run.code, Some(2), "{}", run.text());
+    let before = support::db::scalar(
+        url.as_str(),
+        "SELECT count(*) FROM concertina.gate_verdicts",
+    )
+    .await;
+    let run = shop()
+        .database_url(&url)
+        .run_async(&[
+            "gate",
+            "--objects",
+            "examples/shop/snapshots/rolled-out.yaml",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.text());
+    let after = support::db::scalar(
+        url.as_str(),
+        "SELECT count(*) FROM concertina.gate_verdicts",
+    )
+    .await;
+    assert_eq!(before, after, "gate --objects recorded a verdict");
+}
