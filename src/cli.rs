@@ -1,6 +1,6 @@
 //! The command line: the clap definitions and the dispatch to [`crate::commands`].
 
-use crate::commands::args::BackfillArgs;
+use crate::commands::backfill::BackfillCommandArgs;
 use crate::commands::baseline::BaselineArgs;
 use crate::commands::gate::GateCommandArgs;
 use crate::commands::import::ImportArgs;
@@ -65,7 +65,7 @@ pub enum Command {
     /// Apply pending expand migrations (before the rollout)
     PreDeploy(PreDeployArgs),
     /// Run pending backfills whose gates hold, in resumable batches
-    Backfill(BackfillArgs),
+    Backfill(BackfillCommandArgs),
     /// Judge the gate of a migration (default: the next pending gated one)
     Gate(GateCommandArgs),
     /// Backfills, then contracts whose gates hold (after the rollout)

@@ -35,6 +35,9 @@ pub enum ContractState {
     NotRun,
     /// Applying it failed; nothing of it was kept.
     Failed,
+    /// `--dry-run`: its gate holds and every backfill before it would run; a real run would
+    /// apply it.
+    WouldApply,
 }
 
 /// One contract migration's result.
@@ -106,7 +109,7 @@ impl PostDeployOutcome {
             || self
                 .contracts
                 .iter()
-                .any(|c| c.state != ContractState::Applied)
+                .any(|c| !matches!(c.state, ContractState::Applied | ContractState::WouldApply))
         {
             RunStatus::Waiting
         } else {
@@ -151,6 +154,97 @@ pub async fn post_deploy(
     Ok(PostDeployOutcome {
         backfills,
         contracts: contracts?,
+    })
+}
+
+/// `post-deploy --dry-run`: what [`post_deploy`] would do, without doing anything. It refuses
+/// as a run refuses (drift, lint errors, an unapplied older expand), then reports the
+/// backfills as [`backfill::dry_run_backfills`] does and each pending contract in order: its
+/// gate judged for real (not recorded) and [`ContractState::WouldApply`] when it holds and
+/// every backfill before it would run. Nothing is written: no state schema, no applied or
+/// progress row, no verdict, no lock.
+pub async fn post_deploy_dry_run(
+    config: &Config,
+    pool: &PgPool,
+    set: &MigrationSet,
+    backfill_settings: &BackfillSettings,
+) -> Result<PostDeployOutcome, RunnerError> {
+    let applied = state::applied(pool).await.map_err(RunnerError::database)?;
+    {
+        let mut conn = pool.acquire().await.map_err(RunnerError::database)?;
+        runner::refuse_foreign_history(&mut conn, &applied).await?;
+    }
+    let analyzed = &runner::analyze_for_database(config, pool, set, &applied).await?;
+    refuse_unsafe_start(analyzed, &applied, config.out_of_order)?;
+    let backfills = backfill::dry_run_backfills(config, pool, analyzed, backfill_settings)
+        .await
+        .map_err(RunnerError::database)?;
+    let would_run: Vec<u64> = backfills
+        .backfills
+        .iter()
+        .filter(|b| b.state == backfill::BackfillState::WouldRun)
+        .map(|b| b.version)
+        .collect();
+    let mut contracts = Vec::new();
+    let mut stopped = false;
+    for m in analyzed
+        .iter()
+        .filter(|m| m.phase == Phase::Contract && !applied.contains_key(&m.migration.version))
+    {
+        let path = m.migration.display_path();
+        if stopped {
+            let mut report = ContractReport::new(m, ContractState::NotRun);
+            report.message =
+                Some("an earlier contract would not run; contracts run in version order".into());
+            contracts.push(report);
+            continue;
+        }
+        let waits_for = analyzed.iter().find(|b| {
+            b.phase == Phase::Backfill
+                && b.migration.version < m.migration.version
+                && !applied.contains_key(&b.migration.version)
+                && !would_run.contains(&b.migration.version)
+        });
+        let report = if let Some(backfill) = waits_for {
+            let mut report = ContractReport::new(m, ContractState::WaitingBackfill);
+            report.message = Some(format!(
+                "{path}: would wait for backfill {} ({}), which would not run",
+                backfill.migration.version,
+                backfill.migration.display_path()
+            ));
+            report
+        } else {
+            let verdict = gate::judge_requires_at(
+                config,
+                &m.requires,
+                &backfill_settings.gate_target(),
+                backfill_settings.gate_wait,
+            )
+            .await;
+            let mut report = ContractReport::new(
+                m,
+                if verdict.holds {
+                    ContractState::WouldApply
+                } else {
+                    ContractState::WaitingGate
+                },
+            );
+            report.gate_notes = verdict.notes.clone();
+            if !verdict.holds {
+                report.message = Some(format!(
+                    "{path}: its gate `requires {}` does not hold; a real run would not apply it (exit 3)",
+                    m.gate_text()
+                ));
+                report.blocking = verdict.blocking;
+            }
+            report
+        };
+        stopped = report.state != ContractState::WouldApply;
+        contracts.push(report);
+    }
+    Ok(PostDeployOutcome {
+        backfills,
+        contracts,
     })
 }
 
@@ -249,7 +343,7 @@ async fn run_contract(
         let wait = gates.gate_wait;
         tracing::info!(file = %path, gate = %m.gate_text(), wait = wait.is_some(), "judging the gate");
         let verdict =
-            gate::judge_requires(config, &m.requires, gates.gate_context.as_deref(), wait).await;
+            gate::judge_requires_at(config, &m.requires, &gates.gate_target(), wait).await;
         if let Err(message) = gate::record(pool, m.migration.version, &m.requires, &verdict).await {
             tracing::warn!("the verdict was not recorded in concertina.gate_verdicts: {message}");
         }

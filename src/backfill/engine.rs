@@ -164,6 +164,25 @@ pub(super) async fn prepare(
     Ok(plans)
 }
 
+/// The statements of prepared plans as a dry run reports them: table, key and PostgreSQL's
+/// row estimate (`None` when it cannot be read).
+pub(super) async fn describe(pool: &PgPool, plans: &[StatementPlan]) -> Vec<StatementReport> {
+    let mut out = Vec::new();
+    for p in plans {
+        out.push(StatementReport {
+            index: p.index,
+            line: p.line,
+            table: p.table.display.clone(),
+            key: p.key_names(),
+            rows_done: 0,
+            rows_scanned: 0,
+            batches: 0,
+            rows_estimated: catalog::estimate_rows(pool, &p.table).await.ok(),
+        });
+    }
+    out
+}
+
 /// Refuses statements whose batches would not add up to the whole statement.
 async fn check_semantics(
     pool: &PgPool,
@@ -210,6 +229,7 @@ pub(super) async fn run(
             rows_done: 0,
             rows_scanned: 0,
             batches: 0,
+            rows_estimated: None,
         })
         .collect();
 

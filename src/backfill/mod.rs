@@ -80,6 +80,10 @@ pub struct BackfillSettings {
     pub lock_wait: Duration,
     /// The kubeconfig context for gates (default: the config's / current one).
     pub gate_context: Option<String>,
+    /// The kubeconfig file for gates (`--kubeconfig`; default: `KUBECONFIG`, `~/.kube/config`).
+    pub gate_kubeconfig: Option<std::path::PathBuf>,
+    /// The namespace for gates (`-n`; default: the config's).
+    pub gate_namespace: Option<String>,
     /// Wait (watching) for a gate to hold, up to this long (default: judge once).
     pub gate_wait: Option<Duration>,
     /// How progress is shown.
@@ -103,6 +107,8 @@ impl Default for BackfillSettings {
             max_attempts: 10,
             lock_wait: Duration::from_secs(5),
             gate_context: None,
+            gate_kubeconfig: None,
+            gate_namespace: None,
             gate_wait: None,
             progress: ProgressMode::Log,
             accept_edit: BTreeSet::new(),
@@ -111,6 +117,15 @@ impl Default for BackfillSettings {
 }
 
 impl BackfillSettings {
+    /// Where the gates look: the kubeconfig, context and namespace of these settings.
+    pub fn gate_target(&self) -> crate::gate::ClusterTarget {
+        crate::gate::ClusterTarget {
+            kubeconfig: self.gate_kubeconfig.clone(),
+            context: self.gate_context.clone(),
+            namespace: self.gate_namespace.clone(),
+        }
+    }
+
     /// Refuses values PostgreSQL (or the state tables) would refuse mid-run, naming the
     /// flag and config key: timeouts and pauses over ~24.8 days, a batch size over 2^31-1.
     pub fn check(&self) -> Result<(), SettingsError> {
@@ -196,6 +211,8 @@ pub enum BackfillState {
     /// A signal (SIGTERM, SIGINT) stopped it between batches; it resumes from its
     /// checkpoint (exit 3).
     Interrupted,
+    /// `--dry-run`: its gate holds and its statements check out; a real run would run it.
+    WouldRun,
 }
 
 /// One statement of a backfill after a run.
@@ -215,6 +232,9 @@ pub struct StatementReport {
     pub rows_scanned: u64,
     /// Batches committed in this run.
     pub batches: u64,
+    /// PostgreSQL's estimate of the table's rows (`--dry-run` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_estimated: Option<i64>,
 }
 
 /// One backfill migration after a run.
@@ -387,28 +407,8 @@ async fn run_one(
 ) -> BackfillReport {
     let mut report = BackfillReport::new(m, BackfillState::Failed);
     let path = m.migration.display_path();
-
-    if m.has_errors() || !m.parse_errors.is_empty() {
-        let first = m.findings.iter().find(|f| f.is_blocking());
-        report.message = Some(match first {
-            Some(f) => format!(
-                "{path}:{}: {} ({}); {}. Nothing ran: fix it (`concertina lint` lists every error) and run again",
-                f.line, f.message, f.rule, f.help
-            ),
-            None => format!("{path}: the file does not parse; run `concertina lint`"),
-        });
-        return report;
-    }
-    if let Some(expand) = migrations.iter().find(|e| {
-        e.phase == Phase::Expand
-            && e.migration.version < m.migration.version
-            && !applied.contains(&e.migration.version)
-    }) {
-        report.message = Some(format!(
-            "{path}: expand migration {} ({}) is not applied yet; run `concertina pre-deploy` first",
-            expand.migration.version,
-            expand.migration.display_path()
-        ));
+    if let Some(message) = refusal(migrations, applied, m) {
+        report.message = Some(message);
         return report;
     }
     let plans = match engine::prepare(pool, m).await {
@@ -419,10 +419,10 @@ async fn run_one(
         }
     };
     if !m.requires.is_empty() {
-        let verdict = crate::gate::judge_requires(
+        let verdict = crate::gate::judge_requires_at(
             config,
             &m.requires,
-            settings.gate_context.as_deref(),
+            &settings.gate_target(),
             settings.gate_wait,
         )
         .await;
@@ -448,6 +448,123 @@ async fn run_one(
     }
     engine::run(pool, m, &plans, settings, &mut report).await;
     report
+}
+
+/// `backfill --dry-run`: what [`run_backfills`] would do, without doing anything. Each
+/// pending backfill is checked as a run checks it (lint errors, unapplied expands, its
+/// statements against the live schema, read-only) and its gate is judged for real but not
+/// recorded; one that would run is [`BackfillState::WouldRun`] with its tables, keys and row
+/// estimates. Nothing is written: no state schema, progress, verdict or lock.
+pub async fn dry_run_backfills(
+    config: &Config,
+    pool: &PgPool,
+    migrations: &[AnalyzedMigration],
+    settings: &BackfillSettings,
+) -> Result<BackfillOutcome, BackfillError> {
+    let applied: BTreeSet<u64> = crate::state::applied(pool)
+        .await
+        .map_err(|e| BackfillError::Database(e.to_string()))?
+        .into_keys()
+        .collect();
+    let mut pending: Vec<&AnalyzedMigration> = migrations
+        .iter()
+        .filter(|m| m.phase == Phase::Backfill && !applied.contains(&m.migration.version))
+        .collect();
+    pending.sort_by_key(|m| m.migration.version);
+    let mut reports = Vec::new();
+    let mut stopped = false;
+    for m in pending {
+        if stopped {
+            let mut report = BackfillReport::new(m, BackfillState::NotRun);
+            report.message =
+                Some("an earlier backfill would not finish; backfills run in version order".into());
+            reports.push(report);
+            continue;
+        }
+        let report = dry_run_one(config, pool, migrations, &applied, m, settings).await;
+        stopped = report.state != BackfillState::WouldRun;
+        reports.push(report);
+    }
+    Ok(BackfillOutcome { backfills: reports })
+}
+
+async fn dry_run_one(
+    config: &Config,
+    pool: &PgPool,
+    migrations: &[AnalyzedMigration],
+    applied: &BTreeSet<u64>,
+    m: &AnalyzedMigration,
+    settings: &BackfillSettings,
+) -> BackfillReport {
+    let mut report = BackfillReport::new(m, BackfillState::Failed);
+    if let Some(message) = refusal(migrations, applied, m) {
+        report.message = Some(message);
+        return report;
+    }
+    let plans = match engine::prepare(pool, m).await {
+        Ok(plans) => plans,
+        Err(message) => {
+            report.message = Some(message);
+            return report;
+        }
+    };
+    report.statements = engine::describe(pool, &plans).await;
+    if !m.requires.is_empty() {
+        let verdict = crate::gate::judge_requires_at(
+            config,
+            &m.requires,
+            &settings.gate_target(),
+            settings.gate_wait,
+        )
+        .await;
+        report.gate_notes = verdict.notes.clone();
+        if !verdict.holds {
+            report.state = BackfillState::WaitingGate;
+            report.message = Some(format!(
+                "{}: its gate `requires {}` does not hold; a real run would not start it (exit 3)",
+                m.migration.display_path(),
+                m.gate_text(),
+            ));
+            report.blocking = verdict.blocking;
+            return report;
+        }
+    }
+    report.state = BackfillState::WouldRun;
+    report
+}
+
+/// Why a backfill cannot start before anything about it is tried (lint errors, an older
+/// expand not applied), as [`run_backfills`] words it.
+fn refusal(
+    migrations: &[AnalyzedMigration],
+    applied: &BTreeSet<u64>,
+    m: &AnalyzedMigration,
+) -> Option<String> {
+    let path = m.migration.display_path();
+    if m.has_errors() || !m.parse_errors.is_empty() {
+        let first = m.findings.iter().find(|f| f.is_blocking());
+        return Some(match first {
+            Some(f) => format!(
+                "{path}:{}: {} ({}); {}. Nothing ran: fix it (`concertina lint` lists every error) and run again",
+                f.line, f.message, f.rule, f.help
+            ),
+            None => format!("{path}: the file does not parse; run `concertina lint`"),
+        });
+    }
+    migrations
+        .iter()
+        .find(|e| {
+            e.phase == Phase::Expand
+                && e.migration.version < m.migration.version
+                && !applied.contains(&e.migration.version)
+        })
+        .map(|expand| {
+            format!(
+                "{path}: expand migration {} ({}) is not applied yet; run `concertina pre-deploy` first",
+                expand.migration.version,
+                expand.migration.display_path()
+            )
+        })
 }
 
 /// The progress of one backfill statement, as `status` shows it.

@@ -2,8 +2,10 @@
 //! plain settings.
 
 use crate::backfill::BackfillOverrides;
+use crate::gate::ClusterTarget;
 use crate::runner::RunnerOverrides;
 use clap::Args;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Runner settings shared by `pre-deploy` and `post-deploy`.
@@ -74,9 +76,34 @@ pub struct GateArgs {
     /// How long --wait waits for each gate
     #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DUR")]
     pub timeout: Duration,
+    /// The cluster and namespace.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// Which cluster and namespace a command that judges gates looks at.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubeArgs {
+    /// kubeconfig file, instead of KUBECONFIG / ~/.kube/config (used even in a pod)
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
     /// kubeconfig context [default: the config's, else the current one]
     #[arg(long)]
     pub context: Option<String>,
+    /// Namespace of the apps [default: the config's [kubernetes] namespace, else the context's]
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+impl KubeArgs {
+    /// The flags as the gate's target.
+    pub fn target(&self) -> ClusterTarget {
+        ClusterTarget {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
 }
 
 impl GateArgs {

@@ -1,12 +1,16 @@
-//! `concertina gate [VERSION] [--wait] [--timeout DUR] [--context NAME]`.
+//! `concertina gate [VERSION] [--wait] [--timeout DUR] [--kubeconfig PATH] [--context NAME]
+//! [-n NS] [--objects PATH|-]`.
 
 use super::args::GateArgs;
 use super::{CommandError, Context, Exit, Format};
 use crate::analysis::AnalyzedMigration;
-use crate::gate::{self, GateVerdict, judge_requires, record};
+use crate::gate::snapshot::{self, SnapshotInput};
+use crate::gate::{self, GateVerdict, SnapshotVerdict, judge_requires_at, record};
 use clap::Args;
 use serde_json::json;
 use sqlx::PgPool;
+use std::io::Read as _;
+use std::path::PathBuf;
 
 /// `gate` arguments.
 #[derive(Debug, Args)]
@@ -16,12 +20,24 @@ pub struct GateCommandArgs {
     /// The cluster and the wait.
     #[command(flatten)]
     pub gate: GateArgs,
+    /// Judge a saved `kubectl get pods,deployments,statefulsets,daemonsets,cronjobs,jobs,
+    /// replicasets,rollouts -o yaml` (a file, a folder of them, or - for stdin) instead of the
+    /// cluster; the verdict is not recorded
+    #[arg(long, value_name = "PATH|-", conflicts_with_all = ["wait", "kubeconfig", "context"])]
+    pub objects: Option<PathBuf>,
 }
 
 /// Runs the command: picks the migration, judges its gate, records and prints the verdict.
 pub async fn run(ctx: &Context, args: &GateCommandArgs) -> Result<Exit, CommandError> {
     ctx.require_human_or_json("gate")?;
     let analyzed = ctx.analyze()?;
+    let snapshot = match &args.objects {
+        Some(path) => Some(read_snapshot(path)?),
+        None => None,
+    };
+    if let Some(snapshot) = &snapshot {
+        return judge_offline(ctx, args, &analyzed, snapshot).await;
+    }
     let (migration, pool) = match args.version {
         Some(version) => {
             let migration = analyzed
@@ -81,10 +97,10 @@ pub async fn run(ctx: &Context, args: &GateCommandArgs) -> Result<Exit, CommandE
                 migration.gate_text()
             );
         }
-        judge_requires(
+        judge_requires_at(
             &ctx.config,
             requires,
-            args.gate.context.as_deref(),
+            &args.gate.kube.target(),
             args.gate.wait(),
         )
         .await
@@ -102,14 +118,100 @@ pub async fn run(ctx: &Context, args: &GateCommandArgs) -> Result<Exit, CommandE
         }
         pool.close().await;
     }
-    print_verdict(ctx, migration, &verdict);
-    Ok(if verdict.holds {
+    print_verdict(ctx, migration, &verdict, None);
+    Ok(exit_of(&verdict))
+}
+
+fn exit_of(verdict: &GateVerdict) -> Exit {
+    if verdict.holds {
         Exit::Ok
     } else if verdict.is_config_error() {
         Exit::Usage
     } else {
         Exit::Blocked
-    })
+    }
+}
+
+/// Reads `--objects` (`-` is stdin); a bad snapshot is exit 2.
+fn read_snapshot(path: &std::path::Path) -> Result<snapshot::Snapshot, CommandError> {
+    let inputs = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            CommandError::usage(format!(
+                "cannot read the snapshot from stdin (--objects -): {e}"
+            ))
+        })?;
+        vec![SnapshotInput {
+            origin: "<stdin>".into(),
+            text,
+        }]
+    } else {
+        snapshot::read_path(path).map_err(|e| CommandError::usage(e.to_string()))?
+    };
+    snapshot::parse(&inputs).map_err(|e| CommandError::usage(e.to_string()))
+}
+
+/// `gate --objects`: judges the snapshot with the live gate's rule book. Nothing is written:
+/// the verdict is not recorded (it is not the cluster's), and the database, only needed
+/// without VERSION, is only read.
+async fn judge_offline(
+    ctx: &Context,
+    args: &GateCommandArgs,
+    analyzed: &[AnalyzedMigration],
+    snapshot: &snapshot::Snapshot,
+) -> Result<Exit, CommandError> {
+    let migration = match args.version {
+        Some(version) => analyzed
+            .iter()
+            .find(|m| m.migration.version == version)
+            .ok_or_else(|| {
+                CommandError::usage(format!(
+                    "no migration with version {version} in {}; `concertina plan` lists them",
+                    ctx.migrations_dir.display()
+                ))
+            })?,
+        None => {
+            let url = ctx.database_url.as_deref().ok_or_else(|| {
+                CommandError::usage(
+                    "`gate --objects` without VERSION judges the next pending gated migration, which needs the database: pass a VERSION (e.g. `concertina gate 4 --objects snapshot.yaml`) or a database URL (--database-url / DATABASE_URL)",
+                )
+            })?;
+            let pool = crate::db::connect(url).await?;
+            let applied = crate::state::applied(&pool)
+                .await
+                .map_err(CommandError::redacted_failure);
+            pool.close().await;
+            let applied = applied?;
+            match analyzed
+                .iter()
+                .find(|m| !applied.contains_key(&m.migration.version) && is_gated(m))
+            {
+                Some(migration) => migration,
+                None => {
+                    print_nothing_to_judge(ctx);
+                    return Ok(Exit::Ok);
+                }
+            }
+        }
+    };
+    check_gate_config(ctx, migration)?;
+    let configured = args.gate.kube.namespace.as_deref().or(ctx
+        .config
+        .kubernetes
+        .namespace
+        .as_deref());
+    let namespace = snapshot
+        .namespace(configured)
+        .map_err(|e| CommandError::usage(e.to_string()))?;
+    let judged = gate::judge_snapshot(
+        snapshot,
+        &namespace,
+        &ctx.config.apps,
+        &migration.requires,
+        None,
+    );
+    print_verdict(ctx, migration, &judged.verdict, Some((snapshot, &judged)));
+    Ok(exit_of(&judged.verdict))
 }
 
 fn is_gated(migration: &AnalyzedMigration) -> bool {
@@ -162,7 +264,56 @@ fn print_nothing_to_judge(ctx: &Context) {
     }
 }
 
-fn print_verdict(ctx: &Context, migration: &AnalyzedMigration, verdict: &GateVerdict) {
+/// What `--objects` adds to a verdict: the snapshot and what it left out.
+type Offline<'a> = Option<(&'a snapshot::Snapshot, &'a SnapshotVerdict)>;
+
+fn snapshot_json(snapshot: &snapshot::Snapshot, judged: &SnapshotVerdict) -> serde_json::Value {
+    json!({
+        "sources": snapshot.sources,
+        "namespace": judged.namespace,
+        "objects": judged.objects,
+        "other_namespaces": judged.other_namespaces,
+        "unread_kinds": judged.unread_kinds,
+        "recorded": false,
+    })
+}
+
+fn snapshot_lines(snapshot: &snapshot::Snapshot, judged: &SnapshotVerdict) -> Vec<String> {
+    let mut lines = vec![format!(
+        "snapshot {}: {} object{} in namespace {} judged (not recorded: a snapshot is not the live cluster)",
+        snapshot.sources.join(", "),
+        judged.objects,
+        super::plural(judged.objects),
+        judged.namespace
+    )];
+    let counted = |counts: &std::collections::BTreeMap<String, usize>| {
+        counts
+            .iter()
+            .map(|(name, n)| format!("{name} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !judged.other_namespaces.is_empty() {
+        lines.push(format!(
+            "snapshot: left out objects of other namespaces: {} (pass -n NS to judge another)",
+            counted(&judged.other_namespaces)
+        ));
+    }
+    if !judged.unread_kinds.is_empty() {
+        lines.push(format!(
+            "snapshot: left out kinds the gate does not read: {}",
+            counted(&judged.unread_kinds)
+        ));
+    }
+    lines
+}
+
+fn print_verdict(
+    ctx: &Context,
+    migration: &AnalyzedMigration,
+    verdict: &GateVerdict,
+    offline: Offline<'_>,
+) {
     let version = migration.migration.version;
     let requires: Vec<String> = migration.requires.iter().map(ToString::to_string).collect();
     if ctx.format == Format::Json {
@@ -177,8 +328,16 @@ fn print_verdict(ctx: &Context, migration: &AnalyzedMigration, verdict: &GateVer
         if requires.is_empty() {
             document["message"] = json!("the migration has no requires; its gate holds");
         }
+        if let Some((snapshot, judged)) = offline {
+            document["snapshot"] = snapshot_json(snapshot, judged);
+        }
         println!("{document}");
         return;
+    }
+    if let Some((snapshot, judged)) = offline {
+        for line in snapshot_lines(snapshot, judged) {
+            println!("{line}");
+        }
     }
     let name = migration.migration.display_path();
     if requires.is_empty() {

@@ -4,6 +4,7 @@
 //! - [`access`] lists them (and words API errors), [`watch`] keeps them current for `--wait`;
 //! - [`version`] and [`selector`] read versions and match labels;
 //! - [`record`] writes verdicts to `concertina.gate_verdicts`;
+//! - [`snapshot`] reads a saved `kubectl get -o yaml` for [`judge_snapshot`] (`gate --objects`);
 //! - [`check_config`] refuses a configuration no waiting can fix.
 //!
 //! `concertina gate` itself is `commands::gate`.
@@ -12,6 +13,7 @@ pub mod access;
 pub mod judge;
 mod record;
 pub mod selector;
+pub mod snapshot;
 pub mod version;
 pub mod watch;
 
@@ -22,6 +24,7 @@ use crate::config::{AppConfig, Config};
 use crate::requires::Requirement;
 use selector::Selector;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A gate that cannot be judged as configured: the config or the file must change
@@ -232,19 +235,55 @@ pub async fn judge_requires(
     context: Option<&str>,
     wait: Option<Duration>,
 ) -> GateVerdict {
+    let target = ClusterTarget {
+        context: context.map(str::to_string),
+        ..ClusterTarget::default()
+    };
+    judge_requires_at(config, requires, &target, wait).await
+}
+
+/// Which cluster and namespace a gate looks at, as the command line names them
+/// (`--kubeconfig`, `--context`, `-n`); each `None` falls back as [`judge_requires`] says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterTarget {
+    /// A kubeconfig file read instead of `KUBECONFIG` / `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// A kubeconfig context instead of the config's or the current one.
+    pub context: Option<String>,
+    /// A namespace instead of the config's `[kubernetes] namespace`.
+    pub namespace: Option<String>,
+}
+
+/// [`judge_requires`] at an explicit target: `target.kubeconfig` replaces `KUBECONFIG` (and,
+/// like `target.context`, is used even in a pod); `target.namespace` replaces the config's.
+pub async fn judge_requires_at(
+    config: &Config,
+    requires: &[Requirement],
+    target: &ClusterTarget,
+    wait: Option<Duration>,
+) -> GateVerdict {
     if requires.is_empty() {
         return GateVerdict::holds();
     }
-    let configured_ns = config.kubernetes.namespace.as_deref().unwrap_or("");
-    let client_config = match kube_config(context, config.kubernetes.context.as_deref()).await {
+    let context = target.context.as_deref();
+    let configured = target
+        .namespace
+        .as_deref()
+        .or(config.kubernetes.namespace.as_deref());
+    let configured_ns = configured.unwrap_or("");
+    let client_config = match kube_config_at(
+        target.kubeconfig.as_deref(),
+        context,
+        config.kubernetes.context.as_deref(),
+    )
+    .await
+    {
         Ok(client_config) => client_config,
         // No usable credentials or no such context: the configuration must change.
         Err(reason) => return GateVerdict::blocked(CONFIG, configured_ns, requires, reason),
     };
-    let namespace = config
-        .kubernetes
-        .namespace
-        .clone()
+    let namespace = configured
+        .map(str::to_string)
         .unwrap_or_else(|| client_config.default_namespace.clone());
     let cluster = client_config.cluster_url.to_string();
     // kube retries 429/503/504 for up to a minute by default; the gate reports such an
@@ -278,11 +317,18 @@ pub async fn judge_requires(
     .await;
     // The judgment knows the namespace; which cluster it looked at is known only here.
     let looked_at = match (context, config.kubernetes.context.as_deref()) {
-        _ if context.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+        _ if context.is_none()
+            && target.kubeconfig.is_none()
+            && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
+        {
             format!("the cluster this pod runs in ({cluster})")
         }
         (Some(name), _) | (None, Some(name)) => format!("kubeconfig context `{name}` ({cluster})"),
         (None, None) => format!("the current kubeconfig context ({cluster})"),
+    };
+    let looked_at = match &target.kubeconfig {
+        Some(file) => format!("{looked_at} of {}", file.display()),
+        None => looked_at,
     };
     for blocker in &mut verdict.blocking {
         if blocker.kind == judge::NOTHING_MATCHES {
@@ -297,7 +343,44 @@ pub async fn kube_config(
     cli_context: Option<&str>,
     config_context: Option<&str>,
 ) -> Result<kube::Config, String> {
-    use kube::config::KubeConfigOptions;
+    kube_config_at(None, cli_context, config_context).await
+}
+
+/// [`kube_config`] with an explicit kubeconfig file (`--kubeconfig`), which replaces
+/// `KUBECONFIG` and is read even in a pod.
+pub async fn kube_config_at(
+    kubeconfig: Option<&std::path::Path>,
+    cli_context: Option<&str>,
+    config_context: Option<&str>,
+) -> Result<kube::Config, String> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    if let Some(file) = kubeconfig {
+        let context = cli_context.or(config_context);
+        let parsed = Kubeconfig::read_from(file).map_err(|e| {
+            format!(
+                "cannot read kubeconfig {} (--kubeconfig): {}; pass the path of a readable kubeconfig file",
+                file.display(),
+                access::error_chain(&e)
+            )
+        })?;
+        let options = KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..KubeConfigOptions::default()
+        };
+        return kube::Config::from_custom_kubeconfig(parsed, &options)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot load {} from kubeconfig {} (--kubeconfig): {}",
+                    context.map_or_else(
+                        || "the current context".to_string(),
+                        |c| format!("context `{c}`")
+                    ),
+                    file.display(),
+                    access::error_chain(&e)
+                )
+            });
+    }
     let from_kubeconfig = |context: Option<&str>| {
         let options = KubeConfigOptions {
             context: context.map(str::to_string),
@@ -344,12 +427,7 @@ pub async fn judge_with_client(
     if requires.is_empty() {
         return GateVerdict::holds();
     }
-    // Only the apps named by the requirements are read (unknown ones block in the judgment).
-    let used: BTreeMap<String, &AppConfig> = requires
-        .iter()
-        .filter_map(|r| apps.get(&r.app).map(|app| (r.app.clone(), app)))
-        .filter(|(_, app)| Selector::parse(&app.selector).is_ok())
-        .collect();
+    let used = used_apps(apps, requires);
     let rule = |view: &judge::ClusterView| judge::judge(view, apps, requires, own_pod);
     match wait {
         Some(wait) => watch::judge_watching(&client, namespace, &used, wait, rule).await,
@@ -370,5 +448,64 @@ pub async fn judge_with_client(
                 ),
             ),
         },
+    }
+}
+
+/// The apps whose pods a judgment reads: those named by the requirements with a selector
+/// that parses (unknown ones and bad selectors block in the judgment itself).
+fn used_apps<'a>(
+    apps: &'a BTreeMap<String, AppConfig>,
+    requires: &[Requirement],
+) -> BTreeMap<String, &'a AppConfig> {
+    requires
+        .iter()
+        .filter_map(|r| apps.get(&r.app).map(|app| (r.app.clone(), app)))
+        .filter(|(_, app)| Selector::parse(&app.selector).is_ok())
+        .collect()
+}
+
+/// A verdict judged on a saved snapshot, with what the snapshot left out.
+#[derive(Debug, Clone)]
+pub struct SnapshotVerdict {
+    /// The verdict, by the same [`judge::judge`] as the live gate.
+    pub verdict: GateVerdict,
+    /// The namespace judged.
+    pub namespace: String,
+    /// Objects the gate reads that were judged (in the namespace).
+    pub objects: usize,
+    /// Objects left out because they are in another namespace, by namespace.
+    pub other_namespaces: BTreeMap<String, usize>,
+    /// Objects of kinds the gate does not read, by `Kind (apiVersion)`.
+    pub unread_kinds: BTreeMap<String, usize>,
+}
+
+/// Judges `requires` on a snapshot in `namespace` (see [`snapshot::Snapshot::namespace`]):
+/// the snapshot becomes the [`judge::ClusterView`] the live gate would have listed and the
+/// same [`judge::judge`] decides. `own_pod` is never counted.
+pub fn judge_snapshot(
+    snapshot: &snapshot::Snapshot,
+    namespace: &str,
+    apps: &BTreeMap<String, AppConfig>,
+    requires: &[Requirement],
+    own_pod: Option<&str>,
+) -> SnapshotVerdict {
+    let cut = snapshot.view(namespace, &used_apps(apps, requires));
+    let mut verdict = if requires.is_empty() {
+        GateVerdict::holds()
+    } else {
+        judge::judge(&cut.view, apps, requires, own_pod)
+    };
+    let sources = snapshot.sources.join(", ");
+    for blocker in &mut verdict.blocking {
+        if blocker.kind == judge::NOTHING_MATCHES {
+            blocker.reason = format!("{} — looked in the snapshot {sources}", blocker.reason);
+        }
+    }
+    SnapshotVerdict {
+        verdict,
+        namespace: namespace.to_string(),
+        objects: cut.objects,
+        other_namespaces: cut.other_namespaces,
+        unread_kinds: snapshot.unread_kinds.clone(),
     }
 }
