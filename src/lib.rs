@@ -31,3 +31,4 @@ pub mod shutdown;
 pub mod sql;
 pub mod state;
 pub mod streams;
+pub mod style;
