@@ -365,6 +365,20 @@ async fn quiet_keeps_only_the_result_and_verbose_adds_debug_lines() {
     let _ = quiet_json.json();
     assert_eq!(quiet_json.stderr, "", "{}", quiet_json.text());
 
+    // A warning printed without tracing (lint falling back to the history) is hidden too.
+    let closed = "postgres://postgres@127.0.0.1:1/postgres";
+    let warned = dir.cli().database_url(closed).run_async(&["lint"]).await;
+    assert_eq!(warned.code, Some(0), "{}", warned.text());
+    assert!(warned.stderr.contains("warning:"), "{}", warned.text());
+    let unwarned = dir
+        .cli()
+        .database_url(closed)
+        .run_async(&["lint", "-q"])
+        .await;
+    assert_eq!(unwarned.code, Some(0), "{}", unwarned.text());
+    assert_eq!(unwarned.stderr, "", "{}", unwarned.text());
+    assert_eq!(unwarned.stdout, warned.stdout);
+
     let both = concertina().run_async(&["lint", "-q", "-v"]).await;
     assert_eq!(both.code, Some(2), "-q and -v conflict: {}", both.text());
 }
