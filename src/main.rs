@@ -6,6 +6,11 @@ use concertina::style::{self, ColorWhen, Stream};
 use std::io::IsTerminal;
 
 fn main() {
+    // clap's own help and usage errors are printed while parsing: they follow `--color` only
+    // when the choice is known before.
+    if let Some(when) = color_flag(std::env::args_os().skip(1)) {
+        style::init(when);
+    }
     let cli = Cli::parse();
     style::init(match cli.color {
         ColorChoice::Auto => ColorWhen::Auto,
@@ -25,6 +30,26 @@ fn main() {
     };
     let exit = runtime.block_on(cli::run(cli));
     std::process::exit(exit as i32);
+}
+
+/// The last `--color WHEN` / `--color=WHEN` of `args` (before a `--`), as typed.
+fn color_flag(args: impl Iterator<Item = std::ffi::OsString>) -> Option<ColorWhen> {
+    let mut found = None;
+    let mut args = args.map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        let value = match arg.as_str() {
+            "--" => break,
+            "--color" => args.next(),
+            other => other.strip_prefix("--color=").map(str::to_string),
+        };
+        found = match value.as_deref() {
+            Some("always") => Some(ColorWhen::Always),
+            Some("never") => Some(ColorWhen::Never),
+            Some("auto") => Some(ColorWhen::Auto),
+            _ => found,
+        };
+    }
+    found
 }
 
 /// `-q` is -1, no flag 0, each `-v` one more.

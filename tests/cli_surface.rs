@@ -426,6 +426,12 @@ fn color_always_paints_and_never_or_no_color_do_not() {
         .run(&["lint", "--color", "always", "--format", "json"]);
     assert!(!json.stdout.contains(ESC), "{}", json.text());
 
+    // clap's own help follows it too (it is printed while the flags are parsed).
+    let help = concertina().run(&["--color", "always", "lint", "--help"]);
+    assert!(help.stdout.contains(ESC), "{}", help.text());
+    let help = concertina().run(&["lint", "--help", "--color=never"]);
+    assert!(!help.stdout.contains(ESC), "{}", help.text());
+
     // Errors and human log lines on stderr follow the same choice.
     let args = ["status", "--log-format", "human", "-v"];
     let error = dir.cli().arg("--color").arg("always").run(&args);
