@@ -248,7 +248,7 @@ pub enum ConnectError {
     },
     /// The server refused the credentials or the database does not exist.
     #[error(
-        "the database {url} refused the connection: {reason}; check the user, password and database name in --database-url / DATABASE_URL"
+        "the database {url} refused the connection: {reason}; check the user, password and database name in --database-url / DATABASE_URL (or database_url in the config, or the PG* variables)"
     )]
     Refused {
         /// The URL, redacted.
@@ -258,7 +258,7 @@ pub enum ConnectError {
     },
     /// The server did not answer, refused the TCP connection, or is starting up or full.
     #[error(
-        "cannot connect to the database {url}: {reason}; check that the server is up and reachable from here (--database-url / DATABASE_URL), then retry"
+        "cannot connect to the database {url}: {reason}; check that the server is up and reachable from here (--database-url / DATABASE_URL, database_url in the config, or the PG* variables), then retry"
     )]
     Unreachable {
         /// The URL, redacted.
