@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The default config file, read from the working directory when present.
+/// The default config file, looked for in the working directory and then in each parent
+/// up to the repository root (see [`Config::discover`]).
 pub const DEFAULT_FILE: &str = "concertina.toml";
 
 /// The whole configuration. Unknown keys are errors, so typos do not pass silently.
@@ -40,6 +41,9 @@ pub struct Config {
     /// The folder the config file is in (paths in it are relative to it).
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// The file this config was read from (`None`: no file, the defaults).
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// `out_of_order = "refuse" | "allow"`: what happens to a new migration whose version is
@@ -224,17 +228,20 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads `explicit` if given (it must exist), else `./concertina.toml` if present,
-    /// else the defaults.
+    /// Reads `explicit` if given (it must exist), else the `concertina.toml` that
+    /// [`Config::discover`] finds from the working directory, else the defaults.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
         let path = match explicit {
             Some(path) => path.to_path_buf(),
             None => {
-                let default = PathBuf::from(DEFAULT_FILE);
-                if !default.exists() {
-                    return Ok(Config::default());
+                let cwd = std::env::current_dir().map_err(|source| ConfigError::Unreadable {
+                    path: PathBuf::from(DEFAULT_FILE),
+                    source,
+                })?;
+                match Config::discover(&cwd) {
+                    Some(found) => found,
+                    None => return Ok(Config::default()),
                 }
-                default
             }
         };
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
@@ -246,7 +253,27 @@ impl Config {
             message,
         })?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.file = Some(path);
         Ok(config)
+    }
+
+    /// The config file for a command run in `cwd` (an absolute path): `concertina.toml` in
+    /// `cwd`, else in its parent, and so on, stopping at the repository root (the first
+    /// folder that holds `.git`, searched too) or the filesystem root. The path returned is
+    /// relative to `cwd` (`concertina.toml`, `../../concertina.toml`), so that file names
+    /// in messages stay as short as the user typed them.
+    pub fn discover(cwd: &Path) -> Option<PathBuf> {
+        let mut relative = PathBuf::new();
+        for dir in cwd.ancestors() {
+            if dir.join(DEFAULT_FILE).is_file() {
+                return Some(relative.join(DEFAULT_FILE));
+            }
+            if dir.join(".git").exists() {
+                return None;
+            }
+            relative.push("..");
+        }
+        None
     }
 
     /// Parses config text (paths stay relative to the working directory).
@@ -272,13 +299,14 @@ impl Config {
         Ok(config)
     }
 
-    /// The migrations folder: `--migrations` if given, else the config's (relative to the
-    /// config file), else `./migrations`.
+    /// The migrations folder: `--migrations` if given, else the config's, else
+    /// `migrations` — both relative to the config file's folder (the working directory
+    /// when there is no config file).
     pub fn migrations_dir(&self, cli: Option<&Path>) -> PathBuf {
         match (cli, &self.migrations) {
             (Some(dir), _) => dir.to_path_buf(),
             (None, Some(dir)) => self.base_dir.join(dir),
-            (None, None) => PathBuf::from("migrations"),
+            (None, None) => self.base_dir.join("migrations"),
         }
     }
 }
@@ -310,6 +338,49 @@ mod tests {
             VersionSource::Image("worker".into())
         );
         assert_eq!(config.runner.lock_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn discovery_walks_up_to_the_repository_root() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("a");
+        let deep = repo.join("b/c");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::create_dir(repo.join(".git")).unwrap();
+        // Above the repository root: never used.
+        std::fs::write(root.path().join(DEFAULT_FILE), "").unwrap();
+        assert_eq!(Config::discover(&deep), None);
+        std::fs::write(repo.join(DEFAULT_FILE), "").unwrap();
+        assert_eq!(
+            Config::discover(&deep),
+            Some(PathBuf::from("../../concertina.toml"))
+        );
+        assert_eq!(
+            Config::discover(&repo),
+            Some(PathBuf::from("concertina.toml"))
+        );
+        // A folder named concertina.toml is not a config file.
+        std::fs::create_dir(deep.join(DEFAULT_FILE)).unwrap();
+        assert_eq!(
+            Config::discover(&deep),
+            Some(PathBuf::from("../../concertina.toml"))
+        );
+    }
+
+    #[test]
+    fn the_default_migrations_folder_is_beside_the_config() {
+        let config = Config {
+            base_dir: PathBuf::from("../.."),
+            ..Config::default()
+        };
+        assert_eq!(
+            config.migrations_dir(None),
+            PathBuf::from("../../migrations")
+        );
+        assert_eq!(
+            Config::default().migrations_dir(None),
+            PathBuf::from("migrations")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   around them was mangled.
 
 use crate::outcome::ErrorKind;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -248,7 +248,7 @@ pub enum ConnectError {
     },
     /// The server refused the credentials or the database does not exist.
     #[error(
-        "the database {url} refused the connection: {reason}; check the user, password and database name in --database-url / DATABASE_URL"
+        "the database {url} refused the connection: {reason}; check the user, password and database name in --database-url / DATABASE_URL (or database_url in the config, or the PG* variables)"
     )]
     Refused {
         /// The URL, redacted.
@@ -258,12 +258,24 @@ pub enum ConnectError {
     },
     /// The server did not answer, refused the TCP connection, or is starting up or full.
     #[error(
-        "cannot connect to the database {url}: {reason}; check that the server is up and reachable from here (--database-url / DATABASE_URL), then retry"
+        "cannot connect to the database {url}: {reason}; check that the server is up and reachable from here (--database-url / DATABASE_URL, database_url in the config, or the PG* variables), then retry"
     )]
     Unreachable {
         /// The URL, redacted.
         url: String,
         /// What happened.
+        reason: String,
+    },
+    /// A libpq variable (`PGPORT`, `PGSSLMODE`, `PGHOST`…) that cannot describe a connection.
+    #[error(
+        "{variable}={value} cannot be used: {reason}; fix or unset {variable} (the PG* variables are read only when neither --database-url, DATABASE_URL nor database_url in concertina.toml is set)"
+    )]
+    BadEnvironment {
+        /// The variable.
+        variable: &'static str,
+        /// Its value (never a password's: `PGPASSWORD` is not judged).
+        value: String,
+        /// What is wrong with it.
         reason: String,
     },
     /// Anything else (TLS setup, protocol errors).
@@ -281,11 +293,109 @@ impl ConnectError {
     /// password or TLS setting stays wrong.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ConnectError::InvalidUrl { .. } | ConnectError::Refused { .. } => ErrorKind::Invalid,
+            ConnectError::InvalidUrl { .. }
+            | ConnectError::Refused { .. }
+            | ConnectError::BadEnvironment { .. } => ErrorKind::Invalid,
             ConnectError::Unreachable { .. } => ErrorKind::Transient,
             ConnectError::Other { .. } => ErrorKind::Invalid,
         }
     }
+}
+
+/// The libpq environment variables concertina reads when no database URL is given.
+pub const PG_VARIABLES: [&str; 6] = [
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGSSLMODE",
+];
+
+/// The connection libpq's variables ([`PG_VARIABLES`]) describe, as a URL without the
+/// password (`PGPASSWORD` is registered with [`register_secret`] and the driver reads it
+/// from the environment itself), or `None` when none of them is set. What is missing
+/// takes libpq's defaults: the host is the local socket folder when one exists, else
+/// `localhost` (a `PGHOST` starting with `/` is a socket folder too); the port 5432; the
+/// user the operating-system user; the database the user's name.
+pub fn pg_environment_url() -> Result<Option<String>, ConnectError> {
+    pg_url_from(|name| std::env::var(name).ok())
+}
+
+/// [`pg_environment_url`] with the variables read through `var` (empty values count as
+/// unset, as in libpq).
+fn pg_url_from(var: impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConnectError> {
+    let var = |name: &str| var(name).filter(|v| !v.is_empty());
+    if PG_VARIABLES.iter().all(|name| var(name).is_none()) {
+        return Ok(None);
+    }
+    if let Some(password) = var("PGPASSWORD") {
+        register_secret(&password);
+    }
+    let bad = |variable: &'static str, value: &str, reason: &str| ConnectError::BadEnvironment {
+        variable,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let port = match var("PGPORT") {
+        Some(text) => text
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port > 0)
+            .ok_or_else(|| bad("PGPORT", &text, "not a port number (1 to 65535)"))?,
+        None => 5432,
+    };
+    let ssl_mode = match var("PGSSLMODE") {
+        Some(mode) => {
+            PgSslMode::from_str(&mode).map_err(|_| {
+                bad(
+                    "PGSSLMODE",
+                    &mode,
+                    "not an sslmode; use disable, allow, prefer, require, verify-ca or verify-full",
+                )
+            })?;
+            Some(mode.to_ascii_lowercase())
+        }
+        None => None,
+    };
+    // The driver's own reading of the environment gives libpq's defaults for what is unset
+    // (the socket folder it would use, the operating-system user).
+    let defaults = PgConnectOptions::new_without_pgpass().port(port);
+    let host = var("PGHOST").unwrap_or_else(|| defaults.get_host().to_string());
+    let user = var("PGUSER").unwrap_or_else(|| defaults.get_username().to_string());
+    let database = var("PGDATABASE").unwrap_or_else(|| user.clone());
+    let not_a_host = |_| {
+        bad(
+            "PGHOST",
+            &host,
+            "not a host name, an IP address or a socket folder (a list of hosts is not supported)",
+        )
+    };
+    let mut url = url::Url::parse("postgres://localhost").map_err(not_a_host)?;
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if host.starts_with('/') {
+        query.push(("host", host.clone()));
+    } else if host.contains(',') {
+        return Err(not_a_host(url::ParseError::InvalidDomainCharacter));
+    } else {
+        url.set_host(Some(&host)).map_err(not_a_host)?;
+    }
+    url.set_port(Some(port))
+        .map_err(|()| bad("PGPORT", &port.to_string(), "not usable with this host"))?;
+    url.set_username(&user)
+        .map_err(|()| bad("PGUSER", &user, "not usable as a user name"))?;
+    url.set_path(&format!(
+        "/{}",
+        percent_encoding::utf8_percent_encode(&database, percent_encoding::NON_ALPHANUMERIC)
+    ));
+    if let Some(mode) = ssl_mode {
+        query.push(("sslmode", mode));
+    }
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    Ok(Some(url.to_string()))
 }
 
 /// Parses `url` as a PostgreSQL URL (`postgres://` or `postgresql://`), refusing anything
@@ -443,6 +553,65 @@ mod tests {
         );
         register_url_secrets("postgres://app:p%2Fw-x1@db/x");
         assert!(!redact("p/w-x1").contains("p/w-x1"));
+    }
+
+    #[test]
+    fn the_pg_environment_builds_a_url_without_the_password() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(pg_url_from(env(&[])).unwrap(), None);
+        assert_eq!(pg_url_from(env(&[("PGHOST", "")])).unwrap(), None);
+        let url = pg_url_from(env(&[
+            ("PGHOST", "127.0.0.1"),
+            ("PGUSER", "app"),
+            ("PGPASSWORD", "pg-env-secret-1"),
+            ("PGSSLMODE", "Require"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(url, "postgres://app@127.0.0.1:5432/app?sslmode=require");
+        assert!(parse_url(&url).is_ok());
+        assert_eq!(redact("pg-env-secret-1"), "***");
+        let socket = pg_url_from(env(&[("PGHOST", "/run/pg"), ("PGDATABASE", "my db")]))
+            .unwrap()
+            .unwrap();
+        assert!(socket.contains("/my%20db?host=%2Frun%2Fpg"), "{socket}");
+        let options = parse_url(&socket).unwrap();
+        assert_eq!(
+            options
+                .get_socket()
+                .map(|p| p.to_string_lossy().to_string()),
+            Some("/run/pg".to_string())
+        );
+        assert_eq!(options.get_database(), Some("my db"));
+    }
+
+    #[test]
+    fn bad_pg_variables_are_named() {
+        for (pairs, variable) in [
+            (&[("PGPORT", "54x2")][..], "PGPORT"),
+            (&[("PGPORT", "70000")][..], "PGPORT"),
+            (&[("PGSSLMODE", "sometimes")][..], "PGSSLMODE"),
+            (&[("PGHOST", "a,b")][..], "PGHOST"),
+        ] {
+            let error = pg_url_from(|name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Invalid);
+            let message = error.to_string();
+            assert!(message.starts_with(&format!("{variable}=")), "{message}");
+            assert!(message.contains("unset"), "{message}");
+        }
     }
 
     #[test]

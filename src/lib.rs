@@ -5,7 +5,8 @@
 //! The engines (`files`, `directives`, `config`, `schema`, `classify`, `analysis`, `lint`,
 //! `runner`, `backfill`, `gate`, `post_deploy`) know nothing of the command line; `report`
 //! renders lint results; `commands` turns arguments into engine calls and renders their
-//! outcomes; `cli` is the clap definitions and the dispatch.
+//! outcomes; `cli` is the clap definitions and the dispatch; `style` is the one place that
+//! writes colour codes.
 
 pub mod analysis;
 pub mod backfill;
@@ -31,3 +32,4 @@ pub mod shutdown;
 pub mod sql;
 pub mod state;
 pub mod streams;
+pub mod style;

@@ -11,13 +11,16 @@ use std::time::Duration;
 /// Runner settings shared by `pre-deploy` and `post-deploy`.
 #[derive(Debug, Clone, Args)]
 pub struct RunnerArgs {
-    /// How long to wait for another runner's lock before exiting 3
+    /// How long to wait for another runner's lock before exiting 3 [default: [runner]
+    /// lock_wait, else 60s]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub lock_wait: Option<Duration>,
-    /// `SET LOCAL lock_timeout` for each DDL statement
+    /// `SET LOCAL lock_timeout` for each DDL statement [default: [runner] lock_timeout, else
+    /// 2s]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub lock_timeout: Option<Duration>,
-    /// Attempts per migration on lock timeouts before exiting 3
+    /// Attempts per migration on lock timeouts before exiting 3 [default: [runner]
+    /// max_attempts, else 10]
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
 }
@@ -36,16 +39,18 @@ impl RunnerArgs {
 /// Backfill settings shared by `backfill` and `post-deploy`.
 #[derive(Debug, Clone, Args)]
 pub struct BackfillArgs {
-    /// Starting batch size in rows
+    /// Starting batch size in rows [default: [backfill] batch_size, else 1000]
     #[arg(long, value_name = "N")]
     pub batch_size: Option<u64>,
-    /// Target duration of one batch; the size adapts toward it
+    /// Target duration of one batch; the size adapts toward it [default: [backfill]
+    /// target_batch_ms, else 200]
     #[arg(long, value_name = "MS")]
     pub target_batch_ms: Option<u64>,
-    /// Pause between batches
+    /// Pause between batches [default: [backfill] sleep_ms, else 0]
     #[arg(long, value_name = "MS")]
     pub sleep_ms: Option<u64>,
-    /// Pause while a replica's replay lag is above this
+    /// Pause while a replica's replay lag is above this [default: [backfill]
+    /// max_replication_lag, else 10s]
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub max_replication_lag: Option<Duration>,
     /// Continue a started backfill whose file was edited (e.g. to fix a failing batch):

@@ -76,9 +76,11 @@ pub fn settings(ctx: &Context, args: &BackfillArgs) -> Result<BackfillSettings, 
         .map_err(|e| CommandError::usage(e.to_string()))
 }
 
-/// A bar on a terminal in human mode, log lines otherwise.
+/// Nothing with `-q`; a bar on a terminal in human mode; log lines otherwise.
 pub fn progress_mode(ctx: &Context) -> ProgressMode {
-    if ctx.format == Format::Human && std::io::stderr().is_terminal() {
+    if ctx.quiet {
+        ProgressMode::Quiet
+    } else if ctx.format == Format::Human && std::io::stderr().is_terminal() {
         ProgressMode::Bar
     } else {
         ProgressMode::Log

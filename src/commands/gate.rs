@@ -6,6 +6,7 @@ use super::{CommandError, Context, Exit, Format};
 use crate::analysis::AnalyzedMigration;
 use crate::gate::snapshot::{self, SnapshotInput};
 use crate::gate::{self, GateVerdict, SnapshotVerdict, judge_requires_at, record};
+use crate::style::{Role, paint};
 use clap::Args;
 use serde_json::json;
 use sqlx::PgPool;
@@ -341,19 +342,26 @@ fn print_verdict(
     }
     let name = migration.migration.display_path();
     if requires.is_empty() {
-        println!("gate of migration {version} ({name}): holds — it has no requires");
+        println!(
+            "gate of migration {version} ({name}): {} — it has no requires",
+            paint(Role::Ok, "holds")
+        );
         return;
     }
     let gate = requires.join(", ");
     for note in &verdict.notes {
-        println!("note: {note}");
+        println!("{}: {note}", paint(Role::Note, "note"));
     }
     if verdict.holds {
-        println!("gate of migration {version} ({name}) requires {gate}: holds");
+        println!(
+            "gate of migration {version} ({name}) requires {gate}: {}",
+            paint(Role::Ok, "holds")
+        );
         return;
     }
     println!(
-        "gate of migration {version} ({name}) requires {gate}: BLOCKED by {} object{}",
+        "gate of migration {version} ({name}) requires {gate}: {} by {} object{}",
+        paint(Role::Blocked, "BLOCKED"),
         verdict.blocking.len(),
         if verdict.blocking.len() == 1 { "" } else { "s" }
     );

@@ -236,9 +236,11 @@ pub async fn analyze_against_database(
             analysis::analyze_with_base(set, &ctx.config, &base, &applied).map_err(usage)
         }
         Err(reason) => {
-            eprintln!(
-                "warning: {reason}; judging against the migration history instead (pass --offline to skip the database)"
-            );
+            if !ctx.quiet {
+                eprintln!(
+                    "warning: {reason}; judging against the migration history instead (pass --offline to skip the database)"
+                );
+            }
             analysis::analyze_release(set, &ctx.config, release).map_err(usage)
         }
     }

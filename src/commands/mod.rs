@@ -8,6 +8,7 @@
 pub mod args;
 pub mod backfill;
 pub mod baseline;
+pub mod completions;
 pub mod errors;
 pub mod gate;
 pub mod import;
@@ -87,14 +88,18 @@ pub struct Context {
     pub config: Config,
     /// The migrations folder.
     pub migrations_dir: PathBuf,
-    /// `--database-url`, `DATABASE_URL` or the config's.
+    /// `--database-url`, `DATABASE_URL`, the config's, or one built from the PG* variables.
     pub database_url: Option<String>,
     /// The output format.
     pub format: Format,
+    /// `-q`: no progress bars or informational lines, only errors and the result.
+    pub quiet: bool,
 }
 
 impl Context {
-    /// Builds the context from the global options (exit 2 on a bad config).
+    /// Builds the context from the global options (exit 2 on a bad config). Without a
+    /// database URL from the flag, `DATABASE_URL` or the config, the libpq variables
+    /// (`PGHOST`, `PGUSER`…) describe the database when one of them is set.
     pub fn load(
         config_path: Option<&Path>,
         migrations: Option<&Path>,
@@ -102,20 +107,39 @@ impl Context {
         format: Format,
     ) -> Result<Context, CommandError> {
         let config = Config::load(config_path).map_err(|e| CommandError::usage(e.to_string()))?;
+        match &config.file {
+            Some(file) => tracing::debug!(file = %file.display(), "config file"),
+            None => tracing::debug!(
+                "no config file (none given, none found up to the repository root); defaults apply"
+            ),
+        }
         crate::gate::check_apps(&config).map_err(|e| CommandError::usage(e.to_string()))?;
         crate::lint::policy::check(&config).map_err(|e| CommandError::usage(e.to_string()))?;
         let migrations_dir = config.migrations_dir(migrations);
-        let database_url = database_url.or_else(|| config.database_url.clone());
+        tracing::debug!(dir = %migrations_dir.display(), "migrations folder");
+        let (database_url, source) = match (database_url, config.database_url.clone()) {
+            (Some(url), _) => (Some(url), "--database-url / DATABASE_URL"),
+            (None, Some(url)) => (Some(url), "database_url in the config"),
+            (None, None) => (crate::db::pg_environment_url()?, "the PG* variables"),
+        };
         if let Some(url) = &database_url {
             // Before anything can print it: every later message masks its password.
             crate::db::register_url_secrets(url);
+            tracing::debug!(url = %crate::db::redact(url), "database from {source}");
         }
         Ok(Context {
             config,
             migrations_dir,
             database_url,
             format,
+            quiet: false,
         })
+    }
+
+    /// The context with `-q` applied.
+    pub fn with_quiet(mut self, quiet: bool) -> Context {
+        self.quiet = quiet;
+        self
     }
 
     /// Loads the migrations folder (exit 2 when it cannot be loaded).
@@ -133,7 +157,7 @@ impl Context {
     /// The database URL, or exit 2 saying how to give one.
     pub fn require_database_url(&self) -> Result<&str, CommandError> {
         self.database_url.as_deref().ok_or_else(|| {
-            CommandError::usage("no database given; pass --database-url URL, set DATABASE_URL, or set database_url in concertina.toml")
+            CommandError::usage("no database given; pass --database-url URL, set DATABASE_URL, set database_url in concertina.toml, or set the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (and PGSSLMODE)")
         })
     }
 

@@ -2,7 +2,9 @@
 
 use super::{plural, summary};
 use crate::analysis::AnalyzedMigration;
+use crate::lint::Severity;
 use crate::sql::LineIndex;
+use crate::style::{Role, paint};
 use std::fmt::Write as _;
 
 /// rustc-like diagnostics, then one line per file with its phase, then a summary.
@@ -12,11 +14,13 @@ pub fn render(analyzed: &[AnalyzedMigration]) -> String {
         let path = migration.migration.display_path();
         let index = LineIndex::new(&migration.migration.sql);
         for f in &migration.findings {
-            let label = match (&f.allowed, f.severity) {
-                (Some(_), _) => "allowed",
-                (None, severity) => severity.as_str(),
+            let (label, role) = match (&f.allowed, f.severity) {
+                (Some(_), _) => ("allowed", Role::Note),
+                (None, Severity::Error) => (Severity::Error.as_str(), Role::Error),
+                (None, Severity::Warning) => (Severity::Warning.as_str(), Role::Warning),
             };
-            let _ = writeln!(out, "{label}[{}]: {}", f.rule, f.message);
+            let label = paint(role, &format!("{label}[{}]", f.rule));
+            let _ = writeln!(out, "{label}: {}", f.message);
             let _ = writeln!(out, "  --> {path}:{}:{}", f.line, f.column);
             let number = f.line.to_string();
             let pad = " ".repeat(number.len());
@@ -35,11 +39,15 @@ pub fn render(analyzed: &[AnalyzedMigration]) -> String {
         }
     }
     for migration in analyzed {
-        let verdict = if migration.has_errors() { "FAIL" } else { "ok" };
+        let verdict = if migration.has_errors() {
+            paint(Role::Error, "FAIL")
+        } else {
+            paint(Role::Ok, "ok  ")
+        };
         let gate = migration.gate_text();
         let _ = writeln!(
             out,
-            "{verdict:4} {}  {} ({}){}{}",
+            "{verdict} {}  {} ({}){}{}",
             migration.migration.display_path(),
             phase_label(migration),
             migration.stream(),

@@ -1,14 +1,29 @@
 //! Running the `concertina` binary: one builder for its command line and environment, sync
 //! and tokio runners, and one [`Run`] for what it did.
 //!
-//! What the binary sees is what the test says: `DATABASE_URL`, `CONCERTINA_LOG` and
-//! `KUBERNETES_SERVICE_HOST` are never inherited from the environment the tests run in.
+//! What the binary sees is what the test says: `DATABASE_URL`, libpq's `PG*` variables,
+//! `CONCERTINA_LOG`, `KUBERNETES_SERVICE_HOST` and the colour variables (`NO_COLOR`,
+//! `CLICOLOR`, `CLICOLOR_FORCE`) are never inherited from the environment the tests run in.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 /// Environment variables the binary reads that a test must set explicitly or not at all.
-const NOT_INHERITED: &[&str] = &["DATABASE_URL", "CONCERTINA_LOG", "KUBERNETES_SERVICE_HOST"];
+const NOT_INHERITED: &[&str] = &[
+    "DATABASE_URL",
+    "CONCERTINA_LOG",
+    "KUBERNETES_SERVICE_HOST",
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGSSLMODE",
+    "NO_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
+];
 
 /// The `concertina` binary with nothing set: no folder, options or environment of its own.
 pub fn concertina() -> Cli {
