@@ -517,3 +517,66 @@ fn a_foreign_key_to_a_table_a_do_block_made_raises_no_false_error() {
     assert!(!run.stdout.contains("fails-at-runtime"), "{}", run.text());
     assert_eq!(run.code, Some(0), "{}", run.text());
 }
+
+/// `concertina … lint -` with `input` on standard input: (exit code, stdout, stderr).
+fn lint_stdin(dir: &Project, input: &[u8], format: &str) -> (Option<i32>, String, String) {
+    use std::io::Write as _;
+    let mut child = dir
+        .cli()
+        .config(dir.path().join("concertina.toml"))
+        .command(&["--format", format, "lint", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `lint -` judges one migration from standard input as the folder's next file: the history
+/// says `users` exists, so a DROP COLUMN of it is a contract that needs a gate; only the
+/// input is reported; a byte that is not UTF-8 is an error at its line.
+#[test]
+fn lint_reads_one_migration_from_standard_input_as_the_next_file() {
+    let dir = folder(&[(
+        "0001_users.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+    )]);
+    let (code, stdout, stderr) =
+        lint_stdin(&dir, b"ALTER TABLE users DROP COLUMN email;\n", "json");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let files = doc["files"].as_array().expect("files");
+    assert_eq!(files.len(), 1, "{stdout}");
+    assert_eq!(files[0]["path"], "<stdin>");
+    assert_eq!(files[0]["version"], 2);
+    assert_eq!(files[0]["phase"], "contract");
+    assert!(
+        files[0]["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["rule"] == "contract-without-requires")),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = lint_stdin(
+        &dir,
+        b"CREATE TABLE audit (id bigint PRIMARY KEY);\n",
+        "compact",
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    let (code, _, stderr) = lint_stdin(&dir, b"SELECT 1;\nSELECT '\xff';\n", "human");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("<stdin>:2:9: not UTF-8"), "{stderr}");
+}

@@ -205,13 +205,9 @@ fn one_allow_names_several_rules_and_an_allow_that_suppresses_nothing_is_a_warni
     let run = lint(&dir, "json");
     assert_eq!(run.code, Some(0), "{}", run.text());
     let found = counted(&run.json());
-    assert_eq!(
-        found,
-        vec![(
-            "migrations/0002_stale.sql".to_string(),
-            "unused-allow".to_string(),
-            "warning".to_string()
-        )],
+    assert!(
+        matches!(found.as_slice(), [(path, rule, severity)]
+            if path.ends_with("migrations/0002_stale.sql") && rule == "unused-allow" && severity == "warning"),
         "{}",
         run.text()
     );

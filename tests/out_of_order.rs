@@ -149,9 +149,12 @@ fn lint_base_flags_a_new_file_below_one_the_base_has() {
     let run = lint();
     assert_eq!(run.code, Some(2), "{}", run.text());
     assert!(
-        run.stderr.contains(
-            "0002_carts.sql (version 2) is new since HEAD but below version 3 (migrations/0003_orders.sql)"
-        ) && run.stderr.contains("out_of_order = \"allow\""),
+        run.stderr
+            .contains("0002_carts.sql (version 2) is new since HEAD but below version 3 (")
+            && run
+                .stderr
+                .contains("0003_orders.sql), which HEAD already has")
+            && run.stderr.contains("out_of_order = \"allow\""),
         "{}",
         run.text()
     );

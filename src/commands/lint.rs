@@ -16,7 +16,8 @@ use std::process::Command;
 /// `lint` arguments.
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// Files or folders to lint [default: the migrations folder]
+    /// Files or folders to lint, or `-` for one migration on standard input (judged as the
+    /// folder's next file) [default: the migrations folder]
     pub paths: Vec<PathBuf>,
     /// Lint only migrations added or changed since this git ref; flag edits of older ones
     #[arg(long, value_name = "REF")]
@@ -41,6 +42,9 @@ pub fn reporter(format: Format) -> Reporter {
 /// Runs the command: exit 0 clean or warnings only, 1 on errors.
 pub async fn run(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandError> {
     check_kubeconfig_context(ctx)?;
+    if args.paths.iter().any(|p| p.as_os_str() == "-") {
+        return lint_stdin(ctx, args).await;
+    }
     let set = if args.paths.is_empty() {
         ctx.load_migrations()?
     } else {
@@ -68,6 +72,42 @@ pub async fn run(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandError> {
         // Offline, "pending" can only mean "new in this change": every file kept by --base.
         crate::streams::flag_expands_touching_waiting_contracts(&mut analyzed, |_| true);
     }
+    print!("{}", reporter(ctx.format)(&analyzed));
+    let failed = analyzed.iter().any(AnalyzedMigration::has_errors);
+    Ok(if failed { Exit::Failure } else { Exit::Ok })
+}
+
+/// `lint -`: one migration from standard input, judged as the next file of the migrations
+/// folder (its history, and with a database URL the live schema); only it is reported. A
+/// folder that does not exist gives no history (said on stderr); one that does not load is
+/// an error, as for `lint`.
+async fn lint_stdin(ctx: &Context, args: &LintArgs) -> Result<Exit, CommandError> {
+    if args.paths.len() != 1 || args.base.is_some() {
+        return Err(CommandError::usage(
+            "`lint -` reads one migration from standard input: give no other path, and no --base",
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+        .map_err(|e| CommandError::usage(format!("cannot read standard input: {e}")))?;
+    let mut set = if ctx.migrations_dir.exists() {
+        ctx.load_migrations()?
+    } else {
+        eprintln!(
+            "note: no migrations folder at {}: the input is judged without history (pass --migrations DIR)",
+            ctx.migrations_dir.display()
+        );
+        files::MigrationSet::default()
+    };
+    let input =
+        files::stdin_migration(bytes, &set).map_err(|e| CommandError::usage(e.to_string()))?;
+    let version = input.version;
+    set.migrations.push(input);
+    let analyzed = analyze_against_database(ctx, &set, args.offline, &BTreeSet::new()).await?;
+    let analyzed: Vec<AnalyzedMigration> = analyzed
+        .into_iter()
+        .filter(|m| m.migration.version == version)
+        .collect();
     print!("{}", reporter(ctx.format)(&analyzed));
     let failed = analyzed.iter().any(AnalyzedMigration::has_errors);
     Ok(if failed { Exit::Failure } else { Exit::Ok })

@@ -736,6 +736,33 @@ pub fn load_paths_as(paths: &[PathBuf], layout: Option<Layout>) -> Result<Migrat
     Ok(assemble(found, layout)?.set)
 }
 
+/// The name `lint -` gives the migration it reads from standard input.
+pub const STDIN_PATH: &str = "<stdin>";
+
+/// A migration read from standard input (`lint -`), judged as the next migration after
+/// `set`: its version is one above the highest there (1 in an empty folder), its phase comes
+/// from its directives or its statements. Not UTF-8 is an error at `<stdin>:line:column`.
+pub fn stdin_migration(bytes: Vec<u8>, set: &MigrationSet) -> Result<Migration, LoadError> {
+    let path = PathBuf::from(STDIN_PATH);
+    let checksum = checksum(&bytes);
+    let sql = String::from_utf8(bytes).map_err(|error| not_utf8(&path, &error))?;
+    let version = set
+        .migrations
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .map_or(1, |v| v.saturating_add(1));
+    Ok(Migration {
+        version,
+        description: "stdin".into(),
+        path,
+        phase_suffix: None,
+        sql,
+        checksum,
+        rollback: None,
+    })
+}
+
 /// Where in `path` the bytes stop being UTF-8.
 fn not_utf8(path: &Path, error: &std::string::FromUtf8Error) -> LoadError {
     let bytes = error.as_bytes();
