@@ -2,30 +2,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use support::cli::concertina;
 use support::project::{API_CONFIG, Project, project};
 
 /// A project with the `api` app's config and `files` in `migrations/`.
 fn folder(files: &[(&str, &str)]) -> Project {
     project().config(API_CONFIG).files(files).build()
-}
-
-/// Makes `dir` a git repository with everything in it committed (the `--base` point).
-fn commit_all(dir: &Path) {
-    for args in [
-        &["init", "-q"][..],
-        &["add", "-A"],
-        &["commit", "-qm", "base"],
-    ] {
-        let status = Command::new("git")
-            .current_dir(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .status()
-            .expect("git");
-        assert!(status.success(), "git {args:?}");
-    }
 }
 
 #[test]
@@ -261,7 +243,7 @@ fn base_lints_only_new_and_changed_files_and_flags_edits() {
         ("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY);\n"),
         ("2_u.sql", "CREATE TABLE u (id int PRIMARY KEY);\n"),
     ]);
-    commit_all(dir.path());
+    dir.commit_all();
     dir.write("2_u.sql", "CREATE TABLE u (id bigint PRIMARY KEY);\n");
     dir.write("3_v.sql", "CREATE TABLE v (id int PRIMARY KEY);\n");
     let out = dir
@@ -314,7 +296,7 @@ fn other_commands_reject_lint_only_formats() {
 #[test]
 fn an_expand_touching_a_table_of_a_waiting_contract_is_a_warning() {
     let dir = folder(&[("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY, x int);\n")]);
-    commit_all(dir.path());
+    dir.commit_all();
     dir.write_files(&[
         (
             "2_drop_x.contract.sql",
@@ -376,7 +358,7 @@ const ORDERS_RULES: &str = "CREATE UNIQUE INDEX orders_code_uq ON orders (code);
 #[test]
 fn base_treats_tables_created_by_new_files_as_new_for_later_new_files() {
     let dir = folder(&[("1_users.sql", "CREATE TABLE users (id int PRIMARY KEY);\n")]);
-    commit_all(dir.path());
+    dir.commit_all();
     dir.write_files(&[
         ("2_orders.sql", ORDERS_TABLE),
         ("3_orders_rules.sql", ORDERS_RULES),
@@ -400,7 +382,7 @@ fn base_treats_tables_created_by_new_files_as_new_for_later_new_files() {
 #[test]
 fn base_judges_a_table_that_existed_at_the_base_as_existing() {
     let dir = folder(&[("1_orders.sql", ORDERS_TABLE)]);
-    commit_all(dir.path());
+    dir.commit_all();
     dir.write("2_orders_rules.sql", ORDERS_RULES);
     let out = dir
         .cli()

@@ -4,8 +4,6 @@
 //! below an applied expand is the normal expand/contract rhythm and is not out of order.
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use support::db::{applied_versions, exists};
 use support::project::{API_CONFIG, project};
 
@@ -116,30 +114,13 @@ async fn post_deploy_refuses_a_new_contract_below_an_applied_contract() {
     assert_eq!(applied_versions(&url).await, vec![1, 3]);
 }
 
-/// Makes `dir` a git repository with everything in it committed.
-fn commit_all(dir: &Path) {
-    for args in [
-        &["init", "-q"][..],
-        &["add", "-A"],
-        &["commit", "-qm", "base"],
-    ] {
-        let status = Command::new("git")
-            .current_dir(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .status()
-            .expect("git");
-        assert!(status.success(), "git {args:?}");
-    }
-}
-
 #[test]
 fn lint_base_flags_a_new_file_below_one_the_base_has() {
     let dir = project()
         .config(API_CONFIG)
         .files(&[EXPAND_1, EXPAND_3])
         .build();
-    commit_all(dir.path());
+    dir.commit_all();
     dir.write(LATE_EXPAND_2.0, LATE_EXPAND_2.1);
     let lint = || {
         dir.cli()

@@ -354,6 +354,24 @@ impl From<sqlx::Error> for BackfillError {
     }
 }
 
+/// The applied versions and the pending backfills of `migrations`, in version order.
+async fn pending_backfills<'a>(
+    pool: &PgPool,
+    migrations: &'a [AnalyzedMigration],
+) -> Result<(BTreeSet<u64>, Vec<&'a AnalyzedMigration>), BackfillError> {
+    let applied: BTreeSet<u64> = crate::state::applied(pool)
+        .await
+        .map_err(|e| BackfillError::Database(e.to_string()))?
+        .into_keys()
+        .collect();
+    let mut pending: Vec<&AnalyzedMigration> = migrations
+        .iter()
+        .filter(|m| m.phase == Phase::Backfill && !applied.contains(&m.migration.version))
+        .collect();
+    pending.sort_by_key(|m| m.migration.version);
+    Ok((applied, pending))
+}
+
 /// Runs the pending backfills of `migrations` (phase backfill, not in
 /// `concertina.applied_migrations`) in version order. A backfill runs only once its gate
 /// holds; the first one that waits or fails stops the run (later ones are `not-run`).
@@ -366,16 +384,7 @@ pub async fn run_backfills(
     settings: &BackfillSettings,
 ) -> Result<BackfillOutcome, BackfillError> {
     crate::state::ensure_schema(pool).await?;
-    let applied: BTreeSet<u64> = crate::state::applied(pool)
-        .await
-        .map_err(|e| BackfillError::Database(e.to_string()))?
-        .into_keys()
-        .collect();
-    let mut pending: Vec<&AnalyzedMigration> = migrations
-        .iter()
-        .filter(|m| m.phase == Phase::Backfill && !applied.contains(&m.migration.version))
-        .collect();
-    pending.sort_by_key(|m| m.migration.version);
+    let (applied, pending) = pending_backfills(pool, migrations).await?;
 
     let mut reports = Vec::new();
     let mut stopped = false;
@@ -461,16 +470,7 @@ pub async fn dry_run_backfills(
     migrations: &[AnalyzedMigration],
     settings: &BackfillSettings,
 ) -> Result<BackfillOutcome, BackfillError> {
-    let applied: BTreeSet<u64> = crate::state::applied(pool)
-        .await
-        .map_err(|e| BackfillError::Database(e.to_string()))?
-        .into_keys()
-        .collect();
-    let mut pending: Vec<&AnalyzedMigration> = migrations
-        .iter()
-        .filter(|m| m.phase == Phase::Backfill && !applied.contains(&m.migration.version))
-        .collect();
-    pending.sort_by_key(|m| m.migration.version);
+    let (applied, pending) = pending_backfills(pool, migrations).await?;
     let mut reports = Vec::new();
     let mut stopped = false;
     for m in pending {

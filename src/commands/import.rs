@@ -53,13 +53,7 @@ pub struct ImportArgs {
 /// Runs the command: exit 0 recorded (or nothing new), 1 drift, 2 refused.
 pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<Exit, CommandError> {
     ctx.require_human_or_json("import")?;
-    let set = ctx.load_migrations()?;
-    // The phase each record carries, as the runner would have recorded it.
-    let phases = crate::analysis::analyze(&set, &ctx.config)
-        .map_err(|e| CommandError::usage(e.to_string()))?
-        .iter()
-        .map(|m| (m.migration.version, m.phase))
-        .collect();
+    let (set, phases) = ctx.load_with_phases()?;
     let settings = RunSettings::resolve(&ctx.config.runner, &args.runner.overrides());
     let pool = ctx.connect().await?;
     let result = runner::import(

@@ -148,6 +148,26 @@ impl Context {
             .map_err(|e| CommandError::usage(e.to_string()))
     }
 
+    /// Loads the migrations folder and the phase the analysis gives each file (what a
+    /// record made without running it carries, as the runner would have recorded it).
+    pub fn load_with_phases(
+        &self,
+    ) -> Result<
+        (
+            MigrationSet,
+            std::collections::BTreeMap<u64, crate::phase::Phase>,
+        ),
+        CommandError,
+    > {
+        let set = self.load_migrations()?;
+        let phases = analysis::analyze(&set, &self.config)
+            .map_err(|e| CommandError::usage(e.to_string()))?
+            .iter()
+            .map(|m| (m.migration.version, m.phase))
+            .collect();
+        Ok((set, phases))
+    }
+
     /// Loads and analyzes the migrations folder (exit 2 on load or directive errors).
     pub fn analyze(&self) -> Result<Vec<AnalyzedMigration>, CommandError> {
         let set = self.load_migrations()?;

@@ -164,3 +164,23 @@ impl Project {
         }
     }
 }
+
+impl Project {
+    /// Makes the project folder a git repository with everything in it committed (the
+    /// point `lint --base HEAD` compares with).
+    pub fn commit_all(&self) {
+        for args in [
+            &["init", "-q"][..],
+            &["add", "-A"],
+            &["commit", "-qm", "base"],
+        ] {
+            let status = std::process::Command::new("git")
+                .current_dir(self.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .status()
+                .expect("git");
+            assert!(status.success(), "git {args:?}");
+        }
+    }
+}
