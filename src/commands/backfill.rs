@@ -34,6 +34,13 @@ pub async fn run(ctx: &Context, command: &BackfillCommandArgs) -> Result<Exit, C
     ctx.require_database_url()?;
     let migrations = ctx.analyze()?;
     let pool = ctx.connect().await?;
+    if let Err(refused) =
+        crate::runner::refuse_unsafe_backfill_start(&pool, &migrations, ctx.config.out_of_order)
+            .await
+    {
+        pool.close().await;
+        return Err(CommandError::runner("backfill", refused));
+    }
     if command.dry_run {
         let outcome = backfill::dry_run_backfills(&ctx.config, &pool, &migrations, &settings)
             .await

@@ -326,6 +326,21 @@ pub fn check_before_applying(
     Ok(())
 }
 
+/// Refuses a `backfill` run before anything runs: another tool's history and no concertina
+/// state, an applied file that drifted, or a migration out of order. (A backfill with lint
+/// errors is that backfill's own refusal, reported with the others.)
+pub async fn refuse_unsafe_backfill_start(
+    pool: &PgPool,
+    analyzed: &[AnalyzedMigration],
+    order: crate::config::OutOfOrder,
+) -> Result<(), RunnerError> {
+    let applied = state::applied(pool).await.map_err(RunnerError::database)?;
+    let mut conn = pool.acquire().await.map_err(RunnerError::database)?;
+    refuse_foreign_history(&mut conn, &applied).await?;
+    drop(conn);
+    check_before_applying(analyzed, &applied, &[], order)
+}
+
 /// A pending migration whose version is below an applied one it should have run before.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutOfOrderFile {
