@@ -187,7 +187,13 @@ impl FileContext<'_> {
 
             // Other objects (objects.rs).
             Node::ViewStmt(v) => self.create_view(v),
-            Node::RefreshMatViewStmt(r) => objects::refresh_matview(r),
+            Node::RefreshMatViewStmt(r) => {
+                let new = r
+                    .relation
+                    .as_ref()
+                    .is_some_and(|rv| self.is_new_rel(&names::rel_key(rv)));
+                objects::refresh_matview(r, new)
+            }
             Node::CreateSeqStmt(s) => self.create_rel(s.sequence.as_ref(), "CREATE SEQUENCE"),
             Node::AlterSeqStmt(s) => objects::alter_sequence(s),
             Node::CreateFunctionStmt(f) => self.create_function(f),

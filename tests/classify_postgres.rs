@@ -149,3 +149,70 @@ async fn binary_compatible_type_changes_are_widenings_and_postgres_agrees() {
         assert_eq!(kept, *widening, "PostgreSQL on {from} -> {to}");
     }
 }
+
+/// The lock modes this transaction holds on relation `name` after `sql` (in one transaction).
+async fn locks_after(url: &str, sql: &str, name: &str) -> Vec<String> {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let modes: Vec<String> = sqlx::query_scalar(
+        "SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND relation = to_regclass($1) ORDER BY mode",
+    )
+    .bind(name)
+    .fetch_all(&mut *tx)
+    .await
+    .expect("pg_locks");
+    tx.rollback().await.expect("rollback");
+    pool.close().await;
+    modes
+}
+
+/// `blocking-maintenance` on SET LOGGED/UNLOGGED and REFRESH MATERIALIZED VIEW: PostgreSQL
+/// takes ACCESS EXCLUSIVE for them (and rewrites the table for SET UNLOGGED), while the
+/// CONCURRENTLY refresh the help suggests does not block reads.
+#[tokio::test]
+async fn set_unlogged_and_refresh_take_access_exclusive_and_concurrently_does_not() {
+    let url = support::fresh_database().await;
+    exec(
+        &url,
+        "CREATE TABLE t (id bigint PRIMARY KEY);
+         INSERT INTO t SELECT g FROM generate_series(1, 100) g;
+         CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n FROM t;
+         CREATE UNIQUE INDEX totals_n ON totals (n);",
+    )
+    .await;
+    let fires = |sql: &str| {
+        let file = parse_file(sql).expect("parses");
+        classify_file(&file, &SchemaModel::new())
+            .last()
+            .expect("a verdict")
+            .hits
+            .iter()
+            .any(|h| h.rule == "blocking-maintenance")
+    };
+    for (sql, relation) in [
+        ("ALTER TABLE t SET UNLOGGED", "t"),
+        ("REFRESH MATERIALIZED VIEW totals", "totals"),
+    ] {
+        assert!(fires(sql), "{sql}");
+        let modes = locks_after(&url, sql, relation).await;
+        assert!(
+            modes.iter().any(|m| m == "AccessExclusiveLock"),
+            "{sql}: {modes:?}"
+        );
+    }
+    let before = relfilenode(&url).await;
+    exec(&url, "ALTER TABLE t SET UNLOGGED").await;
+    assert_ne!(relfilenode(&url).await, before, "SET UNLOGGED rewrites");
+
+    let concurrently = "REFRESH MATERIALIZED VIEW CONCURRENTLY totals";
+    assert!(!fires(concurrently));
+    let modes = locks_after(&url, concurrently, "totals").await;
+    assert!(
+        !modes.iter().any(|m| m == "AccessExclusiveLock") && !modes.is_empty(),
+        "{modes:?}"
+    );
+}

@@ -8,7 +8,7 @@ use super::StatementVerdict;
 use super::context::FileContext;
 use super::names::{parts_key, rel_display, rel_key, strings};
 use super::utility::first_words;
-use crate::lint::rules::fails_at_runtime;
+use crate::lint::rules::{blocking_maintenance, fails_at_runtime};
 use crate::phase::Class;
 use crate::sql::ParsedStatement;
 use pg_query::protobuf::node::Node;
@@ -319,15 +319,24 @@ impl FileContext<'_> {
     }
 }
 
-pub(super) fn refresh_matview(r: &protobuf::RefreshMatViewStmt) -> StatementVerdict {
-    StatementVerdict::new(
+/// REFRESH MATERIALIZED VIEW: expand; without CONCURRENTLY on a view not created in this
+/// file it holds ACCESS EXCLUSIVE on the view while it recomputes, so the app's reads of the
+/// view wait (`blocking-maintenance`).
+pub(super) fn refresh_matview(r: &protobuf::RefreshMatViewStmt, new: bool) -> StatementVerdict {
+    let shown = r.relation.as_ref().map(rel_display).unwrap_or_default();
+    let verdict = StatementVerdict::new(
         Class::Expand,
-        format!(
-            "REFRESH MATERIALIZED VIEW {}",
-            r.relation.as_ref().map(rel_display).unwrap_or_default()
-        ),
+        format!("REFRESH MATERIALIZED VIEW {shown}"),
         "refreshing recomputes the view; its shape does not change",
-    )
+    );
+    if r.concurrent || new || r.skip_data {
+        verdict
+    } else {
+        verdict.with_hit(blocking_maintenance::hit(
+            "REFRESH MATERIALIZED VIEW",
+            &shown,
+        ))
+    }
 }
 
 pub(super) fn alter_sequence(s: &protobuf::AlterSeqStmt) -> StatementVerdict {

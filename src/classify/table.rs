@@ -235,8 +235,6 @@ impl FileContext<'_> {
             | T::AtReplicaIdentity
             | T::AtSetTableSpace
             | T::AtSetAccessMethod
-            | T::AtSetLogged
-            | T::AtSetUnLogged
             | T::AtEnableTrig
             | T::AtEnableAlwaysTrig
             | T::AtEnableReplicaTrig
@@ -257,6 +255,23 @@ impl FileContext<'_> {
                 format!("ALTER TABLE {shown} {}", subcommand_label(cmd.subtype())),
                 "storage, statistics, trigger-enabling or partition-attaching options remove nothing the old app uses",
             ),
+            T::AtSetLogged | T::AtSetUnLogged => {
+                let label = if cmd.subtype() == T::AtSetLogged {
+                    "SET LOGGED"
+                } else {
+                    "SET UNLOGGED"
+                };
+                let part = Part::new(
+                    Expand,
+                    format!("ALTER TABLE {shown} {label}"),
+                    "the rows stay as they are for the old app",
+                );
+                if table_new {
+                    part
+                } else {
+                    part.hit(crate::lint::rules::blocking_maintenance::hit(label, shown))
+                }
+            }
             T::AtDetachPartition | T::AtDetachPartitionFinalize => {
                 let concurrent = matches!(def, Some(Node::PartitionCmd(p)) if p.concurrent);
                 let mut part = self.judge_existing(

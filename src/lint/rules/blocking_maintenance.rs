@@ -1,12 +1,14 @@
-//! `blocking-maintenance`: VACUUM FULL, CLUSTER and LOCK TABLE (SHARE mode or stronger)
-//! block the table. Found by the classifier (`classify::utility`).
+//! `blocking-maintenance`: VACUUM FULL, CLUSTER, LOCK TABLE (SHARE mode or stronger),
+//! `ALTER TABLE … SET LOGGED/UNLOGGED` (a rewrite) and REFRESH MATERIALIZED VIEW without
+//! CONCURRENTLY block the table or view. Found by the classifier (`classify::utility`,
+//! `classify::table`, `classify::objects`); never on an object the file creates.
 
 use crate::lint::{Rule, RuleHit, Severity};
 
 pub const RULE: Rule = Rule {
     id: "blocking-maintenance",
     severity: Severity::Error,
-    summary: "VACUUM FULL, CLUSTER and LOCK TABLE block the table",
+    summary: "VACUUM FULL, CLUSTER, LOCK TABLE, SET LOGGED/UNLOGGED and REFRESH MATERIALIZED VIEW without CONCURRENTLY block the table or view",
 };
 
 /// `what` (`LOCK`, `CLUSTER` or `VACUUM FULL`) on `target`.
@@ -15,6 +17,14 @@ pub(crate) fn hit(what: &str, target: &str) -> RuleHit {
         "LOCK" => RULE.hit(
             format!("LOCK TABLE {target} holds a lock that blocks the app's writes (or reads) until the migration commits, and queues every query behind it while waiting"),
             "drop the explicit LOCK: concertina runs each DDL statement with lock_timeout and retries; if a lock is truly needed, take the weakest mode and keep the transaction short",
+        ),
+        "SET LOGGED" | "SET UNLOGGED" => RULE.hit(
+            format!("ALTER TABLE {target} {what} rewrites the table under ACCESS EXCLUSIVE: no reads or writes until it ends"),
+            "create the table LOGGED or UNLOGGED from the start, or make the change in a maintenance window",
+        ),
+        "REFRESH MATERIALIZED VIEW" => RULE.hit(
+            format!("REFRESH MATERIALIZED VIEW {target} holds ACCESS EXCLUSIVE on the view while it recomputes: the app's reads of it wait"),
+            format!("REFRESH MATERIALIZED VIEW CONCURRENTLY {target} (it needs a UNIQUE index on the view) keeps the view readable"),
         ),
         "CLUSTER" => RULE.hit(
             format!("CLUSTER {target} rewrites the table under ACCESS EXCLUSIVE: no reads or writes until it ends"),
@@ -40,5 +50,20 @@ mod tests {
         assert!(fires(RULE, "LOCK TABLE users IN ACCESS EXCLUSIVE MODE"));
         assert!(!fires(RULE, "VACUUM users"));
         assert!(!fires(RULE, "LOCK TABLE users IN ACCESS SHARE MODE"));
+        assert!(fires(RULE, "ALTER TABLE users SET UNLOGGED"));
+        assert!(fires(RULE, "ALTER TABLE users SET LOGGED"));
+        assert!(!fires(
+            RULE,
+            "CREATE TABLE t (id int); ALTER TABLE t SET UNLOGGED"
+        ));
+        assert!(fires(RULE, "REFRESH MATERIALIZED VIEW totals"));
+        assert!(!fires(
+            RULE,
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY totals"
+        ));
+        assert!(!fires(
+            RULE,
+            "CREATE MATERIALIZED VIEW totals AS SELECT 1 AS n WITH NO DATA; REFRESH MATERIALIZED VIEW totals"
+        ));
     }
 }
