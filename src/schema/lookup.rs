@@ -38,6 +38,16 @@ impl SchemaModel {
             .is_some_and(|t| !t.partial && primary_key_of(t).is_none())
     }
 
+    /// The column a `CHECK (column IS NOT NULL)` constraint `name` on `table` is about, if
+    /// the model knows it (validated or not).
+    pub fn not_null_check_column(&self, table: &str, name: &str) -> Option<&str> {
+        self.tables
+            .get(table)?
+            .not_null_checks
+            .get(name)
+            .map(|(column, _)| column.as_str())
+    }
+
     /// Whether `table.column` has a validated `CHECK (column IS NOT NULL)`, so SET NOT NULL
     /// skips its scan.
     pub fn has_validated_not_null_check(&self, table: &str, column: &str) -> bool {

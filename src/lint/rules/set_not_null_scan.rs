@@ -30,7 +30,7 @@ pub(crate) fn hit(table: &str, column: &str) -> RuleHit {
 #[cfg(test)]
 mod tests {
     use super::RULE;
-    use crate::lint::rules::testing::{fires, hit};
+    use crate::lint::rules::testing::{fires, hit, hits_after};
 
     #[test]
     fn set_not_null_needs_a_validated_check_first() {
@@ -46,6 +46,24 @@ mod tests {
             RULE,
             "ALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID;
              ALTER TABLE users VALIDATE CONSTRAINT users_email_not_null;
+             ALTER TABLE users ALTER COLUMN email SET NOT NULL;"
+        ));
+    }
+
+    #[test]
+    fn a_check_added_earlier_and_validated_in_this_file_proves_the_column() {
+        let history = "CREATE TABLE users (id int PRIMARY KEY, email text);
+                       ALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID;";
+        let fired = |sql: &str| hits_after(history, sql).iter().any(|h| h.rule == RULE.id);
+        assert!(!fired(
+            "ALTER TABLE users VALIDATE CONSTRAINT users_email_nn;
+             ALTER TABLE users ALTER COLUMN email SET NOT NULL;"
+        ));
+        // Without the VALIDATE the check proves nothing yet.
+        assert!(fired("ALTER TABLE users ALTER COLUMN email SET NOT NULL;"));
+        // Validating another constraint does not help.
+        assert!(fired(
+            "ALTER TABLE users VALIDATE CONSTRAINT other;
              ALTER TABLE users ALTER COLUMN email SET NOT NULL;"
         ));
     }
