@@ -133,8 +133,8 @@ pub fn analyze_release(
     // The classifier's copy of `model`, kept in step with it (see `analyze_in`).
     let mut copy = SchemaModel::new();
     let mut analyzed = Vec::with_capacity(set.migrations.len());
-    for migration in &set.migrations {
-        let (result, parsed) = analyze_in(migration, config, &model, Some(&mut copy))?;
+    for (migration, parse) in set.migrations.iter().zip(parse_all(set)) {
+        let (result, parsed) = analyze_in(migration, parse, config, &model, Some(&mut copy))?;
         if let Some(file) = &parsed {
             replay(
                 &mut model,
@@ -164,14 +164,14 @@ pub fn analyze_with_base(
     // The classifier's copies of both, kept in step with them (see `analyze_in`).
     let (mut history_copy, mut live_copy) = (SchemaModel::new(), base.clone());
     let mut analyzed = Vec::with_capacity(set.migrations.len());
-    for migration in &set.migrations {
+    for (migration, parse) in set.migrations.iter().zip(parse_all(set)) {
         let is_applied = applied.contains(&migration.version);
         let (model, copy) = if is_applied {
             (&history, &mut history_copy)
         } else {
             (&live, &mut live_copy)
         };
-        let (result, parsed) = analyze_in(migration, config, model, Some(copy))?;
+        let (result, parsed) = analyze_in(migration, parse, config, model, Some(copy))?;
         if let Some(file) = &parsed {
             history.apply_file(file);
             if !is_applied {
@@ -182,6 +182,12 @@ pub fn analyze_with_base(
         analyzed.push(result);
     }
     Ok(analyzed)
+}
+
+/// Every file of `set` parsed, in the set's order (in parallel: [`sql::parse_files`]).
+fn parse_all(set: &MigrationSet) -> Vec<Result<sql::ParsedFile, Vec<SqlError>>> {
+    let texts: Vec<&str> = set.migrations.iter().map(|m| m.sql.as_str()).collect();
+    sql::parse_files(&texts)
 }
 
 /// Applies an analyzed file's effects to `model`. The tables a file of the release creates
@@ -215,7 +221,8 @@ pub fn analyze_one_in(
     config: &Config,
     model: &SchemaModel,
 ) -> Result<AnalyzedMigration, AnalysisError> {
-    analyze_in(migration, config, model, None).map(|(analyzed, _)| analyzed)
+    let parse = sql::parse_file(&migration.sql);
+    analyze_in(migration, parse, config, model, None).map(|(analyzed, _)| analyzed)
 }
 
 /// The analysis of one file, with its parse (to replay it into the model). `copy`, when
@@ -225,6 +232,7 @@ pub fn analyze_one_in(
 /// copying the whole model for every file, which made the analysis of a folder quadratic.
 fn analyze_in(
     migration: &Migration,
+    parsed: Result<sql::ParsedFile, Vec<SqlError>>,
     config: &Config,
     model: &SchemaModel,
     copy: Option<&mut SchemaModel>,
@@ -233,7 +241,6 @@ fn analyze_in(
         path: migration.path.clone(),
         error,
     };
-    let parsed = sql::parse_file(&migration.sql);
     let (file, parse_errors, located) = match parsed {
         Ok(file) => {
             let located = directives::parse_all(&file.comments).map_err(directive_error)?;
