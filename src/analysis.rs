@@ -129,9 +129,9 @@ pub fn analyze_release(
     config: &Config,
     release: &BTreeSet<u64>,
 ) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
-    let mut model = SchemaModel::new();
+    let mut model = SchemaModel::for_server(config.lint.pg_version);
     // The classifier's copy of `model`, kept in step with it (see `analyze_in`).
-    let mut copy = SchemaModel::new();
+    let mut copy = model.clone();
     let mut analyzed = Vec::with_capacity(set.migrations.len());
     for (migration, parse) in set.migrations.iter().zip(parse_all(set)) {
         let (result, parsed) = analyze_in(migration, parse, config, &model, Some(&mut copy))?;
@@ -159,10 +159,12 @@ pub fn analyze_with_base(
     base: &SchemaModel,
     applied: &BTreeSet<u64>,
 ) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
-    let mut history = SchemaModel::new();
+    // The server's own version (read with its catalog) wins over the configured one.
     let mut live = base.clone();
+    live.pg_version = base.pg_version.or(config.lint.pg_version);
+    let mut history = SchemaModel::for_server(live.pg_version);
     // The classifier's copies of both, kept in step with them (see `analyze_in`).
-    let (mut history_copy, mut live_copy) = (SchemaModel::new(), base.clone());
+    let (mut history_copy, mut live_copy) = (history.clone(), live.clone());
     let mut analyzed = Vec::with_capacity(set.migrations.len());
     for (migration, parse) in set.migrations.iter().zip(parse_all(set)) {
         let is_applied = applied.contains(&migration.version);
@@ -212,7 +214,11 @@ pub fn analyze_one(
     migration: &Migration,
     config: &Config,
 ) -> Result<AnalyzedMigration, AnalysisError> {
-    analyze_one_in(migration, config, &SchemaModel::new())
+    analyze_one_in(
+        migration,
+        config,
+        &SchemaModel::for_server(config.lint.pg_version),
+    )
 }
 
 /// Analyzes one migration file against `model`, the schema before it.
@@ -383,6 +389,13 @@ fn analyze_in(
     // by statement, and not in a backfill's batches.
     if !no_transaction && phase != Phase::Backfill {
         findings.extend(rules::lock_held_in_transaction::check(&statements));
+    }
+    if !no_transaction {
+        for statement in &statements {
+            for hit in &statement.verdict.hits_in_transaction {
+                findings.push(hit.at(statement.line, statement.column));
+            }
+        }
     }
 
     // Lock rules waived on a table new in this release assume the table is still empty:

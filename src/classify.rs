@@ -18,6 +18,7 @@
 mod context;
 mod dml;
 mod drops;
+mod enum_use;
 mod indexes;
 mod locks;
 /// The parse-tree name helpers, shared with the schema model: [`crate::names`].
@@ -59,6 +60,10 @@ pub struct StatementVerdict {
     pub locks: Vec<TableLock>,
     /// The work it does in proportion to such a table's size, if any.
     pub slow_step: Option<SlowStep>,
+    /// Rules that hold only when the file runs in one transaction (e.g. a new enum value
+    /// used in the transaction that adds it): the analysis, which knows whether the file
+    /// is `no-transaction`, reports them.
+    pub hits_in_transaction: Vec<RuleHit>,
 }
 
 /// Why a lock rule is waived on a table created by an earlier migration of the same release
@@ -87,6 +92,7 @@ impl StatementVerdict {
             hits_after_rollout: Vec::new(),
             locks: Vec::new(),
             slow_step: None,
+            hits_in_transaction: Vec::new(),
         }
     }
 
@@ -158,6 +164,9 @@ fn classify_statements(ctx: &mut FileContext, file: &ParsedFile) -> Vec<Statemen
             Some(node) => {
                 let mut verdict = ctx.statement(node, statement);
                 ctx.note_locks(node, &mut verdict);
+                if let Some(hit) = ctx.new_enum_value_use(node, &verdict.kind) {
+                    verdict.hits_in_transaction.push(hit);
+                }
                 verdict
             }
             None => match &statement.unjudged {

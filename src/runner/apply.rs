@@ -958,6 +958,7 @@ mod tests {
                 hits_after_rollout: Vec::new(),
                 locks: Vec::new(),
                 slow_step: None,
+                hits_in_transaction: Vec::new(),
             },
             key: None,
         }
