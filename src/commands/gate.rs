@@ -366,15 +366,24 @@ fn print_verdict(
         if verdict.blocking.len() == 1 { "" } else { "s" }
     );
     for b in &verdict.blocking {
+        // A snapshot's lines above already say where the objects come from.
+        let seen = if offline.is_some() {
+            String::new()
+        } else {
+            b.where_seen()
+        };
         if matches!(b.kind.as_str(), "API" | "Config" | gate::NOTHING_MATCHES) {
             println!(
-                "  {} ({} in namespace {}): {}",
-                b.kind, b.name, b.namespace, b.reason
+                "  {} ({} {}): {}{seen}",
+                b.kind,
+                b.name,
+                gate::access::scope(&b.namespace),
+                b.reason
             );
             continue;
         }
         println!(
-            "  {} {}/{} (app {}, seen {}, required {}): {}",
+            "  {} {}/{} (app {}, seen {}, required {}): {}{seen}",
             b.kind,
             b.namespace,
             b.name,

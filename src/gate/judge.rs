@@ -114,6 +114,8 @@ pub fn judge(
             version_seen: None,
             required: requirement.to_string(),
             reason,
+            context: None,
+            cluster: None,
         };
         let Some(app) = apps.get(&requirement.app) else {
             blocking.push(config_blocker(format!(
@@ -154,6 +156,8 @@ pub fn judge(
             version_seen: None,
             required: requires_text.clone(),
             reason,
+            context: None,
+            cluster: None,
         });
     }
 
@@ -177,8 +181,9 @@ pub fn judge(
         if judge.matched.get() == 0 && every_listing_read {
             match &app.absent_ok {
                 Some(reason) => notes.push(format!(
-                    "app `{}` matches no pod and no workload in namespace {} (declared absent_ok: {reason})",
-                    requirement.app, view.namespace
+                    "app `{}` matches no pod and no workload {} (declared absent_ok: {reason})",
+                    requirement.app,
+                    super::access::scope(&view.namespace)
                 )),
                 None => blocking.push(nothing_matches(view, requirement, app)),
             }
@@ -201,11 +206,17 @@ fn nothing_matches(view: &ClusterView, requirement: &Requirement, app: &AppConfi
         version_seen: None,
         required: requirement.to_string(),
         reason: format!(
-            "app `{app_name}`: selector `{selector}` matches no pod and no workload template in namespace `{namespace}`, so nothing proves the version; check the selector in [apps.{app_name}], the namespace ([kubernetes] namespace / -n) and the kubeconfig context (--context), or, if the app is gone for good, declare it with `absent_ok = \"why\"` under [apps.{app_name}]",
+            "app `{app_name}`: selector `{selector}` matches no pod and no workload template {scope}, so nothing proves the version; check the selector in [apps.{app_name}], the namespace ([kubernetes] namespace / -n) and the kubeconfig context (--context), or, if the app is gone for good, declare it with `absent_ok = \"why\"` under [apps.{app_name}]",
             app_name = requirement.app,
             selector = app.selector,
-            namespace = view.namespace,
+            scope = if view.namespace == super::access::ALL_NAMESPACES {
+                "in any namespace".to_string()
+            } else {
+                format!("in namespace `{}`", view.namespace)
+            },
         ),
+        context: None,
+        cluster: None,
     }
 }
 
@@ -273,6 +284,8 @@ impl Judge<'_> {
             version_seen: seen,
             required: self.requirement.to_string(),
             reason,
+            context: None,
+            cluster: None,
         }
     }
 

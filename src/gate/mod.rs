@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod judge;
+pub mod places;
 mod record;
 pub mod selector;
 pub mod snapshot;
@@ -143,6 +144,23 @@ pub struct Blocker {
     pub required: String,
     /// Why it blocks (`terminating, 1.9.2 < 2.0.0`).
     pub reason: String,
+    /// The kubeconfig context it was seen in, when the gate named one (`eu`); `null` for
+    /// the in-cluster service account, the current context, a snapshot or the database.
+    pub context: Option<String>,
+    /// Where it was seen: `kubeconfig context `eu` (https://…)`, `the cluster this pod runs
+    /// in (…)`, `the snapshot FILE` or `database sessions (pg_stat_activity)`.
+    pub cluster: Option<String>,
+}
+
+impl Blocker {
+    /// ` — in CLUSTER` for a human line, empty when the reason already says where it looked
+    /// (an app that matches nothing) or nothing is known of the cluster.
+    pub fn where_seen(&self) -> String {
+        match &self.cluster {
+            Some(cluster) if self.kind != judge::NOTHING_MATCHES => format!(" — in {cluster}"),
+            _ => String::new(),
+        }
+    }
 }
 
 /// The verdict of one gate.
@@ -205,6 +223,8 @@ impl GateVerdict {
                     .collect::<Vec<_>>()
                     .join(", "),
                 reason,
+                context: None,
+                cluster: None,
             }],
         }
     }
@@ -256,6 +276,10 @@ pub struct ClusterTarget {
 
 /// [`judge_requires`] at an explicit target: `target.kubeconfig` replaces `KUBECONFIG` (and,
 /// like `target.context`, is used even in a pod); `target.namespace` replaces the config's.
+///
+/// An app that lists `contexts` or `namespaces` is judged in each of them (`target.context`
+/// and `target.namespace` only replace the defaults of apps that list none); the gate holds
+/// when every place holds, and every blocker names its context and cluster.
 pub async fn judge_requires_at(
     config: &Config,
     requires: &[Requirement],
@@ -265,77 +289,79 @@ pub async fn judge_requires_at(
     if requires.is_empty() {
         return GateVerdict::holds();
     }
-    let context = target.context.as_deref();
-    let configured = target
-        .namespace
-        .as_deref()
-        .or(config.kubernetes.namespace.as_deref());
-    let configured_ns = configured.unwrap_or("");
-    let client_config = match kube_config_at(
-        target.kubeconfig.as_deref(),
-        context,
-        config.kubernetes.context.as_deref(),
+    let resolved = places::resolve(config, requires, target).await;
+    let own_pod = own_pod_name();
+    let several = resolved.places.len() + resolved.unusable.len() > 1;
+    let judge_place = |place: &places::Place, view: &judge::ClusterView| {
+        judge::judge(view, &config.apps, &place.requires, own_pod.as_deref())
+            .seen_at(place, several)
+    };
+    let judged = match wait {
+        Some(wait) => {
+            let watched: Vec<watch::WatchPlace<'_>> = resolved
+                .places
+                .iter()
+                .map(|p| watch::WatchPlace {
+                    client: p.client.clone(),
+                    namespace: p.namespace.clone(),
+                    apps: used_apps(&config.apps, &p.requires),
+                })
+                .collect();
+            let bell = std::sync::Arc::new(tokio::sync::Notify::new());
+            watch::judge_watching(&watched, wait, bell, |views| {
+                GateVerdict::all_of(
+                    resolved
+                        .places
+                        .iter()
+                        .zip(views)
+                        .map(|(place, view)| judge_place(place, view)),
+                )
+            })
+            .await
+        }
+        None => GateVerdict::all_of(
+            futures::future::join_all(resolved.places.iter().map(|place| async {
+                match read_once(
+                    &place.client,
+                    &place.namespace,
+                    &config.apps,
+                    &place.requires,
+                )
+                .await
+                {
+                    Ok(view) => judge_place(place, &view),
+                    Err(unanswered) => unanswered.seen_at(place, several),
+                }
+            }))
+            .await,
+        ),
+    };
+    GateVerdict::all_of(std::iter::once(judged).chain(resolved.unusable))
+}
+
+/// Lists one place once, or the blocking verdict of a server that did not answer in time.
+async fn read_once(
+    client: &kube::Client,
+    namespace: &str,
+    apps: &BTreeMap<String, AppConfig>,
+    requires: &[Requirement],
+) -> Result<judge::ClusterView, GateVerdict> {
+    tokio::time::timeout(
+        SINGLE_JUDGMENT_LIMIT,
+        access::read_view(client, namespace, &used_apps(apps, requires)),
     )
     .await
-    {
-        Ok(client_config) => client_config,
-        // No usable credentials or no such context: the configuration must change.
-        Err(reason) => return GateVerdict::blocked(CONFIG, configured_ns, requires, reason),
-    };
-    let namespace = configured
-        .map(str::to_string)
-        .unwrap_or_else(|| client_config.default_namespace.clone());
-    let cluster = client_config.cluster_url.to_string();
-    // kube retries 429/503/504 for up to a minute by default; the gate reports such an
-    // answer at once instead (it blocks, exit 3: the Job's own retry comes back later, and
-    // `--wait` re-lists with its own backoff), so an operator sees the status, not a silence.
-    let mut client_config = client_config;
-    client_config.default_retry = false;
-    let client = match kube::Client::try_from(client_config) {
-        Ok(client) => client,
-        Err(e) => {
-            return GateVerdict::blocked(
-                "API",
-                &namespace,
-                requires,
-                format!(
-                    "cannot build a Kubernetes client for {cluster}: {}",
-                    access::error_chain(&e)
-                ),
-            );
-        }
-    };
-    let own_pod = own_pod_name();
-    let mut verdict = judge_with_client(
-        client,
-        &namespace,
-        &config.apps,
-        requires,
-        own_pod.as_deref(),
-        wait,
-    )
-    .await;
-    // The judgment knows the namespace; which cluster it looked at is known only here.
-    let looked_at = match (context, config.kubernetes.context.as_deref()) {
-        _ if context.is_none()
-            && target.kubeconfig.is_none()
-            && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
-        {
-            format!("the cluster this pod runs in ({cluster})")
-        }
-        (Some(name), _) | (None, Some(name)) => format!("kubeconfig context `{name}` ({cluster})"),
-        (None, None) => format!("the current kubeconfig context ({cluster})"),
-    };
-    let looked_at = match &target.kubeconfig {
-        Some(file) => format!("{looked_at} of {}", file.display()),
-        None => looked_at,
-    };
-    for blocker in &mut verdict.blocking {
-        if blocker.kind == judge::NOTHING_MATCHES {
-            blocker.reason = format!("{} — looked in {looked_at}", blocker.reason);
-        }
-    }
-    verdict
+    .map_err(|_| {
+        GateVerdict::blocked(
+            "API",
+            namespace,
+            requires,
+            format!(
+                "the Kubernetes API server did not answer within {}s; check that it is reachable",
+                SINGLE_JUDGMENT_LIMIT.as_secs()
+            ),
+        )
+    })
 }
 
 /// The client configuration: see [`judge_requires`] for the order. The error says what to set.
@@ -427,26 +453,34 @@ pub async fn judge_with_client(
     if requires.is_empty() {
         return GateVerdict::holds();
     }
-    let used = used_apps(apps, requires);
     let rule = |view: &judge::ClusterView| judge::judge(view, apps, requires, own_pod);
     match wait {
-        Some(wait) => watch::judge_watching(&client, namespace, &used, wait, rule).await,
-        None => match tokio::time::timeout(
-            SINGLE_JUDGMENT_LIMIT,
-            access::read_view(&client, namespace, &used),
-        )
-        .await
-        {
+        Some(wait) => {
+            let place = watch::WatchPlace {
+                client,
+                namespace: namespace.to_string(),
+                apps: used_apps(apps, requires),
+            };
+            let bell = std::sync::Arc::new(tokio::sync::Notify::new());
+            watch::judge_watching(
+                std::slice::from_ref(&place),
+                wait,
+                bell,
+                |views| match views.first() {
+                    Some(view) => rule(view),
+                    None => GateVerdict::blocked(
+                        "API",
+                        namespace,
+                        requires,
+                        "nothing was watched".into(),
+                    ),
+                },
+            )
+            .await
+        }
+        None => match read_once(&client, namespace, apps, requires).await {
             Ok(view) => rule(&view),
-            Err(_) => GateVerdict::blocked(
-                "API",
-                namespace,
-                requires,
-                format!(
-                    "the Kubernetes API server did not answer within {}s; check that it is reachable",
-                    SINGLE_JUDGMENT_LIMIT.as_secs()
-                ),
-            ),
+            Err(unanswered) => unanswered,
         },
     }
 }
@@ -500,6 +534,7 @@ pub fn judge_snapshot(
         if blocker.kind == judge::NOTHING_MATCHES {
             blocker.reason = format!("{} — looked in the snapshot {sources}", blocker.reason);
         }
+        blocker.cluster = Some(format!("the snapshot {sources}"));
     }
     SnapshotVerdict {
         verdict,

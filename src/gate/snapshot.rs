@@ -389,6 +389,7 @@ impl Snapshot {
         for (ns, object) in &self.objects {
             if let Some(ns) = ns
                 && ns != namespace
+                && namespace != super::access::ALL_NAMESPACES
             {
                 *other_namespaces.entry(ns.clone()).or_default() += 1;
                 continue;

@@ -299,6 +299,29 @@ impl FakeKube {
     }
 }
 
+/// Writes one kubeconfig with a context per `(name, server URL, namespace)`, the first
+/// one current: several clusters, as a gate across regions sees them.
+pub fn write_kubeconfig_contexts(
+    dir: &std::path::Path,
+    contexts: &[(&str, &str, &str)],
+) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    let mut clusters = String::new();
+    let mut named = String::new();
+    for (name, url, namespace) in contexts {
+        clusters.push_str(&format!("- name: {name}\n  cluster:\n    server: {url}\n"));
+        named.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}\n    user: fake\n    namespace: {namespace}\n"
+        ));
+    }
+    let current = contexts.first().map_or("none", |c| c.0);
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}contexts:\n{named}current-context: {current}\nusers:\n- name: fake\n  user:\n    token: fake-token\n"
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
+}
+
 /// A kube client for `url` (http, no credentials) with `namespace` as default.
 pub fn client_for(url: &str, namespace: &str) -> kube::Client {
     let mut config = kube::Config::new(url.parse().expect("a server URL"));
