@@ -14,6 +14,7 @@ pub mod judge;
 pub mod places;
 mod record;
 pub mod selector;
+pub mod sessions;
 pub mod snapshot;
 pub mod version;
 pub mod watch;
@@ -24,6 +25,7 @@ pub use record::record;
 use crate::config::{AppConfig, Config};
 use crate::requires::Requirement;
 use selector::Selector;
+pub use sessions::SessionsSource;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -280,15 +282,73 @@ pub struct ClusterTarget {
 /// An app that lists `contexts` or `namespaces` is judged in each of them (`target.context`
 /// and `target.namespace` only replace the defaults of apps that list none); the gate holds
 /// when every place holds, and every blocker names its context and cluster.
+///
+/// Apps checked by their database sessions (`sessions = …`) need [`judge_gate`], which is
+/// given the database; here they block as a configuration error.
 pub async fn judge_requires_at(
     config: &Config,
     requires: &[Requirement],
     target: &ClusterTarget,
     wait: Option<Duration>,
 ) -> GateVerdict {
+    judge_gate(config, requires, target, wait, SessionsSource::None).await
+}
+
+/// How often `--wait` re-reads `pg_stat_activity` (sessions cannot be watched).
+const SESSIONS_POLL: Duration = Duration::from_secs(1);
+
+/// [`judge_requires_at`] with the database the sessions evidence is read from: the gate
+/// holds when every cluster place holds and no live session of an app runs an older
+/// version. With `wait`, the clusters are watched and the sessions re-read every second.
+pub async fn judge_gate(
+    config: &Config,
+    requires: &[Requirement],
+    target: &ClusterTarget,
+    wait: Option<Duration>,
+    sessions_source: SessionsSource<'_>,
+) -> GateVerdict {
     if requires.is_empty() {
         return GateVerdict::holds();
     }
+    let apps = &config.apps;
+    // The sessions evidence: fixed when there is no pool, else read now and (waiting) polled.
+    let fixed = sessions::without_database(sessions_source, apps, requires);
+    let latest: std::sync::Arc<std::sync::Mutex<Result<sessions::SessionsView, String>>> =
+        std::sync::Arc::new(std::sync::Mutex::new(Err("not read yet".into())));
+    let bell = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut poller = None;
+    if let (None, SessionsSource::Pool(pool)) = (&fixed, sessions_source) {
+        let read = sessions::read(pool).await;
+        *latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = read;
+        if wait.is_some() {
+            let (pool, latest, bell) = (pool.clone(), latest.clone(), bell.clone());
+            poller = Some(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SESSIONS_POLL).await;
+                    let read = sessions::read(&pool).await;
+                    let mut slot = latest
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if *slot != read {
+                        *slot = read;
+                        drop(slot);
+                        bell.notify_one();
+                    }
+                }
+            }));
+        }
+    }
+    let sessions_verdict = || match &fixed {
+        Some(verdict) => verdict.clone(),
+        None => {
+            let latest = latest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            sessions::judge(latest.as_ref().map_err(String::as_str), apps, requires)
+        }
+    };
     let resolved = places::resolve(config, requires, target).await;
     let own_pod = own_pod_name();
     let several = resolved.places.len() + resolved.unusable.len() > 1;
@@ -307,14 +367,15 @@ pub async fn judge_requires_at(
                     apps: used_apps(&config.apps, &p.requires),
                 })
                 .collect();
-            let bell = std::sync::Arc::new(tokio::sync::Notify::new());
             watch::judge_watching(&watched, wait, bell, |views| {
                 GateVerdict::all_of(
                     resolved
                         .places
                         .iter()
                         .zip(views)
-                        .map(|(place, view)| judge_place(place, view)),
+                        .map(|(place, view)| judge_place(place, view))
+                        .chain(resolved.unusable.iter().cloned())
+                        .chain(std::iter::once(sessions_verdict())),
                 )
             })
             .await
@@ -334,9 +395,14 @@ pub async fn judge_requires_at(
                 }
             }))
             .await,
-        ),
+        )
+        .and(resolved.unusable.iter().cloned())
+        .and(std::iter::once(sessions_verdict())),
     };
-    GateVerdict::all_of(std::iter::once(judged).chain(resolved.unusable))
+    if let Some(poller) = poller {
+        poller.abort();
+    }
+    judged
 }
 
 /// Lists one place once, or the blocking verdict of a server that did not answer in time.

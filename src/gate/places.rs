@@ -178,6 +178,11 @@ impl GateVerdict {
         merged
     }
 
+    /// This verdict together with `others` (see [`GateVerdict::all_of`]).
+    pub fn and(self, others: impl IntoIterator<Item = GateVerdict>) -> GateVerdict {
+        GateVerdict::all_of(std::iter::once(self).chain(others))
+    }
+
     /// Names the place in every blocker (and in notes, when the gate looks at several).
     pub fn seen_at(mut self, place: &Place, several: bool) -> GateVerdict {
         for blocker in &mut self.blocking {
