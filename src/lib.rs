@@ -17,6 +17,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod directives;
+pub mod doctor;
 pub mod files;
 pub mod gate;
 pub mod lint;

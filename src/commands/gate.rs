@@ -147,7 +147,7 @@ fn exit_of(verdict: &GateVerdict) -> Exit {
 }
 
 /// Reads `--objects` (`-` is stdin); a bad snapshot is exit 2.
-fn read_snapshot(path: &std::path::Path) -> Result<snapshot::Snapshot, CommandError> {
+pub fn read_snapshot(path: &std::path::Path) -> Result<snapshot::Snapshot, CommandError> {
     let inputs = if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| {

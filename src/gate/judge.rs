@@ -72,7 +72,8 @@ impl ClusterView {
         }
     }
 
-    fn failures(&self, apps: &[&str]) -> Vec<&AccessFailure> {
+    /// The listings that failed: the pods of `apps` and every workload listing.
+    pub fn failures(&self, apps: &[&str]) -> Vec<&AccessFailure> {
         let pods = self
             .pods
             .iter()

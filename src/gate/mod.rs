@@ -349,22 +349,36 @@ pub async fn judge_gate(
             sessions::judge(latest.as_ref().map_err(String::as_str), apps, requires)
         }
     };
-    let resolved = places::resolve(config, requires, target).await;
+    let mut names: Vec<String> = requires.iter().map(|r| r.app.clone()).collect();
+    names.sort();
+    names.dedup();
+    let resolved = places::resolve(config, &names, target).await;
     let own_pod = own_pod_name();
     let several = resolved.places.len() + resolved.unusable.len() > 1;
-    let judge_place = |place: &places::Place, view: &judge::ClusterView| {
-        judge::judge(view, &config.apps, &place.requires, own_pod.as_deref())
-            .seen_at(place, several)
-    };
+    let place_requires: Vec<Vec<Requirement>> = resolved
+        .places
+        .iter()
+        .map(|p| p.requires(requires))
+        .collect();
+    let unusable: Vec<GateVerdict> = resolved
+        .unusable
+        .iter()
+        .map(|u| u.verdict(requires))
+        .collect();
+    let judge_place =
+        |place: &places::Place, requires: &[Requirement], view: &judge::ClusterView| {
+            judge::judge(view, &config.apps, requires, own_pod.as_deref()).seen_at(place, several)
+        };
     let judged = match wait {
         Some(wait) => {
             let watched: Vec<watch::WatchPlace<'_>> = resolved
                 .places
                 .iter()
-                .map(|p| watch::WatchPlace {
+                .zip(&place_requires)
+                .map(|(p, requires)| watch::WatchPlace {
                     client: p.client.clone(),
                     namespace: p.namespace.clone(),
-                    apps: used_apps(&config.apps, &p.requires),
+                    apps: used_apps(&config.apps, requires),
                 })
                 .collect();
             watch::judge_watching(&watched, wait, bell, |views| {
@@ -372,31 +386,27 @@ pub async fn judge_gate(
                     resolved
                         .places
                         .iter()
+                        .zip(&place_requires)
                         .zip(views)
-                        .map(|(place, view)| judge_place(place, view))
-                        .chain(resolved.unusable.iter().cloned())
+                        .map(|((place, requires), view)| judge_place(place, requires, view))
+                        .chain(unusable.iter().cloned())
                         .chain(std::iter::once(sessions_verdict())),
                 )
             })
             .await
         }
         None => GateVerdict::all_of(
-            futures::future::join_all(resolved.places.iter().map(|place| async {
-                match read_once(
-                    &place.client,
-                    &place.namespace,
-                    &config.apps,
-                    &place.requires,
-                )
-                .await
-                {
-                    Ok(view) => judge_place(place, &view),
-                    Err(unanswered) => unanswered.seen_at(place, several),
-                }
-            }))
+            futures::future::join_all(resolved.places.iter().zip(&place_requires).map(
+                |(place, requires)| async {
+                    match read_once(&place.client, &place.namespace, &config.apps, requires).await {
+                        Ok(view) => judge_place(place, requires, &view),
+                        Err(unanswered) => unanswered.seen_at(place, several),
+                    }
+                },
+            ))
             .await,
         )
-        .and(resolved.unusable.iter().cloned())
+        .and(unusable.iter().cloned())
         .and(std::iter::once(sessions_verdict())),
     };
     if let Some(poller) = poller {

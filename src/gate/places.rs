@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::requires::Requirement;
 use std::collections::BTreeMap;
 
-/// One cluster and namespace, with the requirements whose apps run there.
+/// One cluster and namespace, with the apps that run there.
 #[derive(Clone)]
 pub struct Place {
     /// The kubeconfig context, when one is named (by the app, `--context` or the config).
@@ -18,28 +18,74 @@ pub struct Place {
     pub cluster: String,
     /// A client of the cluster.
     pub client: kube::Client,
-    /// The requirements judged here.
-    pub requires: Vec<Requirement>,
+    /// The apps read here (as named in the config; unknown ones in the default place).
+    pub apps: Vec<String>,
 }
 
-/// The places of a gate, and the verdicts of contexts that could not even be reached
-/// (no such context, no credentials: configuration errors).
+impl Place {
+    /// The requirements among `requires` whose apps run here.
+    pub fn requires(&self, requires: &[Requirement]) -> Vec<Requirement> {
+        requires
+            .iter()
+            .filter(|r| self.apps.contains(&r.app))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A context for which no client could be made.
+#[derive(Debug, Clone)]
+pub struct Unusable {
+    /// `Config` (no such context, no credentials: the configuration must change) or `API`.
+    pub kind: &'static str,
+    /// The context, when one is named.
+    pub context: Option<String>,
+    /// The cluster, when its address is known.
+    pub cluster: Option<String>,
+    /// The namespace the apps were to be read in (may be empty).
+    pub namespace: String,
+    /// The apps that were to be read there.
+    pub apps: Vec<String>,
+    /// Why.
+    pub reason: String,
+}
+
+impl Unusable {
+    /// The blocking verdict of `requires` (those of its apps) in this context.
+    pub fn verdict(&self, requires: &[Requirement]) -> GateVerdict {
+        let mine: Vec<Requirement> = requires
+            .iter()
+            .filter(|r| self.apps.contains(&r.app))
+            .cloned()
+            .collect();
+        let mut verdict =
+            GateVerdict::blocked(self.kind, &self.namespace, &mine, self.reason.clone());
+        for blocker in &mut verdict.blocking {
+            blocker.context = self.context.clone();
+            blocker.cluster = self.cluster.clone();
+        }
+        verdict
+    }
+}
+
+/// The places of a gate, and the contexts that could not even be reached (no such
+/// context, no credentials: configuration errors).
 pub struct Places {
-    /// Every place to judge.
+    /// Every place to read.
     pub places: Vec<Place>,
-    /// Blocking verdicts of contexts without a client.
-    pub unusable: Vec<GateVerdict>,
+    /// Contexts without a client.
+    pub unusable: Vec<Unusable>,
 }
 
-/// Resolves where each requirement is judged: its app's `contexts` (else the target's one
-/// cluster) × its app's namespaces (else `-n`, the config's, the context's). A requirement
-/// naming an unknown app is judged in the default place, where it blocks as a config error.
-pub async fn resolve(config: &Config, requires: &[Requirement], target: &ClusterTarget) -> Places {
-    // context (None: the default cluster) → namespace (None: the default) → requirements.
-    let mut wanted: BTreeMap<Option<String>, BTreeMap<Option<String>, Vec<Requirement>>> =
+/// Resolves where each app is read: its `contexts` (else the target's one cluster) × its
+/// namespaces (else `-n`, the config's, the context's). An app the config does not define
+/// is read in the default place (where the gate blocks it as a config error).
+pub async fn resolve(config: &Config, apps: &[String], target: &ClusterTarget) -> Places {
+    // context (None: the default cluster) → namespace (None: the default) → apps.
+    let mut wanted: BTreeMap<Option<String>, BTreeMap<Option<String>, Vec<String>>> =
         BTreeMap::new();
-    for requirement in requires {
-        let app = config.apps.get(&requirement.app);
+    for name in apps {
+        let app = config.apps.get(name);
         let contexts = app
             .map(|a| a.contexts.clone())
             .filter(|c| !c.is_empty())
@@ -55,8 +101,8 @@ pub async fn resolve(config: &Config, requires: &[Requirement], target: &Cluster
                     .or_default()
                     .entry(namespace.clone())
                     .or_default();
-                if !list.contains(requirement) {
-                    list.push(requirement.clone());
+                if !list.contains(name) {
+                    list.push(name.clone());
                 }
             }
         }
@@ -78,17 +124,21 @@ pub async fn resolve(config: &Config, requires: &[Requirement], target: &Cluster
             ),
         };
         let context = cli_context.or(config_context).map(str::to_string);
-        let all: Vec<Requirement> = namespaces.values().flatten().cloned().collect();
+        let mut all: Vec<String> = namespaces.values().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
         let client_config =
             match kube_config_at(target.kubeconfig.as_deref(), cli_context, config_context).await {
                 Ok(client_config) => client_config,
                 Err(reason) => {
-                    let mut verdict =
-                        GateVerdict::blocked(CONFIG, default_namespace.unwrap_or(""), &all, reason);
-                    for blocker in &mut verdict.blocking {
-                        blocker.context = context.clone();
-                    }
-                    resolved.unusable.push(verdict);
+                    resolved.unusable.push(Unusable {
+                        kind: CONFIG,
+                        context,
+                        cluster: None,
+                        namespace: default_namespace.unwrap_or("").to_string(),
+                        apps: all,
+                        reason,
+                    });
                     continue;
                 }
             };
@@ -102,24 +152,21 @@ pub async fn resolve(config: &Config, requires: &[Requirement], target: &Cluster
         let client = match kube::Client::try_from(client_config) {
             Ok(client) => client,
             Err(e) => {
-                let mut verdict = GateVerdict::blocked(
-                    "API",
-                    default_namespace.unwrap_or(&client_default),
-                    &all,
-                    format!(
+                resolved.unusable.push(Unusable {
+                    kind: "API",
+                    context,
+                    namespace: default_namespace.unwrap_or(&client_default).to_string(),
+                    apps: all,
+                    reason: format!(
                         "cannot build a Kubernetes client for {cluster}: {}",
                         access::error_chain(&e)
                     ),
-                );
-                for blocker in &mut verdict.blocking {
-                    blocker.context = context.clone();
-                    blocker.cluster = Some(cluster.clone());
-                }
-                resolved.unusable.push(verdict);
+                    cluster: Some(cluster),
+                });
                 continue;
             }
         };
-        for (namespace, requires) in namespaces {
+        for (namespace, apps) in namespaces {
             let namespace = namespace
                 .or_else(|| default_namespace.map(str::to_string))
                 .unwrap_or_else(|| client_default.clone());
@@ -128,7 +175,7 @@ pub async fn resolve(config: &Config, requires: &[Requirement], target: &Cluster
                 namespace,
                 cluster: cluster.clone(),
                 client: client.clone(),
-                requires,
+                apps,
             });
         }
     }

@@ -26,6 +26,17 @@ const RESOURCES: &[(&str, &str, &str)] = &[
     ("batch/v1", "jobs", "Job"),
     ("batch/v1", "cronjobs", "CronJob"),
     ("argoproj.io/v1alpha1", "rollouts", "Rollout"),
+    ("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    (
+        "argoproj.io/v1alpha1",
+        "analysistemplates",
+        "AnalysisTemplate",
+    ),
+    (
+        "argoproj.io/v1alpha1",
+        "clusteranalysistemplates",
+        "ClusterAnalysisTemplate",
+    ),
 ];
 
 fn resource_of_kind(kind: &str) -> (&'static str, &'static str) {
