@@ -11,7 +11,6 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
-use serde_json::Value;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
@@ -400,7 +399,18 @@ impl Judge<'_> {
                 continue;
             }
             if self.template_matches(template) {
-                let note = format!(" ({desired} replicas)");
+                let deadline = rs
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(super::argo::SCALE_DOWN_DEADLINE));
+                let note = match deadline {
+                    // A blue-green's previous ReplicaSet: promoted away from, not gone yet.
+                    Some(deadline) => format!(
+                        " ({desired} replicas; Argo Rollouts keeps this previous blue-green ReplicaSet until its scale-down-deadline {deadline}, after scaleDownDelaySeconds)"
+                    ),
+                    None => format!(" ({desired} replicas)"),
+                };
                 self.workload("ReplicaSet", &rs.metadata, template, &note, Vec::new(), out);
             }
         }
@@ -491,7 +501,8 @@ impl Judge<'_> {
     }
 }
 
-fn not_observed(meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
+/// The problem of a workload whose controller has not seen its latest spec yet.
+pub fn not_observed(meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
     let generation = meta.generation.unwrap_or(0);
     let observed = observed.unwrap_or(0);
     (observed < generation).then(|| {
@@ -611,41 +622,7 @@ fn job_finished(job: &Job) -> bool {
             .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True")
 }
 
-/// Argo Rollouts' completeness: observed, not aborted, not paused, stable = current.
-pub fn argo_rollout(rollout: &DynamicObject) -> Vec<String> {
-    let data = &rollout.data;
-    let status = data.get("status").unwrap_or(&Value::Null);
-    // Argo writes observedGeneration as a string; accept a number too.
-    let observed = match status.get("observedGeneration") {
-        Some(Value::String(s)) => s.parse::<i64>().ok(),
-        Some(v) => v.as_i64(),
-        None => None,
-    };
-    let mut problems: Vec<String> = not_observed(&rollout.metadata, observed)
-        .into_iter()
-        .collect();
-    if status.get("abort").and_then(Value::as_bool) == Some(true) {
-        problems.push("rollout aborted (the stable pods run the old version)".into());
-    }
-    let paused_spec = data.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
-    let pause_conditions = status
-        .get("pauseConditions")
-        .and_then(Value::as_array)
-        .is_some_and(|c| !c.is_empty());
-    if paused_spec || pause_conditions {
-        problems.push("rollout paused".into());
-    }
-    let stable = status.get("stableRS").and_then(Value::as_str);
-    let current = status.get("currentPodHash").and_then(Value::as_str);
-    match (stable, current) {
-        (Some(stable), Some(current)) if stable == current => {}
-        (Some(stable), Some(current)) => problems.push(format!(
-            "rollout in progress: stable ReplicaSet {stable} is not the current one {current}"
-        )),
-        _ => problems.push("rollout in progress: status has no stableRS/currentPodHash yet".into()),
-    }
-    problems
-}
+pub use super::argo::argo_rollout;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 //! `concertina gate` itself is `commands::gate`.
 
 pub mod access;
+pub mod argo;
 pub mod judge;
 pub mod places;
 mod record;
