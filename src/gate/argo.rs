@@ -2,7 +2,7 @@
 //! dynamic objects, the CRD may be absent): the status fields the gate judges, typed, and
 //! the completeness rules of canary and blue-green rollouts.
 
-use super::judge::not_observed;
+use super::rollout::not_observed;
 use kube::api::DynamicObject;
 use serde::Deserialize;
 use serde_json::Value;

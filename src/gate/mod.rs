@@ -1,6 +1,10 @@
 //! The Kubernetes gate: every pod that can reach the database runs a compatible version.
 //!
-//! - [`judge`] is the rule book, a pure function over listed objects;
+//! - [`judge`] is the rule book, a pure function over listed objects, with [`rollout`]
+//!   (kubectl's rollout-status rules) and [`argo`] (Argo Rollouts' typed status);
+//! - [`places`] resolves every context and namespace an app names; `credentials` builds
+//!   the clients;
+//! - [`sessions`] judges the apps' live database sessions (`pg_stat_activity`);
 //! - [`access`] lists them (and words API errors), [`watch`] keeps them current for `--wait`;
 //! - [`version`] and [`selector`] read versions and match labels;
 //! - [`record`] writes verdicts to `concertina.gate_verdicts`;
@@ -11,15 +15,18 @@
 
 pub mod access;
 pub mod argo;
+mod credentials;
 pub mod judge;
 pub mod places;
 mod record;
+pub mod rollout;
 pub mod selector;
 pub mod sessions;
 pub mod snapshot;
 pub mod version;
 pub mod watch;
 
+pub use credentials::{kube_config, kube_config_at};
 pub use judge::NOTHING_MATCHES;
 pub use record::record;
 
@@ -437,81 +444,6 @@ async fn read_once(
                 "the Kubernetes API server did not answer within {}s; check that it is reachable",
                 SINGLE_JUDGMENT_LIMIT.as_secs()
             ),
-        )
-    })
-}
-
-/// The client configuration: see [`judge_requires`] for the order. The error says what to set.
-pub async fn kube_config(
-    cli_context: Option<&str>,
-    config_context: Option<&str>,
-) -> Result<kube::Config, String> {
-    kube_config_at(None, cli_context, config_context).await
-}
-
-/// [`kube_config`] with an explicit kubeconfig file (`--kubeconfig`), which replaces
-/// `KUBECONFIG` and is read even in a pod.
-pub async fn kube_config_at(
-    kubeconfig: Option<&std::path::Path>,
-    cli_context: Option<&str>,
-    config_context: Option<&str>,
-) -> Result<kube::Config, String> {
-    use kube::config::{KubeConfigOptions, Kubeconfig};
-    if let Some(file) = kubeconfig {
-        let context = cli_context.or(config_context);
-        let parsed = Kubeconfig::read_from(file).map_err(|e| {
-            format!(
-                "cannot read kubeconfig {} (--kubeconfig): {}; pass the path of a readable kubeconfig file",
-                file.display(),
-                access::error_chain(&e)
-            )
-        })?;
-        let options = KubeConfigOptions {
-            context: context.map(str::to_string),
-            ..KubeConfigOptions::default()
-        };
-        return kube::Config::from_custom_kubeconfig(parsed, &options)
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot load {} from kubeconfig {} (--kubeconfig): {}",
-                    context.map_or_else(
-                        || "the current context".to_string(),
-                        |c| format!("context `{c}`")
-                    ),
-                    file.display(),
-                    access::error_chain(&e)
-                )
-            });
-    }
-    let from_kubeconfig = |context: Option<&str>| {
-        let options = KubeConfigOptions {
-            context: context.map(str::to_string),
-            ..KubeConfigOptions::default()
-        };
-        async move { kube::Config::from_kubeconfig(&options).await }
-    };
-    if let Some(context) = cli_context {
-        return from_kubeconfig(Some(context)).await.map_err(|e| {
-            format!(
-                "cannot load kubeconfig context `{context}`: {}",
-                access::error_chain(&e)
-            )
-        });
-    }
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        return kube::Config::incluster().map_err(|e| {
-            format!(
-                "running in a pod but the service account cannot be read: {}; mount a service account token (automountServiceAccountToken) for the `concertina` ServiceAccount",
-                access::error_chain(&e)
-            )
-        });
-    }
-    from_kubeconfig(config_context).await.map_err(|e| {
-        format!(
-            "no Kubernetes credentials: not running in a pod and no usable kubeconfig (KUBECONFIG or ~/.kube/config{}): {}",
-            config_context.map(|c| format!(", context `{c}`")).unwrap_or_default(),
-            access::error_chain(&e)
         )
     })
 }
