@@ -268,3 +268,50 @@ fn place_keys_are_checked_when_the_config_is_read() {
         .unwrap_err();
     assert!(empty.contains("contexts has an empty name"), "{empty}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_judged_in_every_listed_namespace_too() {
+    let dir = project("namespaces = [\"shop\", \"batch\"]\ncontexts = [\"eu\", \"us\"]");
+    let snapshot = dir.path().join("snapshot.yaml");
+    std::fs::write(
+        &snapshot,
+        format!(
+            "{}\n---\n{}",
+            api_v3(),
+            FakeKube::fixture_text("cronjob-old").replace("namespace: shop", "namespace: batch")
+        ),
+    )
+    .unwrap();
+    let run = support::cli::concertina()
+        .current_dir(dir.path())
+        .config(dir.path().join("concertina.toml"))
+        .kubeconfig("/nonexistent/kubeconfig")
+        .run(&[
+            "gate",
+            "4",
+            "--objects",
+            snapshot.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+    assert_eq!(run.code, Some(3), "{}", run.text());
+    let report = run.json();
+    assert!(
+        blockers(&report)
+            .iter()
+            .any(|b| b["kind"] == "CronJob" && b["namespace"] == "batch"),
+        "{report}"
+    );
+    assert_eq!(report["snapshot"]["namespace"], "batch, shop");
+    assert_eq!(
+        report["snapshot"]["other_namespaces"],
+        serde_json::json!({})
+    );
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("lists contexts eu, us; a snapshot is one cluster"),
+        "{report}"
+    );
+}

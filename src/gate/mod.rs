@@ -512,9 +512,9 @@ fn used_apps<'a>(
 pub struct SnapshotVerdict {
     /// The verdict, by the same [`judge::judge`] as the live gate.
     pub verdict: GateVerdict,
-    /// The namespace judged.
+    /// The namespace judged (several, comma-separated, when apps list `namespaces`).
     pub namespace: String,
-    /// Objects the gate reads that were judged (in the namespace).
+    /// Objects the gate reads that were judged (in the namespaces).
     pub objects: usize,
     /// Objects left out because they are in another namespace, by namespace.
     pub other_namespaces: BTreeMap<String, usize>,
@@ -522,9 +522,11 @@ pub struct SnapshotVerdict {
     pub unread_kinds: BTreeMap<String, usize>,
 }
 
-/// Judges `requires` on a snapshot in `namespace` (see [`snapshot::Snapshot::namespace`]):
-/// the snapshot becomes the [`judge::ClusterView`] the live gate would have listed and the
-/// same [`judge::judge`] decides. `own_pod` is never counted.
+/// Judges `requires` on a snapshot in `namespace` (see [`snapshot::Snapshot::namespace`]),
+/// and each app that lists `namespaces` in those: the snapshot becomes the
+/// [`judge::ClusterView`]s the live gate would have listed and the same [`judge::judge`]
+/// decides. A snapshot is one cluster: an app's `contexts` cannot be told apart, which the
+/// verdict notes. `own_pod` is never counted.
 pub fn judge_snapshot(
     snapshot: &snapshot::Snapshot,
     namespace: &str,
@@ -532,24 +534,71 @@ pub fn judge_snapshot(
     requires: &[Requirement],
     own_pod: Option<&str>,
 ) -> SnapshotVerdict {
-    let cut = snapshot.view(namespace, &used_apps(apps, requires));
-    let mut verdict = if requires.is_empty() {
-        GateVerdict::holds()
-    } else {
-        judge::judge(&cut.view, apps, requires, own_pod)
-    };
-    let sources = snapshot.sources.join(", ");
-    for blocker in &mut verdict.blocking {
-        if blocker.kind == judge::NOTHING_MATCHES {
-            blocker.reason = format!("{} — looked in the snapshot {sources}", blocker.reason);
-        }
-        blocker.cluster = Some(format!("the snapshot {sources}"));
+    let mut by_namespace: BTreeMap<String, Vec<Requirement>> = BTreeMap::new();
+    if requires.is_empty() {
+        by_namespace.insert(namespace.to_string(), Vec::new());
     }
+    let mut notes = Vec::new();
+    for requirement in requires {
+        let app = apps.get(&requirement.app);
+        let listed = app.map(AppConfig::listed_namespaces).unwrap_or_default();
+        let namespaces = if listed.is_empty() {
+            vec![namespace.to_string()]
+        } else {
+            listed
+        };
+        for ns in namespaces {
+            let list = by_namespace.entry(ns).or_default();
+            if !list.contains(requirement) {
+                list.push(requirement.clone());
+            }
+        }
+        if let Some(app) = app.filter(|a| !a.contexts.is_empty()) {
+            let note = format!(
+                "app `{}` lists contexts {}; a snapshot is one cluster, judged as all of them (judge each cluster's own snapshot, or the live clusters)",
+                requirement.app,
+                app.contexts.join(", ")
+            );
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    let sources = snapshot.sources.join(", ");
+    let mut objects = 0;
+    let mut other_namespaces: Option<BTreeMap<String, usize>> = None;
+    let mut verdicts = Vec::new();
+    for (ns, requires) in &by_namespace {
+        let cut = snapshot.view(ns, &used_apps(apps, requires));
+        objects += cut.objects;
+        // Left out: what no judged namespace read.
+        other_namespaces = Some(match other_namespaces {
+            None => cut.other_namespaces,
+            Some(mut left) => {
+                left.retain(|k, _| cut.other_namespaces.contains_key(k));
+                left
+            }
+        });
+        let mut verdict = if requires.is_empty() {
+            GateVerdict::holds()
+        } else {
+            judge::judge(&cut.view, apps, requires, own_pod)
+        };
+        for blocker in &mut verdict.blocking {
+            if blocker.kind == judge::NOTHING_MATCHES {
+                blocker.reason = format!("{} — looked in the snapshot {sources}", blocker.reason);
+            }
+            blocker.cluster = Some(format!("the snapshot {sources}"));
+        }
+        verdicts.push(verdict);
+    }
+    let mut verdict = GateVerdict::all_of(verdicts);
+    verdict.notes.extend(notes);
     SnapshotVerdict {
         verdict,
-        namespace: namespace.to_string(),
-        objects: cut.objects,
-        other_namespaces: cut.other_namespaces,
+        namespace: by_namespace.keys().cloned().collect::<Vec<_>>().join(", "),
+        objects,
+        other_namespaces: other_namespaces.unwrap_or_default(),
         unread_kinds: snapshot.unread_kinds.clone(),
     }
 }
