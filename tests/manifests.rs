@@ -139,7 +139,7 @@ fn the_dockerfile_builds_like_the_readme_and_runs_as_non_root() {
 
 #[test]
 fn the_rbac_examples_grant_only_reads() {
-    for file in ["rbac.yaml", "rbac-cluster-wide.yaml"] {
+    for file in ["rbac.yaml", "rbac-cluster-wide.yaml", "rbac-doctor.yaml"] {
         let docs = check_all(file);
         let rules: Vec<&Value> = docs
             .iter()

@@ -84,7 +84,7 @@ pub fn examine(
     for failure in unread {
         report.findings.push(Finding {
             message: failure.reason.clone(),
-            fix: "grant get/list/watch on it (see examples/kubernetes/rbac.yaml) or check that the cluster is reachable, then run doctor again".into(),
+            fix: "grant list on it (see examples/kubernetes/rbac.yaml and rbac-doctor.yaml) or check that the cluster is reachable, then run doctor again".into(),
             ..finding(UNREADABLE, Severity::Error, &names.join(", "), "API", &namespace, &failure.resource)
         });
     }
