@@ -388,7 +388,17 @@ fn analyze_in(
     // Locks last until COMMIT only where the file runs in one transaction: not statement
     // by statement, and not in a backfill's batches.
     if !no_transaction && phase != Phase::Backfill {
-        findings.extend(rules::lock_held_in_transaction::check(&statements));
+        let located: Vec<rules::lock_held_in_transaction::Located> = statements
+            .iter()
+            .map(|s| rules::lock_held_in_transaction::Located {
+                kind: &s.verdict.kind,
+                locks: &s.verdict.locks,
+                slow_step: s.verdict.slow_step.as_ref(),
+                line: s.line,
+                column: s.column,
+            })
+            .collect();
+        findings.extend(rules::lock_held_in_transaction::check(&located));
     }
     if !no_transaction {
         for statement in &statements {

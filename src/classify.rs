@@ -29,11 +29,11 @@ mod utility;
 mod wording;
 
 use crate::lint::rules::concurrently_in_transaction;
+pub use crate::locks::{Blocks, LockMode, SlowStep, TableLock};
 use crate::phase::Class;
 use crate::schema::SchemaModel;
 use crate::sql::{ParsedFile, ParsedStatement};
 use context::FileContext;
-pub use locks::{Blocks, LockMode, SlowStep, TableLock};
 use pg_query::protobuf::node::Node;
 
 pub use crate::lint::RuleHit;

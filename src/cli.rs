@@ -3,6 +3,7 @@
 use crate::commands::backfill::BackfillCommandArgs;
 use crate::commands::baseline::BaselineArgs;
 use crate::commands::completions::CompletionsArgs;
+use crate::commands::doctor::DoctorArgs;
 use crate::commands::gate::GateCommandArgs;
 use crate::commands::import::ImportArgs;
 use crate::commands::lint::LintArgs;
@@ -76,6 +77,14 @@ Exit codes:
   0  the gate holds
   2  configuration error (unknown app, bad selector, unknown context, no credentials)
   3  blocked: the gate does not hold yet, or the cluster is unreachable; retry or --wait";
+
+/// `doctor --help`'s exit codes.
+const DOCTOR_EXIT: &str = "\
+Exit codes:
+  0  clean, or warnings only
+  1  errors: something makes expand/contract unsafe (each finding says the fix)
+  2  configuration error (no app configured, unknown context, bad snapshot)
+  3  the cluster is unreachable or a resource cannot be read: the report is incomplete; retry";
 
 /// `post-deploy --help`'s exit codes.
 const POST_DEPLOY_EXIT: &str = "\
@@ -194,6 +203,9 @@ pub enum Command {
     /// Backfills, then contracts whose gates hold (after the rollout)
     #[command(after_help = POST_DEPLOY_EXIT)]
     PostDeploy(PostDeployArgs),
+    /// Rollout hygiene of the configured apps' workloads (probes, preStop, PDBs, Argo)
+    #[command(after_help = DOCTOR_EXIT)]
+    Doctor(DoctorArgs),
     /// Compare checksums of applied migrations with the files
     #[command(after_help = VERIFY_EXIT)]
     Verify,
@@ -247,6 +259,7 @@ impl Command {
             Command::Backfill(_) => "backfill",
             Command::Gate(_) => "gate",
             Command::PostDeploy(_) => "post-deploy",
+            Command::Doctor(_) => "doctor",
             Command::Verify => "verify",
             Command::Baseline(_) => "baseline",
             Command::Init => "init",
@@ -281,6 +294,7 @@ async fn dispatch(cli: &Cli) -> Result<Exit, CommandError> {
         Command::Backfill(args) => commands::backfill::run(&ctx, args).await,
         Command::Gate(args) => commands::gate::run(&ctx, args).await,
         Command::PostDeploy(args) => commands::post_deploy::run(&ctx, args).await,
+        Command::Doctor(args) => commands::doctor::run(&ctx, args).await,
         Command::Verify => commands::verify::run(&ctx).await,
         Command::Baseline(args) => commands::baseline::run(&ctx, args).await,
         Command::Init => {

@@ -115,6 +115,97 @@ pub struct AppConfig {
     /// it, an app that matches no pod and no workload blocks every gate that names it.
     #[serde(default)]
     pub absent_ok: Option<String>,
+    /// Kubeconfig contexts the app runs in (`["eu", "us"]`); every one of them must hold.
+    /// Empty: the gate's one cluster (`--context`, `[kubernetes] context`, in-cluster).
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    /// Namespaces the app runs in, in each of its clusters; every one must hold. `"*"` is
+    /// every namespace (cluster-wide list/watch: a ClusterRole). Empty: the gate's namespace.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// One namespace (shorthand for `namespaces = [NS]`; `"*"`: cluster-wide).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `application_name:PATTERN` with `{version}` in it (`application_name:api/{version}`):
+    /// the app's live database sessions, read from `pg_stat_activity`, are evidence too.
+    #[serde(default)]
+    pub sessions: Option<SessionPattern>,
+    /// Whether the sessions check blocks when the role cannot see other roles' sessions
+    /// (no `pg_read_all_stats`); default true (fail closed).
+    #[serde(default = "yes")]
+    pub sessions_required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl AppConfig {
+    /// The namespaces the app names (`namespace` or `namespaces`); empty: the gate's default.
+    pub fn listed_namespaces(&self) -> Vec<String> {
+        match &self.namespace {
+            Some(namespace) => vec![namespace.clone()],
+            None => self.namespaces.clone(),
+        }
+    }
+}
+
+/// `sessions = "application_name:api/{version}"`: how an app's sessions name its version.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SessionPattern {
+    /// What comes before `{version}` in `application_name` (`api/`).
+    pub prefix: String,
+    /// What comes after it (usually empty).
+    pub suffix: String,
+}
+
+impl SessionPattern {
+    /// The version in `application_name`, if the name is one of this app's.
+    pub fn version_in<'a>(&self, application_name: &'a str) -> Option<&'a str> {
+        application_name
+            .strip_prefix(self.prefix.as_str())?
+            .strip_suffix(self.suffix.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+impl TryFrom<String> for SessionPattern {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let pattern = text.strip_prefix("application_name:").ok_or_else(|| {
+            format!(
+                "sessions = \"{text}\": expected \"application_name:PATTERN\" with {{version}} in PATTERN, e.g. \"application_name:api/{{version}}\""
+            )
+        })?;
+        let (prefix, suffix) = pattern.split_once("{version}").ok_or_else(|| {
+            format!(
+                "sessions = \"{text}\": the pattern has no {{version}}; e.g. \"application_name:api/{{version}}\""
+            )
+        })?;
+        if prefix.is_empty() {
+            return Err(format!(
+                "sessions = \"{text}\": the pattern must start with the app's name (e.g. \"application_name:api/{{version}}\"), or every session would be read as a version"
+            ));
+        }
+        if suffix.contains("{version}") {
+            return Err(format!("sessions = \"{text}\": {{version}} appears twice"));
+        }
+        Ok(SessionPattern {
+            prefix: prefix.to_string(),
+            suffix: suffix.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for SessionPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "application_name:{}{{version}}{}",
+            self.prefix, self.suffix
+        )
+    }
 }
 
 /// Where a pod's app version is read from.
@@ -289,6 +380,22 @@ impl Config {
             if app.selector.trim().is_empty() {
                 return Err(format!(
                     "[apps.{name}] selector is empty; give a label selector such as \"app={name}\""
+                ));
+            }
+            if app.namespace.is_some() && !app.namespaces.is_empty() {
+                return Err(format!(
+                    "[apps.{name}] sets both namespace and namespaces; keep one (namespaces = [\"a\", \"b\"] or namespace = \"*\")"
+                ));
+            }
+            let contexts = app.contexts.iter().map(|c| ("contexts", c.as_str()));
+            let namespaces = app.listed_namespaces();
+            let namespaces = namespaces.iter().map(|n| ("namespaces", n.as_str()));
+            if let Some((key, _)) = contexts
+                .chain(namespaces)
+                .find(|(_, v)| v.trim().is_empty())
+            {
+                return Err(format!(
+                    "[apps.{name}] {key} has an empty name; give each a name (or remove the key)"
                 ));
             }
             if app

@@ -227,14 +227,23 @@ const NOT_VOLATILE: &[&str] = &[
 ];
 
 /// Why evaluating `default` per row may differ (a volatile or unknown function), or `None`
-/// when the default is a constant or only calls known STABLE/IMMUTABLE functions.
-pub(crate) fn volatile_call(default: &protobuf::Node) -> Option<String> {
+/// when the default is a constant or only calls known STABLE/IMMUTABLE functions: the
+/// built-in ones concertina lists, and those `known_stable` names by their key
+/// (`refresh_totals`, `billing.fmt`: functions the folder or the catalog shows IMMUTABLE or
+/// STABLE).
+pub(crate) fn volatile_call(
+    default: &protobuf::Node,
+    known_stable: impl Fn(&str) -> bool,
+) -> Option<String> {
     let root = default.node.as_ref()?;
     for (n, ..) in root.nodes() {
         if let NodeRef::FuncCall(call) = n {
             let parts = strings(&call.funcname);
             let name = parts.last().cloned().unwrap_or_default();
             let builtin = parts.len() == 1 || parts.first().is_some_and(|s| s == "pg_catalog");
+            if known_stable(&parts_key(&parts).0) {
+                continue;
+            }
             if VOLATILE.contains(&name.as_str()) {
                 return Some(format!("{}() is VOLATILE", parts.join(".")));
             }

@@ -214,11 +214,12 @@ pub async fn post_deploy_dry_run(
             ));
             report
         } else {
-            let verdict = gate::judge_requires_at(
+            let verdict = gate::judge_gate(
                 config,
                 &m.requires,
                 &backfill_settings.gate_target(),
                 backfill_settings.gate_wait,
+                gate::SessionsSource::Pool(pool),
             )
             .await;
             let mut report = ContractReport::new(
@@ -342,8 +343,14 @@ async fn run_contract(
     if !m.requires.is_empty() {
         let wait = gates.gate_wait;
         tracing::info!(file = %path, gate = %m.gate_text(), wait = wait.is_some(), "judging the gate");
-        let verdict =
-            gate::judge_requires_at(config, &m.requires, &gates.gate_target(), wait).await;
+        let verdict = gate::judge_gate(
+            config,
+            &m.requires,
+            &gates.gate_target(),
+            wait,
+            gate::SessionsSource::Pool(pool),
+        )
+        .await;
         if let Err(message) = gate::record(pool, m.migration.version, &m.requires, &verdict).await {
             tracing::warn!("the verdict was not recorded in concertina.gate_verdicts: {message}");
         }

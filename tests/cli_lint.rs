@@ -562,3 +562,48 @@ fn lint_reads_one_migration_from_standard_input_as_the_next_file() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("<stdin>:2:9: not UTF-8"), "{stderr}");
 }
+
+/// A folder whose first migration creates the referenced table inside a DO block: the
+/// model cannot see its columns or primary key, so the FOREIGN KEY written without a column
+/// list has an unknown target, and dropping any column of it is not called a runtime
+/// failure (before, every column was assumed referenced: a false error that blocked deploys).
+/// A key the folder does show still is.
+#[test]
+fn a_do_block_that_hides_the_referenced_table_raises_no_false_error() {
+    let dir = folder(&[
+        (
+            "0001_users.expand.sql",
+            "DO $$ BEGIN EXECUTE 'CREATE TABLE users (id int PRIMARY KEY, legacy text)'; END $$;\n",
+        ),
+        (
+            "0002_orders.expand.sql",
+            "CREATE TABLE orders (id int PRIMARY KEY, user_id int REFERENCES users);\n",
+        ),
+        (
+            "0003_drop_legacy.contract.sql",
+            "-- concertina: requires api>=2.0.0\nALTER TABLE users DROP COLUMN legacy;\n",
+        ),
+    ]);
+    let lint = dir.cli().run(&["--format", "json", "lint"]);
+    assert_eq!(lint.code, Some(0), "{}", lint.text());
+    assert!(!lint.stdout.contains("fails-at-runtime"), "{}", lint.stdout);
+
+    // Shown, the primary key the FOREIGN KEY references is known, and dropping it is refused.
+    let shown = folder(&[
+        (
+            "0001_users.expand.sql",
+            "CREATE TABLE users (id int PRIMARY KEY, legacy text);\n",
+        ),
+        (
+            "0002_orders.expand.sql",
+            "CREATE TABLE orders (id int PRIMARY KEY, user_id int REFERENCES users);\n",
+        ),
+        (
+            "0003_drop_id.contract.sql",
+            "-- concertina: requires api>=2.0.0\nALTER TABLE users DROP COLUMN id;\n",
+        ),
+    ]);
+    let lint = shown.cli().run(&["lint"]);
+    assert_eq!(lint.code, Some(1), "{}", lint.text());
+    assert!(lint.stdout.contains("fails-at-runtime"), "{}", lint.stdout);
+}

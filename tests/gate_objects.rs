@@ -356,6 +356,11 @@ fn comparable(blocking: &Value) -> Value {
             let reason = reason.split(" — looked in ").next().unwrap_or(reason);
             blocker["reason"] = json!(reason);
         }
+        // Where it was seen differs by design: the live cluster or the snapshot file.
+        if let Some(object) = blocker.as_object_mut() {
+            object.remove("cluster");
+            object.remove("context");
+        }
     }
     blocking
 }

@@ -4,11 +4,14 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
+
+mod support;
 
 fn documents(file: &str) -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -37,6 +40,9 @@ fn check_all(file: &str) -> Vec<Value> {
             Some("Job") => drop(typed::<Job>(doc)),
             Some("Role") => drop(typed::<Role>(doc)),
             Some("RoleBinding") => drop(typed::<RoleBinding>(doc)),
+            Some("ClusterRole") => drop(typed::<ClusterRole>(doc)),
+            Some("ClusterRoleBinding") => drop(typed::<ClusterRoleBinding>(doc)),
+            Some("PodDisruptionBudget") => drop(typed::<PodDisruptionBudget>(doc)),
             Some("ServiceAccount") => drop(typed::<ServiceAccount>(doc)),
             Some("Deployment") => drop(typed::<Deployment>(doc)),
             Some("Rollout") => {
@@ -129,4 +135,77 @@ fn the_dockerfile_builds_like_the_readme_and_runs_as_non_root() {
         "runtime image must not run as root"
     );
     assert_eq!(dockerfile.matches("FROM ").count(), 2, "multi-stage build");
+}
+
+#[test]
+fn the_rbac_examples_grant_only_reads() {
+    for file in ["rbac.yaml", "rbac-cluster-wide.yaml", "rbac-doctor.yaml"] {
+        let docs = check_all(file);
+        let rules: Vec<&Value> = docs
+            .iter()
+            .flat_map(|d| d["rules"].as_array().into_iter().flatten())
+            .collect();
+        assert!(!rules.is_empty(), "{file} grants nothing");
+        for rule in rules {
+            for verb in rule["verbs"].as_array().unwrap() {
+                assert!(
+                    ["get", "list", "watch"].contains(&verb.as_str().unwrap()),
+                    "{file} grants {verb}"
+                );
+            }
+        }
+    }
+    // Cluster-wide list/watch needs a ClusterRole with the gate's resources.
+    let cluster = check_all("rbac-cluster-wide.yaml");
+    let gate = cluster
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "concertina-gate")
+        .expect("a ClusterRole for the gate");
+    let resources: Vec<&str> = gate["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    for resource in [
+        "pods",
+        "deployments",
+        "replicasets",
+        "statefulsets",
+        "daemonsets",
+        "jobs",
+        "cronjobs",
+        "rollouts",
+    ] {
+        assert!(resources.contains(&resource), "{resource} missing");
+    }
+}
+
+#[test]
+fn doctor_finds_nothing_wrong_with_the_example_manifests() {
+    check_all("pdb.yaml");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for app in ["deployment.yaml", "rollout.yaml"] {
+        // The app's manifest and its PDB, as one snapshot folder.
+        let folder = tempfile::tempdir().unwrap();
+        for file in [app, "pdb.yaml"] {
+            std::fs::copy(
+                root.join("examples/kubernetes").join(file),
+                folder.path().join(file),
+            )
+            .unwrap();
+        }
+        let run = support::cli::concertina().current_dir(root).run(&[
+            "--config",
+            "examples/shop/concertina.toml",
+            "doctor",
+            "--objects",
+            folder.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(run.code, Some(0), "{app}: {}", run.text());
+        assert_eq!(run.json()["findings"], serde_json::json!([]), "{app}");
+    }
 }

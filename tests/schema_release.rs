@@ -140,7 +140,7 @@ fn a_constraint_on_a_table_new_in_the_release_is_expand_without_lock_findings() 
         ),
         (
             "CONSTRAINT {t}_no_overlap EXCLUDE USING gist (id WITH =)",
-            None,
+            Some("unique-without-index"),
         ),
     ];
     for (constraint, rule) in cases {

@@ -5,7 +5,7 @@ use super::args::GateArgs;
 use super::{CommandError, Context, Exit, Format};
 use crate::analysis::AnalyzedMigration;
 use crate::gate::snapshot::{self, SnapshotInput};
-use crate::gate::{self, GateVerdict, SnapshotVerdict, judge_requires_at, record};
+use crate::gate::{self, GateVerdict, SessionsSource, SnapshotVerdict, judge_gate, record};
 use crate::style::{Role, paint};
 use clap::Args;
 use serde_json::json;
@@ -50,16 +50,23 @@ pub async fn run(ctx: &Context, args: &GateCommandArgs) -> Result<Exit, CommandE
                         ctx.migrations_dir.display()
                     ))
                 })?;
-            // The database only records the verdict here; an unreachable one must not stop it.
+            // The database records the verdict and shows the sessions here; an unreachable
+            // one must not stop the cluster's judgment (a sessions check then blocks).
+            // Err(None): no database given; Err(Some(why)): it cannot be reached.
             let pool = match &ctx.database_url {
-                Some(url) => match connect(url).await {
-                    Ok(pool) => Some(pool),
+                Some(url) => match crate::db::connect(url).await {
+                    Ok(pool) => {
+                        if let Err(e) = crate::state::ensure_schema(&pool).await {
+                            tracing::warn!("the verdict will not be recorded: {e}");
+                        }
+                        Ok(pool)
+                    }
                     Err(message) => {
                         tracing::warn!("the verdict will not be recorded: {message}");
-                        None
+                        Err(Some(message.to_string()))
                     }
                 },
-                None => None,
+                None => Err(None),
             };
             (migration, pool)
         }
@@ -77,7 +84,7 @@ pub async fn run(ctx: &Context, args: &GateCommandArgs) -> Result<Exit, CommandE
                 .iter()
                 .find(|m| !applied.contains_key(&m.migration.version) && is_gated(m));
             match next {
-                Some(migration) => (migration, Some(pool)),
+                Some(migration) => (migration, Ok(pool)),
                 None => {
                     print_nothing_to_judge(ctx);
                     return Ok(Exit::Ok);
@@ -98,15 +105,21 @@ pub async fn run(ctx: &Context, args: &GateCommandArgs) -> Result<Exit, CommandE
                 migration.gate_text()
             );
         }
-        judge_requires_at(
+        let sessions = match &pool {
+            Ok(pool) => SessionsSource::Pool(pool),
+            Err(Some(why)) => SessionsSource::Unreachable(why),
+            Err(None) => SessionsSource::None,
+        };
+        judge_gate(
             &ctx.config,
             requires,
             &args.gate.kube.target(),
             args.gate.wait(),
+            sessions,
         )
         .await
     };
-    if let Some(pool) = &pool {
+    if let Ok(pool) = &pool {
         if !requires.is_empty() {
             // Best effort: the verdict stands whatever happens to its record.
             if let Err(message) =
@@ -134,7 +147,7 @@ fn exit_of(verdict: &GateVerdict) -> Exit {
 }
 
 /// Reads `--objects` (`-` is stdin); a bad snapshot is exit 2.
-fn read_snapshot(path: &std::path::Path) -> Result<snapshot::Snapshot, CommandError> {
+pub fn read_snapshot(path: &std::path::Path) -> Result<snapshot::Snapshot, CommandError> {
     let inputs = if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| {
@@ -366,15 +379,37 @@ fn print_verdict(
         if verdict.blocking.len() == 1 { "" } else { "s" }
     );
     for b in &verdict.blocking {
+        // A snapshot's lines above already say where the objects come from.
+        let seen = if offline.is_some() {
+            String::new()
+        } else {
+            b.where_seen()
+        };
+        if matches!(b.kind.as_str(), "Session" | "Sessions") {
+            // Not a Kubernetes object: a database session, or the sessions check itself.
+            println!(
+                "  {} {} (app {}, seen {}, required {}): {}{seen}",
+                b.kind,
+                b.name,
+                b.app,
+                b.version_seen.as_deref().unwrap_or("-"),
+                b.required,
+                b.reason
+            );
+            continue;
+        }
         if matches!(b.kind.as_str(), "API" | "Config" | gate::NOTHING_MATCHES) {
             println!(
-                "  {} ({} in namespace {}): {}",
-                b.kind, b.name, b.namespace, b.reason
+                "  {} ({} {}): {}{seen}",
+                b.kind,
+                b.name,
+                gate::access::scope(&b.namespace),
+                b.reason
             );
             continue;
         }
         println!(
-            "  {} {}/{} (app {}, seen {}, required {}): {}",
+            "  {} {}/{} (app {}, seen {}, required {}): {}{seen}",
             b.kind,
             b.namespace,
             b.name,

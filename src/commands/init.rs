@@ -45,6 +45,18 @@ migrations = {migrations}
 # Why it is fine that nothing matches the selector (the app is gone for good). Default:
 # unset, and an app that matches nothing blocks every gate naming it.
 # absent_ok = "retired in 2026-11, see TICKET-12"
+# Kubeconfig contexts the app runs in; the gate holds when it holds in every one. Default:
+# the gate's one cluster (--context, [kubernetes] context, in-cluster).
+# contexts = ["eu", "us"]
+# Namespaces the app runs in, in each context (or namespace "*" alone: every namespace, with a
+# ClusterRole). Default: -n, else [kubernetes] namespace.
+# namespaces = ["shop", "batch"]
+# The app's database sessions name its version in application_name; an older live session
+# blocks too. Default: unset (sessions are not checked).
+# sessions = "application_name:api/{{version}}"
+# Whether the sessions check blocks when the role cannot see other roles' sessions (no
+# pg_read_all_stats). Default true.
+# sessions_required = true
 
 [runner]
 # SET LOCAL lock_timeout for each migration's DDL. Default "2s".

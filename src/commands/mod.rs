@@ -9,6 +9,7 @@ pub mod args;
 pub mod backfill;
 pub mod baseline;
 pub mod completions;
+pub mod doctor;
 pub mod errors;
 pub mod gate;
 pub mod import;

@@ -140,8 +140,14 @@ fn body(outcome: &PostDeployOutcome) -> String {
             let seen = b.version_seen.as_deref().unwrap_or("no version");
             let _ = writeln!(
                 out,
-                "       blocked by {} {}/{} (app {}, {seen}, needs {}): {}",
-                b.kind, b.namespace, b.name, b.app, b.required, b.reason
+                "       blocked by {} {}/{} (app {}, {seen}, needs {}): {}{}",
+                b.kind,
+                b.namespace,
+                b.name,
+                b.app,
+                b.required,
+                b.reason,
+                b.where_seen()
             );
         }
     }

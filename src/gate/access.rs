@@ -92,12 +92,13 @@ pub fn describe_error(
     namespace: &str,
 ) -> String {
     let what = resource.qualified();
+    let scope = scope(namespace);
     match error {
         kube::Error::Api(status) => {
             let message = status.message.trim();
             match status.code {
                 401 => format!(
-                    "unauthorized: the API server rejected the credentials when asked to {verb} {what} in namespace {namespace} ({message}); check the kubeconfig user or the service account token"
+                    "unauthorized: the API server rejected the credentials when asked to {verb} {what} {scope} ({message}); check the kubeconfig user or the service account token"
                 ),
                 403 => {
                     let group = if resource.group.is_empty() {
@@ -105,20 +106,27 @@ pub fn describe_error(
                     } else {
                         format!(" in apiGroup {}", resource.group)
                     };
-                    format!(
-                        "forbidden: cannot {verb} {} in namespace {namespace}; grant {verb} on {}{group} (see examples/kubernetes/rbac.yaml)",
-                        resource.plural, resource.plural
-                    )
+                    if namespace == ALL_NAMESPACES {
+                        format!(
+                            "forbidden: cannot {verb} {} {scope}; grant {verb} on {}{group} with a ClusterRole bound by a ClusterRoleBinding (see examples/kubernetes/rbac-cluster-wide.yaml)",
+                            resource.plural, resource.plural
+                        )
+                    } else {
+                        format!(
+                            "forbidden: cannot {verb} {} {scope}; grant {verb} on {}{group} (see examples/kubernetes/rbac.yaml)",
+                            resource.plural, resource.plural
+                        )
+                    }
                 }
                 404 => format!(
-                    "not found: the API server does not serve {what} in namespace {namespace} ({message}); is this a Kubernetes API server of version 1.33 or later?"
+                    "not found: the API server does not serve {what} {scope} ({message}); is this a Kubernetes API server of version 1.33 or later?"
                 ),
                 code if code >= 500 => format!(
-                    "the API server failed with {code} when asked to {verb} {what} in namespace {namespace}: {message}; retry when it is healthy"
+                    "the API server failed with {code} when asked to {verb} {what} {scope}: {message}; retry when it is healthy"
                 ),
-                code => format!(
-                    "the API server answered {code} to {verb} {what} in namespace {namespace}: {message}"
-                ),
+                code => {
+                    format!("the API server answered {code} to {verb} {what} {scope}: {message}")
+                }
             }
         }
         kube::Error::SerdeError(e) => format!(
@@ -129,6 +137,47 @@ pub fn describe_error(
             "cannot reach the Kubernetes API server: {}; check the cluster address, network and TLS settings of the kubeconfig or service account",
             error_chain(other)
         ),
+    }
+}
+
+/// The namespace that stands for every namespace (`namespace = "*"`): cluster-wide
+/// list and watch, which need a ClusterRole.
+pub const ALL_NAMESPACES: &str = "*";
+
+/// `in namespace shop`, or `in all namespaces (cluster-wide)` for [`ALL_NAMESPACES`].
+pub fn scope(namespace: &str) -> String {
+    if namespace == ALL_NAMESPACES {
+        "in all namespaces (cluster-wide)".to_string()
+    } else {
+        format!("in namespace {namespace}")
+    }
+}
+
+/// The API of a namespaced resource in `namespace`, or across all of them for
+/// [`ALL_NAMESPACES`].
+pub fn api<K>(client: &Client, namespace: &str) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    if namespace == ALL_NAMESPACES {
+        Api::all(client.clone())
+    } else {
+        Api::namespaced(client.clone(), namespace)
+    }
+}
+
+/// The Argo Rollouts API in `namespace` (or all of them), as dynamic objects.
+pub fn rollout_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    dynamic_api(client, namespace, &rollout_resource())
+}
+
+/// A dynamic API (a CRD) in `namespace` (or all of them).
+pub fn dynamic_api(client: &Client, namespace: &str, resource: &ApiResource) -> Api<DynamicObject> {
+    if namespace == ALL_NAMESPACES {
+        Api::all_with(client.clone(), resource)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, resource)
     }
 }
 
@@ -186,11 +235,11 @@ pub async fn read_view(
     let all = ListParams::default();
     let pods = futures::future::join_all(apps.iter().map(|(name, app)| {
         let params = ListParams::default().labels(&app.selector);
-        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let api: Api<Pod> = api(client, ns);
         async move { (name.clone(), list_all(api, &params, PODS, ns).await) }
     }));
     let rollouts = async {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &rollout_resource());
+        let api = rollout_api(client, ns);
         match api.list(&all).await {
             Ok(list) => Ok(list.items),
             Err(e) if is_not_found(&e) => Ok(Vec::new()),
@@ -202,12 +251,12 @@ pub async fn read_view(
     };
     let (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, cron_jobs, rollouts) = tokio::join!(
         pods,
-        list_all::<Deployment>(Api::namespaced(client.clone(), ns), &all, DEPLOYMENTS, ns),
-        list_all::<ReplicaSet>(Api::namespaced(client.clone(), ns), &all, REPLICA_SETS, ns),
-        list_all::<StatefulSet>(Api::namespaced(client.clone(), ns), &all, STATEFUL_SETS, ns),
-        list_all::<DaemonSet>(Api::namespaced(client.clone(), ns), &all, DAEMON_SETS, ns),
-        list_all::<Job>(Api::namespaced(client.clone(), ns), &all, JOBS, ns),
-        list_all::<CronJob>(Api::namespaced(client.clone(), ns), &all, CRON_JOBS, ns),
+        list_all::<Deployment>(api(client, ns), &all, DEPLOYMENTS, ns),
+        list_all::<ReplicaSet>(api(client, ns), &all, REPLICA_SETS, ns),
+        list_all::<StatefulSet>(api(client, ns), &all, STATEFUL_SETS, ns),
+        list_all::<DaemonSet>(api(client, ns), &all, DAEMON_SETS, ns),
+        list_all::<Job>(api(client, ns), &all, JOBS, ns),
+        list_all::<CronJob>(api(client, ns), &all, CRON_JOBS, ns),
         rollouts,
     );
     ClusterView {

@@ -11,7 +11,6 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
-use serde_json::Value;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
@@ -72,7 +71,8 @@ impl ClusterView {
         }
     }
 
-    fn failures(&self, apps: &[&str]) -> Vec<&AccessFailure> {
+    /// The listings that failed: the pods of `apps` and every workload listing.
+    pub fn failures(&self, apps: &[&str]) -> Vec<&AccessFailure> {
         let pods = self
             .pods
             .iter()
@@ -114,6 +114,8 @@ pub fn judge(
             version_seen: None,
             required: requirement.to_string(),
             reason,
+            context: None,
+            cluster: None,
         };
         let Some(app) = apps.get(&requirement.app) else {
             blocking.push(config_blocker(format!(
@@ -154,6 +156,8 @@ pub fn judge(
             version_seen: None,
             required: requires_text.clone(),
             reason,
+            context: None,
+            cluster: None,
         });
     }
 
@@ -177,8 +181,9 @@ pub fn judge(
         if judge.matched.get() == 0 && every_listing_read {
             match &app.absent_ok {
                 Some(reason) => notes.push(format!(
-                    "app `{}` matches no pod and no workload in namespace {} (declared absent_ok: {reason})",
-                    requirement.app, view.namespace
+                    "app `{}` matches no pod and no workload {} (declared absent_ok: {reason})",
+                    requirement.app,
+                    super::access::scope(&view.namespace)
                 )),
                 None => blocking.push(nothing_matches(view, requirement, app)),
             }
@@ -201,11 +206,17 @@ fn nothing_matches(view: &ClusterView, requirement: &Requirement, app: &AppConfi
         version_seen: None,
         required: requirement.to_string(),
         reason: format!(
-            "app `{app_name}`: selector `{selector}` matches no pod and no workload template in namespace `{namespace}`, so nothing proves the version; check the selector in [apps.{app_name}], the namespace ([kubernetes] namespace / -n) and the kubeconfig context (--context), or, if the app is gone for good, declare it with `absent_ok = \"why\"` under [apps.{app_name}]",
+            "app `{app_name}`: selector `{selector}` matches no pod and no workload template {scope}, so nothing proves the version; check the selector in [apps.{app_name}], the namespace ([kubernetes] namespace / -n) and the kubeconfig context (--context), or, if the app is gone for good, declare it with `absent_ok = \"why\"` under [apps.{app_name}]",
             app_name = requirement.app,
             selector = app.selector,
-            namespace = view.namespace,
+            scope = if view.namespace == super::access::ALL_NAMESPACES {
+                "in any namespace".to_string()
+            } else {
+                format!("in namespace `{}`", view.namespace)
+            },
         ),
+        context: None,
+        cluster: None,
     }
 }
 
@@ -273,6 +284,8 @@ impl Judge<'_> {
             version_seen: seen,
             required: self.requirement.to_string(),
             reason,
+            context: None,
+            cluster: None,
         }
     }
 
@@ -386,7 +399,18 @@ impl Judge<'_> {
                 continue;
             }
             if self.template_matches(template) {
-                let note = format!(" ({desired} replicas)");
+                let deadline = rs
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(super::argo::SCALE_DOWN_DEADLINE));
+                let note = match deadline {
+                    // A blue-green's previous ReplicaSet: promoted away from, not gone yet.
+                    Some(deadline) => format!(
+                        " ({desired} replicas; Argo Rollouts keeps this previous blue-green ReplicaSet until its scale-down-deadline {deadline}, after scaleDownDelaySeconds)"
+                    ),
+                    None => format!(" ({desired} replicas)"),
+                };
                 self.workload("ReplicaSet", &rs.metadata, template, &note, Vec::new(), out);
             }
         }
@@ -477,161 +501,10 @@ impl Judge<'_> {
     }
 }
 
-fn not_observed(meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
-    let generation = meta.generation.unwrap_or(0);
-    let observed = observed.unwrap_or(0);
-    (observed < generation).then(|| {
-        format!(
-            "rollout not observed yet (observedGeneration {observed} < generation {generation})"
-        )
-    })
-}
-
-/// kubectl's `rollout status` rules for a Deployment.
-pub fn deployment_rollout(d: &Deployment) -> Vec<String> {
-    let status = d.status.clone().unwrap_or_default();
-    let mut problems: Vec<String> = not_observed(&d.metadata, status.observed_generation)
-        .into_iter()
-        .collect();
-    let deadline_exceeded = status.conditions.iter().flatten().any(|c| {
-        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-    });
-    if deadline_exceeded {
-        problems.push("rollout failed: progress deadline exceeded".into());
-    }
-    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let updated = status.updated_replicas.unwrap_or(0);
-    let replicas = status.replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
-    if updated < desired {
-        problems.push(format!(
-            "rollout in progress: {updated} of {desired} replicas updated"
-        ));
-    }
-    if replicas > updated {
-        problems.push(format!(
-            "rollout in progress: {} old replicas pending termination",
-            replicas - updated
-        ));
-    }
-    if available < updated {
-        problems.push(format!(
-            "rollout in progress: {available} of {updated} updated replicas available"
-        ));
-    }
-    problems
-}
-
-/// kubectl's `rollout status` rules for a StatefulSet.
-pub fn stateful_set_rollout(s: &StatefulSet) -> Vec<String> {
-    let status = s.status.clone().unwrap_or_default();
-    let mut problems: Vec<String> = not_observed(&s.metadata, status.observed_generation)
-        .into_iter()
-        .collect();
-    let spec = s.spec.as_ref();
-    let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
-    let strategy = spec.and_then(|s| s.update_strategy.as_ref());
-    if strategy.and_then(|u| u.type_.as_deref()) == Some("OnDelete") {
-        // Pods are replaced only when deleted: the pods themselves tell.
-        return problems;
-    }
-    let ready = status.ready_replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(ready);
-    let updated = status.updated_replicas.unwrap_or(0);
-    if ready < desired || available < desired {
-        problems.push(format!(
-            "rollout in progress: {} of {desired} replicas available",
-            ready.min(available)
-        ));
-    }
-    let partition = strategy
-        .and_then(|u| u.rolling_update.as_ref())
-        .and_then(|r| r.partition)
-        .unwrap_or(0);
-    if partition > 0 {
-        if updated < desired - partition {
-            problems.push(format!(
-                "rollout in progress: {updated} of {} replicas updated (partition {partition})",
-                desired - partition
-            ));
-        }
-    } else if status.update_revision != status.current_revision || updated < desired {
-        problems.push(format!(
-            "rollout in progress: {updated} of {desired} replicas updated (current revision {}, update revision {})",
-            status.current_revision.as_deref().unwrap_or("?"),
-            status.update_revision.as_deref().unwrap_or("?")
-        ));
-    }
-    problems
-}
-
-/// kubectl's `rollout status` rules for a DaemonSet.
-pub fn daemon_set_rollout(d: &DaemonSet) -> Vec<String> {
-    let status = d.status.clone().unwrap_or_default();
-    let mut problems: Vec<String> = not_observed(&d.metadata, status.observed_generation)
-        .into_iter()
-        .collect();
-    let desired = status.desired_number_scheduled;
-    let updated = status.updated_number_scheduled.unwrap_or(0);
-    let available = status.number_available.unwrap_or(0);
-    if updated < desired {
-        problems.push(format!(
-            "rollout in progress: {updated} of {desired} nodes updated"
-        ));
-    }
-    if available < desired {
-        problems.push(format!(
-            "rollout in progress: {available} of {desired} pods available"
-        ));
-    }
-    problems
-}
-
-fn job_finished(job: &Job) -> bool {
-    let status = job.status.as_ref();
-    status.and_then(|s| s.completion_time.as_ref()).is_some()
-        || status
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True")
-}
-
-/// Argo Rollouts' completeness: observed, not aborted, not paused, stable = current.
-pub fn argo_rollout(rollout: &DynamicObject) -> Vec<String> {
-    let data = &rollout.data;
-    let status = data.get("status").unwrap_or(&Value::Null);
-    // Argo writes observedGeneration as a string; accept a number too.
-    let observed = match status.get("observedGeneration") {
-        Some(Value::String(s)) => s.parse::<i64>().ok(),
-        Some(v) => v.as_i64(),
-        None => None,
-    };
-    let mut problems: Vec<String> = not_observed(&rollout.metadata, observed)
-        .into_iter()
-        .collect();
-    if status.get("abort").and_then(Value::as_bool) == Some(true) {
-        problems.push("rollout aborted (the stable pods run the old version)".into());
-    }
-    let paused_spec = data.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
-    let pause_conditions = status
-        .get("pauseConditions")
-        .and_then(Value::as_array)
-        .is_some_and(|c| !c.is_empty());
-    if paused_spec || pause_conditions {
-        problems.push("rollout paused".into());
-    }
-    let stable = status.get("stableRS").and_then(Value::as_str);
-    let current = status.get("currentPodHash").and_then(Value::as_str);
-    match (stable, current) {
-        (Some(stable), Some(current)) if stable == current => {}
-        (Some(stable), Some(current)) => problems.push(format!(
-            "rollout in progress: stable ReplicaSet {stable} is not the current one {current}"
-        )),
-        _ => problems.push("rollout in progress: status has no stableRS/currentPodHash yet".into()),
-    }
-    problems
-}
+pub use super::argo::argo_rollout;
+pub use super::rollout::{
+    daemon_set_rollout, deployment_rollout, job_finished, not_observed, stateful_set_rollout,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,10 @@
 //! The Kubernetes gate: every pod that can reach the database runs a compatible version.
 //!
-//! - [`judge`] is the rule book, a pure function over listed objects;
+//! - [`judge`] is the rule book, a pure function over listed objects, with [`rollout`]
+//!   (kubectl's rollout-status rules) and [`argo`] (Argo Rollouts' typed status);
+//! - [`places`] resolves every context and namespace an app names; `credentials` builds
+//!   the clients;
+//! - [`sessions`] judges the apps' live database sessions (`pg_stat_activity`);
 //! - [`access`] lists them (and words API errors), [`watch`] keeps them current for `--wait`;
 //! - [`version`] and [`selector`] read versions and match labels;
 //! - [`record`] writes verdicts to `concertina.gate_verdicts`;
@@ -10,19 +14,26 @@
 //! `concertina gate` itself is `commands::gate`.
 
 pub mod access;
+pub mod argo;
+mod credentials;
 pub mod judge;
+pub mod places;
 mod record;
+pub mod rollout;
 pub mod selector;
+pub mod sessions;
 pub mod snapshot;
 pub mod version;
 pub mod watch;
 
+pub use credentials::{kube_config, kube_config_at};
 pub use judge::NOTHING_MATCHES;
 pub use record::record;
 
 use crate::config::{AppConfig, Config};
 use crate::requires::Requirement;
 use selector::Selector;
+pub use sessions::SessionsSource;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,6 +154,23 @@ pub struct Blocker {
     pub required: String,
     /// Why it blocks (`terminating, 1.9.2 < 2.0.0`).
     pub reason: String,
+    /// The kubeconfig context it was seen in, when the gate named one (`eu`); `null` for
+    /// the in-cluster service account, the current context, a snapshot or the database.
+    pub context: Option<String>,
+    /// Where it was seen: `kubeconfig context `eu` (https://…)`, `the cluster this pod runs
+    /// in (…)`, `the snapshot FILE` or `database sessions (pg_stat_activity)`.
+    pub cluster: Option<String>,
+}
+
+impl Blocker {
+    /// ` — in CLUSTER` for a human line, empty when the reason already says where it looked
+    /// (an app that matches nothing) or nothing is known of the cluster.
+    pub fn where_seen(&self) -> String {
+        match &self.cluster {
+            Some(cluster) if self.kind != judge::NOTHING_MATCHES => format!(" — in {cluster}"),
+            _ => String::new(),
+        }
+    }
 }
 
 /// The verdict of one gate.
@@ -205,6 +233,8 @@ impl GateVerdict {
                     .collect::<Vec<_>>()
                     .join(", "),
                 reason,
+                context: None,
+                cluster: None,
             }],
         }
     }
@@ -256,159 +286,164 @@ pub struct ClusterTarget {
 
 /// [`judge_requires`] at an explicit target: `target.kubeconfig` replaces `KUBECONFIG` (and,
 /// like `target.context`, is used even in a pod); `target.namespace` replaces the config's.
+///
+/// An app that lists `contexts` or `namespaces` is judged in each of them (`target.context`
+/// and `target.namespace` only replace the defaults of apps that list none); the gate holds
+/// when every place holds, and every blocker names its context and cluster.
+///
+/// Apps checked by their database sessions (`sessions = …`) need [`judge_gate`], which is
+/// given the database; here they block as a configuration error.
 pub async fn judge_requires_at(
     config: &Config,
     requires: &[Requirement],
     target: &ClusterTarget,
     wait: Option<Duration>,
 ) -> GateVerdict {
+    judge_gate(config, requires, target, wait, SessionsSource::None).await
+}
+
+/// How often `--wait` re-reads `pg_stat_activity` (sessions cannot be watched).
+const SESSIONS_POLL: Duration = Duration::from_secs(1);
+
+/// [`judge_requires_at`] with the database the sessions evidence is read from: the gate
+/// holds when every cluster place holds and no live session of an app runs an older
+/// version. With `wait`, the clusters are watched and the sessions re-read every second.
+pub async fn judge_gate(
+    config: &Config,
+    requires: &[Requirement],
+    target: &ClusterTarget,
+    wait: Option<Duration>,
+    sessions_source: SessionsSource<'_>,
+) -> GateVerdict {
     if requires.is_empty() {
         return GateVerdict::holds();
     }
-    let context = target.context.as_deref();
-    let configured = target
-        .namespace
-        .as_deref()
-        .or(config.kubernetes.namespace.as_deref());
-    let configured_ns = configured.unwrap_or("");
-    let client_config = match kube_config_at(
-        target.kubeconfig.as_deref(),
-        context,
-        config.kubernetes.context.as_deref(),
+    let apps = &config.apps;
+    // The sessions evidence: fixed when there is no pool, else read now and (waiting) polled.
+    let fixed = sessions::without_database(sessions_source, apps, requires);
+    let latest: std::sync::Arc<std::sync::Mutex<Result<sessions::SessionsView, String>>> =
+        std::sync::Arc::new(std::sync::Mutex::new(Err("not read yet".into())));
+    let bell = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut poller = None;
+    if let (None, SessionsSource::Pool(pool)) = (&fixed, sessions_source) {
+        let read = sessions::read(pool).await;
+        *latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = read;
+        if wait.is_some() {
+            let (pool, latest, bell) = (pool.clone(), latest.clone(), bell.clone());
+            poller = Some(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SESSIONS_POLL).await;
+                    let read = sessions::read(&pool).await;
+                    let mut slot = latest
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if *slot != read {
+                        *slot = read;
+                        drop(slot);
+                        bell.notify_one();
+                    }
+                }
+            }));
+        }
+    }
+    let sessions_verdict = || match &fixed {
+        Some(verdict) => verdict.clone(),
+        None => {
+            let latest = latest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            sessions::judge(latest.as_ref().map_err(String::as_str), apps, requires)
+        }
+    };
+    let mut names: Vec<String> = requires.iter().map(|r| r.app.clone()).collect();
+    names.sort();
+    names.dedup();
+    let resolved = places::resolve(config, &names, target).await;
+    let own_pod = own_pod_name();
+    let several = resolved.places.len() + resolved.unusable.len() > 1;
+    let place_requires: Vec<Vec<Requirement>> = resolved
+        .places
+        .iter()
+        .map(|p| p.requires(requires))
+        .collect();
+    let unusable: Vec<GateVerdict> = resolved
+        .unusable
+        .iter()
+        .map(|u| u.verdict(requires))
+        .collect();
+    let judge_place =
+        |place: &places::Place, requires: &[Requirement], view: &judge::ClusterView| {
+            judge::judge(view, &config.apps, requires, own_pod.as_deref()).seen_at(place, several)
+        };
+    let judged = match wait {
+        Some(wait) => {
+            let watched: Vec<watch::WatchPlace<'_>> = resolved
+                .places
+                .iter()
+                .zip(&place_requires)
+                .map(|(p, requires)| watch::WatchPlace {
+                    client: p.client.clone(),
+                    namespace: p.namespace.clone(),
+                    apps: used_apps(&config.apps, requires),
+                })
+                .collect();
+            watch::judge_watching(&watched, wait, bell, |views| {
+                GateVerdict::all_of(
+                    resolved
+                        .places
+                        .iter()
+                        .zip(&place_requires)
+                        .zip(views)
+                        .map(|((place, requires), view)| judge_place(place, requires, view))
+                        .chain(unusable.iter().cloned())
+                        .chain(std::iter::once(sessions_verdict())),
+                )
+            })
+            .await
+        }
+        None => GateVerdict::all_of(
+            futures::future::join_all(resolved.places.iter().zip(&place_requires).map(
+                |(place, requires)| async {
+                    match read_once(&place.client, &place.namespace, &config.apps, requires).await {
+                        Ok(view) => judge_place(place, requires, &view),
+                        Err(unanswered) => unanswered.seen_at(place, several),
+                    }
+                },
+            ))
+            .await,
+        )
+        .and(unusable.iter().cloned())
+        .and(std::iter::once(sessions_verdict())),
+    };
+    if let Some(poller) = poller {
+        poller.abort();
+    }
+    judged
+}
+
+/// Lists one place once, or the blocking verdict of a server that did not answer in time.
+async fn read_once(
+    client: &kube::Client,
+    namespace: &str,
+    apps: &BTreeMap<String, AppConfig>,
+    requires: &[Requirement],
+) -> Result<judge::ClusterView, GateVerdict> {
+    tokio::time::timeout(
+        SINGLE_JUDGMENT_LIMIT,
+        access::read_view(client, namespace, &used_apps(apps, requires)),
     )
     .await
-    {
-        Ok(client_config) => client_config,
-        // No usable credentials or no such context: the configuration must change.
-        Err(reason) => return GateVerdict::blocked(CONFIG, configured_ns, requires, reason),
-    };
-    let namespace = configured
-        .map(str::to_string)
-        .unwrap_or_else(|| client_config.default_namespace.clone());
-    let cluster = client_config.cluster_url.to_string();
-    // kube retries 429/503/504 for up to a minute by default; the gate reports such an
-    // answer at once instead (it blocks, exit 3: the Job's own retry comes back later, and
-    // `--wait` re-lists with its own backoff), so an operator sees the status, not a silence.
-    let mut client_config = client_config;
-    client_config.default_retry = false;
-    let client = match kube::Client::try_from(client_config) {
-        Ok(client) => client,
-        Err(e) => {
-            return GateVerdict::blocked(
-                "API",
-                &namespace,
-                requires,
-                format!(
-                    "cannot build a Kubernetes client for {cluster}: {}",
-                    access::error_chain(&e)
-                ),
-            );
-        }
-    };
-    let own_pod = own_pod_name();
-    let mut verdict = judge_with_client(
-        client,
-        &namespace,
-        &config.apps,
-        requires,
-        own_pod.as_deref(),
-        wait,
-    )
-    .await;
-    // The judgment knows the namespace; which cluster it looked at is known only here.
-    let looked_at = match (context, config.kubernetes.context.as_deref()) {
-        _ if context.is_none()
-            && target.kubeconfig.is_none()
-            && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
-        {
-            format!("the cluster this pod runs in ({cluster})")
-        }
-        (Some(name), _) | (None, Some(name)) => format!("kubeconfig context `{name}` ({cluster})"),
-        (None, None) => format!("the current kubeconfig context ({cluster})"),
-    };
-    let looked_at = match &target.kubeconfig {
-        Some(file) => format!("{looked_at} of {}", file.display()),
-        None => looked_at,
-    };
-    for blocker in &mut verdict.blocking {
-        if blocker.kind == judge::NOTHING_MATCHES {
-            blocker.reason = format!("{} — looked in {looked_at}", blocker.reason);
-        }
-    }
-    verdict
-}
-
-/// The client configuration: see [`judge_requires`] for the order. The error says what to set.
-pub async fn kube_config(
-    cli_context: Option<&str>,
-    config_context: Option<&str>,
-) -> Result<kube::Config, String> {
-    kube_config_at(None, cli_context, config_context).await
-}
-
-/// [`kube_config`] with an explicit kubeconfig file (`--kubeconfig`), which replaces
-/// `KUBECONFIG` and is read even in a pod.
-pub async fn kube_config_at(
-    kubeconfig: Option<&std::path::Path>,
-    cli_context: Option<&str>,
-    config_context: Option<&str>,
-) -> Result<kube::Config, String> {
-    use kube::config::{KubeConfigOptions, Kubeconfig};
-    if let Some(file) = kubeconfig {
-        let context = cli_context.or(config_context);
-        let parsed = Kubeconfig::read_from(file).map_err(|e| {
+    .map_err(|_| {
+        GateVerdict::blocked(
+            "API",
+            namespace,
+            requires,
             format!(
-                "cannot read kubeconfig {} (--kubeconfig): {}; pass the path of a readable kubeconfig file",
-                file.display(),
-                access::error_chain(&e)
-            )
-        })?;
-        let options = KubeConfigOptions {
-            context: context.map(str::to_string),
-            ..KubeConfigOptions::default()
-        };
-        return kube::Config::from_custom_kubeconfig(parsed, &options)
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot load {} from kubeconfig {} (--kubeconfig): {}",
-                    context.map_or_else(
-                        || "the current context".to_string(),
-                        |c| format!("context `{c}`")
-                    ),
-                    file.display(),
-                    access::error_chain(&e)
-                )
-            });
-    }
-    let from_kubeconfig = |context: Option<&str>| {
-        let options = KubeConfigOptions {
-            context: context.map(str::to_string),
-            ..KubeConfigOptions::default()
-        };
-        async move { kube::Config::from_kubeconfig(&options).await }
-    };
-    if let Some(context) = cli_context {
-        return from_kubeconfig(Some(context)).await.map_err(|e| {
-            format!(
-                "cannot load kubeconfig context `{context}`: {}",
-                access::error_chain(&e)
-            )
-        });
-    }
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        return kube::Config::incluster().map_err(|e| {
-            format!(
-                "running in a pod but the service account cannot be read: {}; mount a service account token (automountServiceAccountToken) for the `concertina` ServiceAccount",
-                access::error_chain(&e)
-            )
-        });
-    }
-    from_kubeconfig(config_context).await.map_err(|e| {
-        format!(
-            "no Kubernetes credentials: not running in a pod and no usable kubeconfig (KUBECONFIG or ~/.kube/config{}): {}",
-            config_context.map(|c| format!(", context `{c}`")).unwrap_or_default(),
-            access::error_chain(&e)
+                "the Kubernetes API server did not answer within {}s; check that it is reachable",
+                SINGLE_JUDGMENT_LIMIT.as_secs()
+            ),
         )
     })
 }
@@ -427,26 +462,34 @@ pub async fn judge_with_client(
     if requires.is_empty() {
         return GateVerdict::holds();
     }
-    let used = used_apps(apps, requires);
     let rule = |view: &judge::ClusterView| judge::judge(view, apps, requires, own_pod);
     match wait {
-        Some(wait) => watch::judge_watching(&client, namespace, &used, wait, rule).await,
-        None => match tokio::time::timeout(
-            SINGLE_JUDGMENT_LIMIT,
-            access::read_view(&client, namespace, &used),
-        )
-        .await
-        {
+        Some(wait) => {
+            let place = watch::WatchPlace {
+                client,
+                namespace: namespace.to_string(),
+                apps: used_apps(apps, requires),
+            };
+            let bell = std::sync::Arc::new(tokio::sync::Notify::new());
+            watch::judge_watching(
+                std::slice::from_ref(&place),
+                wait,
+                bell,
+                |views| match views.first() {
+                    Some(view) => rule(view),
+                    None => GateVerdict::blocked(
+                        "API",
+                        namespace,
+                        requires,
+                        "nothing was watched".into(),
+                    ),
+                },
+            )
+            .await
+        }
+        None => match read_once(&client, namespace, apps, requires).await {
             Ok(view) => rule(&view),
-            Err(_) => GateVerdict::blocked(
-                "API",
-                namespace,
-                requires,
-                format!(
-                    "the Kubernetes API server did not answer within {}s; check that it is reachable",
-                    SINGLE_JUDGMENT_LIMIT.as_secs()
-                ),
-            ),
+            Err(unanswered) => unanswered,
         },
     }
 }
@@ -469,9 +512,9 @@ fn used_apps<'a>(
 pub struct SnapshotVerdict {
     /// The verdict, by the same [`judge::judge`] as the live gate.
     pub verdict: GateVerdict,
-    /// The namespace judged.
+    /// The namespace judged (several, comma-separated, when apps list `namespaces`).
     pub namespace: String,
-    /// Objects the gate reads that were judged (in the namespace).
+    /// Objects the gate reads that were judged (in the namespaces).
     pub objects: usize,
     /// Objects left out because they are in another namespace, by namespace.
     pub other_namespaces: BTreeMap<String, usize>,
@@ -479,9 +522,11 @@ pub struct SnapshotVerdict {
     pub unread_kinds: BTreeMap<String, usize>,
 }
 
-/// Judges `requires` on a snapshot in `namespace` (see [`snapshot::Snapshot::namespace`]):
-/// the snapshot becomes the [`judge::ClusterView`] the live gate would have listed and the
-/// same [`judge::judge`] decides. `own_pod` is never counted.
+/// Judges `requires` on a snapshot in `namespace` (see [`snapshot::Snapshot::namespace`]),
+/// and each app that lists `namespaces` in those: the snapshot becomes the
+/// [`judge::ClusterView`]s the live gate would have listed and the same [`judge::judge`]
+/// decides. A snapshot is one cluster: an app's `contexts` cannot be told apart, which the
+/// verdict notes. `own_pod` is never counted.
 pub fn judge_snapshot(
     snapshot: &snapshot::Snapshot,
     namespace: &str,
@@ -489,23 +534,71 @@ pub fn judge_snapshot(
     requires: &[Requirement],
     own_pod: Option<&str>,
 ) -> SnapshotVerdict {
-    let cut = snapshot.view(namespace, &used_apps(apps, requires));
-    let mut verdict = if requires.is_empty() {
-        GateVerdict::holds()
-    } else {
-        judge::judge(&cut.view, apps, requires, own_pod)
-    };
-    let sources = snapshot.sources.join(", ");
-    for blocker in &mut verdict.blocking {
-        if blocker.kind == judge::NOTHING_MATCHES {
-            blocker.reason = format!("{} — looked in the snapshot {sources}", blocker.reason);
+    let mut by_namespace: BTreeMap<String, Vec<Requirement>> = BTreeMap::new();
+    if requires.is_empty() {
+        by_namespace.insert(namespace.to_string(), Vec::new());
+    }
+    let mut notes = Vec::new();
+    for requirement in requires {
+        let app = apps.get(&requirement.app);
+        let listed = app.map(AppConfig::listed_namespaces).unwrap_or_default();
+        let namespaces = if listed.is_empty() {
+            vec![namespace.to_string()]
+        } else {
+            listed
+        };
+        for ns in namespaces {
+            let list = by_namespace.entry(ns).or_default();
+            if !list.contains(requirement) {
+                list.push(requirement.clone());
+            }
+        }
+        if let Some(app) = app.filter(|a| !a.contexts.is_empty()) {
+            let note = format!(
+                "app `{}` lists contexts {}; a snapshot is one cluster, judged as all of them (judge each cluster's own snapshot, or the live clusters)",
+                requirement.app,
+                app.contexts.join(", ")
+            );
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
         }
     }
+    let sources = snapshot.sources.join(", ");
+    let mut objects = 0;
+    let mut other_namespaces: Option<BTreeMap<String, usize>> = None;
+    let mut verdicts = Vec::new();
+    for (ns, requires) in &by_namespace {
+        let cut = snapshot.view(ns, &used_apps(apps, requires));
+        objects += cut.objects;
+        // Left out: what no judged namespace read.
+        other_namespaces = Some(match other_namespaces {
+            None => cut.other_namespaces,
+            Some(mut left) => {
+                left.retain(|k, _| cut.other_namespaces.contains_key(k));
+                left
+            }
+        });
+        let mut verdict = if requires.is_empty() {
+            GateVerdict::holds()
+        } else {
+            judge::judge(&cut.view, apps, requires, own_pod)
+        };
+        for blocker in &mut verdict.blocking {
+            if blocker.kind == judge::NOTHING_MATCHES {
+                blocker.reason = format!("{} — looked in the snapshot {sources}", blocker.reason);
+            }
+            blocker.cluster = Some(format!("the snapshot {sources}"));
+        }
+        verdicts.push(verdict);
+    }
+    let mut verdict = GateVerdict::all_of(verdicts);
+    verdict.notes.extend(notes);
     SnapshotVerdict {
         verdict,
-        namespace: namespace.to_string(),
-        objects: cut.objects,
-        other_namespaces: cut.other_namespaces,
+        namespace: by_namespace.keys().cloned().collect::<Vec<_>>().join(", "),
+        objects,
+        other_namespaces: other_namespaces.unwrap_or_default(),
         unread_kinds: snapshot.unread_kinds.clone(),
     }
 }

@@ -14,6 +14,7 @@ use crate::config::AppConfig;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DynamicObject;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -81,6 +82,23 @@ enum Object {
     Job(Box<Job>),
     CronJob(Box<CronJob>),
     Rollout(Box<DynamicObject>),
+    /// Read by `doctor` only (the gate counts it among the kinds it does not read).
+    PodDisruptionBudget(Box<PodDisruptionBudget>),
+    /// Argo Rollouts' AnalysisTemplate (doctor only).
+    AnalysisTemplate(Box<DynamicObject>),
+    /// Argo Rollouts' ClusterAnalysisTemplate (doctor only).
+    ClusterAnalysisTemplate(Box<DynamicObject>),
+}
+
+/// The objects of a snapshot only `doctor` reads.
+#[derive(Debug, Clone, Default)]
+pub struct DoctorObjects {
+    /// PodDisruptionBudgets of the namespace.
+    pub pdbs: Vec<PodDisruptionBudget>,
+    /// AnalysisTemplates of the namespace.
+    pub analysis_templates: Vec<DynamicObject>,
+    /// Every ClusterAnalysisTemplate.
+    pub cluster_analysis_templates: Vec<DynamicObject>,
 }
 
 /// Every object of a snapshot, with what was left out.
@@ -325,6 +343,19 @@ impl Snapshot {
             ("batch/v1", "Job") => typed(value, Object::Job, &what),
             ("batch/v1", "CronJob") => typed(value, Object::CronJob, &what),
             (_, "Rollout") if group == "argoproj.io" => typed(value, Object::Rollout, &what),
+            ("policy/v1", "PodDisruptionBudget")
+            | ("argoproj.io/v1alpha1", "AnalysisTemplate" | "ClusterAnalysisTemplate") => {
+                // The gate does not read these: counted as such, kept for `doctor`.
+                *self
+                    .unread_kinds
+                    .entry(format!("{kind} ({api_version})"))
+                    .or_default() += 1;
+                match kind.as_str() {
+                    "PodDisruptionBudget" => typed(value, Object::PodDisruptionBudget, &what),
+                    "AnalysisTemplate" => typed(value, Object::AnalysisTemplate, &what),
+                    _ => typed(value, Object::ClusterAnalysisTemplate, &what),
+                }
+            }
             _ => {
                 *self
                     .unread_kinds
@@ -336,6 +367,25 @@ impl Snapshot {
         .map_err(malformed)?;
         self.objects.push((namespace, object));
         Ok(())
+    }
+
+    /// The objects only `doctor` reads, of `namespace` (every one for `*`; cluster-scoped
+    /// templates whatever the namespace).
+    pub fn doctor_objects(&self, namespace: &str) -> DoctorObjects {
+        let mut out = DoctorObjects::default();
+        for (ns, object) in &self.objects {
+            let here = namespace == super::access::ALL_NAMESPACES
+                || ns.as_deref().is_none_or(|ns| ns == namespace);
+            match object {
+                Object::PodDisruptionBudget(pdb) if here => out.pdbs.push((**pdb).clone()),
+                Object::AnalysisTemplate(t) if here => out.analysis_templates.push((**t).clone()),
+                Object::ClusterAnalysisTemplate(t) => {
+                    out.cluster_analysis_templates.push((**t).clone())
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// How many objects the gate reads were found (all namespaces).
@@ -387,8 +437,17 @@ impl Snapshot {
         let (mut jobs, mut cron_jobs, mut rollouts) = (Vec::new(), Vec::new(), Vec::new());
         let mut objects = 0;
         for (ns, object) in &self.objects {
+            if matches!(
+                object,
+                Object::PodDisruptionBudget(_)
+                    | Object::AnalysisTemplate(_)
+                    | Object::ClusterAnalysisTemplate(_)
+            ) {
+                continue;
+            }
             if let Some(ns) = ns
                 && ns != namespace
+                && namespace != super::access::ALL_NAMESPACES
             {
                 *other_namespaces.entry(ns.clone()).or_default() += 1;
                 continue;
@@ -410,6 +469,9 @@ impl Snapshot {
                 Object::Job(j) => jobs.push((**j).clone()),
                 Object::CronJob(c) => cron_jobs.push((**c).clone()),
                 Object::Rollout(r) => rollouts.push((**r).clone()),
+                Object::PodDisruptionBudget(_)
+                | Object::AnalysisTemplate(_)
+                | Object::ClusterAnalysisTemplate(_) => {}
             }
         }
         for (app, _) in &selectors {

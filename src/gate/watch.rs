@@ -25,22 +25,25 @@ use tokio::task::JoinSet;
 
 type Setter<K> = Box<dyn Fn(&mut ClusterView, Listing<K>) + Send + Sync>;
 
-/// The view shared by the watch tasks, and the bell they ring on every change.
+/// The views (one per place) shared by the watch tasks, and the bell they ring on every
+/// change.
 #[derive(Clone)]
 struct Shared {
-    view: Arc<Mutex<ClusterView>>,
+    views: Arc<Mutex<Vec<ClusterView>>>,
     changed: Arc<Notify>,
 }
 
 impl Shared {
-    fn publish<K>(&self, set: &Setter<K>, listing: Listing<K>) {
-        // A poisoned lock means a judging thread panicked; the view itself is still whole.
-        let mut view = self
-            .view
+    fn publish<K>(&self, place: usize, set: &Setter<K>, listing: Listing<K>) {
+        // A poisoned lock means a judging thread panicked; the views themselves are whole.
+        let mut views = self
+            .views
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        set(&mut view, listing);
-        drop(view);
+        if let Some(view) = views.get_mut(place) {
+            set(view, listing);
+        }
+        drop(views);
         self.changed.notify_one();
     }
 }
@@ -51,6 +54,8 @@ struct WatchTask<K: kube::Resource> {
     config: watcher::Config,
     resource: ResourceName,
     namespace: String,
+    /// The index of the place (cluster and namespace) whose view it feeds.
+    place: usize,
     /// An absent CRD (404) means "none of these", not an error.
     optional: bool,
     set: Setter<K>,
@@ -64,8 +69,8 @@ where
         let mut backoff = Duration::from_millis(200);
         loop {
             let mut stream = watcher::watcher(self.api.clone(), self.config.clone()).boxed();
-            let mut store: BTreeMap<String, K> = BTreeMap::new();
-            let mut buffer: Option<BTreeMap<String, K>> = None;
+            let mut store: BTreeMap<(String, String), K> = BTreeMap::new();
+            let mut buffer: Option<BTreeMap<(String, String), K>> = None;
             let mut listed = false;
             let mut absent = false;
             while let Some(item) = stream.next().await {
@@ -76,7 +81,7 @@ where
                     }
                     Ok(Event::InitApply(object)) => {
                         if let Some(buffer) = buffer.as_mut() {
-                            buffer.insert(object.name_any(), object);
+                            buffer.insert(key(&object), object);
                         }
                         false
                     }
@@ -87,11 +92,11 @@ where
                         true
                     }
                     Ok(Event::Apply(object)) => {
-                        store.insert(object.name_any(), object);
+                        store.insert(key(&object), object);
                         listed
                     }
                     Ok(Event::Delete(object)) => {
-                        store.remove(&object.name_any());
+                        store.remove(&key(&object));
                         listed
                     }
                     Err(error) => {
@@ -104,12 +109,12 @@ where
                                 reason,
                             }),
                         };
-                        shared.publish(&self.set, listing);
+                        shared.publish(self.place, &self.set, listing);
                         break;
                     }
                 };
                 if changed {
-                    shared.publish(&self.set, Ok(store.values().cloned().collect()));
+                    shared.publish(self.place, &self.set, Ok(store.values().cloned().collect()));
                 }
             }
             // Absent CRDs are looked for again rarely; errors are retried with backoff.
@@ -156,7 +161,19 @@ where
     }
 }
 
-fn task<K>(api: Api<K>, resource: ResourceName, namespace: &str, set: Setter<K>) -> WatchTask<K>
+/// An object's key in a watch's store: namespace and name (a cluster-wide watch sees the
+/// same name in several namespaces).
+fn key<K: kube::Resource>(object: &K) -> (String, String) {
+    (object.namespace().unwrap_or_default(), object.name_any())
+}
+
+fn task<K>(
+    api: Api<K>,
+    resource: ResourceName,
+    namespace: &str,
+    place: usize,
+    set: Setter<K>,
+) -> WatchTask<K>
 where
     K: kube::Resource,
 {
@@ -165,112 +182,52 @@ where
         config: watcher::Config::default(),
         resource,
         namespace: namespace.to_string(),
+        place,
         optional: false,
         set,
     }
 }
 
-/// Watches everything the gate reads and returns as soon as `judge` holds on the current
-/// view, or the last (blocking) verdict when `wait` ends.
+/// One cluster and namespace to watch, and the apps whose pods to watch there.
+pub struct WatchPlace<'a> {
+    /// A client of the cluster.
+    pub client: Client,
+    /// The namespace ([`access::ALL_NAMESPACES`]: all of them).
+    pub namespace: String,
+    /// The apps judged there.
+    pub apps: BTreeMap<String, &'a AppConfig>,
+}
+
+/// Watches everything the gate reads in every place at once and returns as soon as `judge`
+/// holds on the current views (one per place, in order), or the last (blocking) verdict
+/// when `wait` ends. `bell` is rung by the watches on every change; other evidence (the
+/// database sessions) may ring it too, to be re-judged.
 pub async fn judge_watching(
-    client: &Client,
-    namespace: &str,
-    apps: &BTreeMap<String, &AppConfig>,
+    places: &[WatchPlace<'_>],
     wait: Duration,
-    judge: impl Fn(&ClusterView) -> GateVerdict,
+    bell: Arc<Notify>,
+    judge: impl Fn(&[ClusterView]) -> GateVerdict,
 ) -> GateVerdict {
     let deadline = tokio::time::Instant::now() + wait;
     let shared = Shared {
-        view: Arc::new(Mutex::new(ClusterView::unread(
-            namespace,
-            apps.keys().cloned(),
-        ))),
-        changed: Arc::new(Notify::new()),
+        views: Arc::new(Mutex::new(
+            places
+                .iter()
+                .map(|p| ClusterView::unread(&p.namespace, p.apps.keys().cloned()))
+                .collect(),
+        )),
+        changed: bell,
     };
-    let ns = namespace;
     let mut tasks = JoinSet::new();
-    for (name, app) in apps {
-        let app_name = name.clone();
-        let mut pods = task::<Pod>(
-            Api::namespaced(client.clone(), ns),
-            PODS,
-            ns,
-            Box::new(move |view, listing| {
-                view.pods.insert(app_name.clone(), listing);
-            }),
-        );
-        pods.config = watcher::Config::default().labels(&app.selector);
-        tasks.spawn(pods.run(shared.clone()));
+    for (index, place) in places.iter().enumerate() {
+        spawn_place(&mut tasks, &shared, index, place);
     }
-    tasks.spawn(
-        task::<Deployment>(
-            Api::namespaced(client.clone(), ns),
-            DEPLOYMENTS,
-            ns,
-            Box::new(|v, l| v.deployments = l),
-        )
-        .run(shared.clone()),
-    );
-    tasks.spawn(
-        task::<ReplicaSet>(
-            Api::namespaced(client.clone(), ns),
-            REPLICA_SETS,
-            ns,
-            Box::new(|v, l| v.replica_sets = l),
-        )
-        .run(shared.clone()),
-    );
-    tasks.spawn(
-        task::<StatefulSet>(
-            Api::namespaced(client.clone(), ns),
-            STATEFUL_SETS,
-            ns,
-            Box::new(|v, l| v.stateful_sets = l),
-        )
-        .run(shared.clone()),
-    );
-    tasks.spawn(
-        task::<DaemonSet>(
-            Api::namespaced(client.clone(), ns),
-            DAEMON_SETS,
-            ns,
-            Box::new(|v, l| v.daemon_sets = l),
-        )
-        .run(shared.clone()),
-    );
-    tasks.spawn(
-        task::<Job>(
-            Api::namespaced(client.clone(), ns),
-            JOBS,
-            ns,
-            Box::new(|v, l| v.jobs = l),
-        )
-        .run(shared.clone()),
-    );
-    tasks.spawn(
-        task::<CronJob>(
-            Api::namespaced(client.clone(), ns),
-            CRON_JOBS,
-            ns,
-            Box::new(|v, l| v.cron_jobs = l),
-        )
-        .run(shared.clone()),
-    );
-    let mut rollouts = task::<DynamicObject>(
-        Api::namespaced_with(client.clone(), ns, &access::rollout_resource()),
-        ROLLOUTS,
-        ns,
-        Box::new(|v, l| v.rollouts = l),
-    );
-    rollouts.optional = true;
-    tasks.spawn(rollouts.run(shared.clone()));
-
     let judge_now = || {
-        let view = shared
-            .view
+        let views = shared
+            .views
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        judge(&view)
+        judge(&views)
     };
     loop {
         let verdict = judge_now();
@@ -286,4 +243,92 @@ pub async fn judge_watching(
             return judge_now();
         }
     }
+}
+
+/// Starts the watches of one place.
+fn spawn_place(tasks: &mut JoinSet<()>, shared: &Shared, index: usize, place: &WatchPlace<'_>) {
+    let (client, ns) = (&place.client, place.namespace.as_str());
+    for (name, app) in &place.apps {
+        let app_name = name.clone();
+        let mut pods = task::<Pod>(
+            access::api(client, ns),
+            PODS,
+            ns,
+            index,
+            Box::new(move |view, listing| {
+                view.pods.insert(app_name.clone(), listing);
+            }),
+        );
+        pods.config = watcher::Config::default().labels(&app.selector);
+        tasks.spawn(pods.run(shared.clone()));
+    }
+    tasks.spawn(
+        task::<Deployment>(
+            access::api(client, ns),
+            DEPLOYMENTS,
+            ns,
+            index,
+            Box::new(|v, l| v.deployments = l),
+        )
+        .run(shared.clone()),
+    );
+    tasks.spawn(
+        task::<ReplicaSet>(
+            access::api(client, ns),
+            REPLICA_SETS,
+            ns,
+            index,
+            Box::new(|v, l| v.replica_sets = l),
+        )
+        .run(shared.clone()),
+    );
+    tasks.spawn(
+        task::<StatefulSet>(
+            access::api(client, ns),
+            STATEFUL_SETS,
+            ns,
+            index,
+            Box::new(|v, l| v.stateful_sets = l),
+        )
+        .run(shared.clone()),
+    );
+    tasks.spawn(
+        task::<DaemonSet>(
+            access::api(client, ns),
+            DAEMON_SETS,
+            ns,
+            index,
+            Box::new(|v, l| v.daemon_sets = l),
+        )
+        .run(shared.clone()),
+    );
+    tasks.spawn(
+        task::<Job>(
+            access::api(client, ns),
+            JOBS,
+            ns,
+            index,
+            Box::new(|v, l| v.jobs = l),
+        )
+        .run(shared.clone()),
+    );
+    tasks.spawn(
+        task::<CronJob>(
+            access::api(client, ns),
+            CRON_JOBS,
+            ns,
+            index,
+            Box::new(|v, l| v.cron_jobs = l),
+        )
+        .run(shared.clone()),
+    );
+    let mut rollouts = task::<DynamicObject>(
+        access::rollout_api(client, ns),
+        ROLLOUTS,
+        ns,
+        index,
+        Box::new(|v, l| v.rollouts = l),
+    );
+    rollouts.optional = true;
+    tasks.spawn(rollouts.run(shared.clone()));
 }

@@ -360,6 +360,7 @@ async fn read_types_and_routines(
     }
     let functions = query(format!(
         "SELECT n.nspname, p.proname, (p.prokind = 'p') AS procedure,
+                (p.provolatile = 'v') AS volatile,
                 ARRAY(SELECT concat_ws('|',
                              CASE WHEN t.typcategory = 'A' THEN etn.nspname ELSE tn.nspname END,
                              CASE WHEN t.typcategory = 'A' THEN et.typname ELSE t.typname END,
@@ -398,9 +399,18 @@ async fn read_types_and_routines(
             .or_insert_with(|| Function {
                 procedure: row.get("procedure"),
                 signatures: BTreeSet::new(),
+                volatile: false,
             })
             .signatures
             .insert(signature_text(types));
+        if row.get::<bool, _>("volatile")
+            && let Some(function) = model.functions.get_mut(&catalog_key(
+                &row.get::<String, _>("nspname"),
+                row.get("proname"),
+            ))
+        {
+            function.volatile = true;
+        }
     }
     Ok(())
 }

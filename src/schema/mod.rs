@@ -194,6 +194,7 @@ impl SchemaModel {
             Node::AlterDomainStmt(d) => self.alter_domain(d),
             Node::AlterEnumStmt(e) => self.alter_enum(e),
             Node::CreateFunctionStmt(f) => self.create_function(f),
+            Node::AlterFunctionStmt(a) => self.alter_function(a),
             Node::AlterTableStmt(a) => self.alter_table(a),
             Node::RenameStmt(r) => self.rename(r),
             Node::AlterObjectSchemaStmt(a) => self.set_schema(a),

@@ -344,6 +344,10 @@ pub struct Function {
     pub procedure: bool,
     /// The argument type lists of its overloads (`int4,text`; empty for no arguments).
     pub signatures: BTreeSet<String>,
+    /// Whether some overload is (or may be) VOLATILE — PostgreSQL's default when `CREATE
+    /// FUNCTION` says neither IMMUTABLE nor STABLE: a default calling it is evaluated per
+    /// row, so `ADD COLUMN` rewrites the table.
+    pub volatile: bool,
 }
 
 /// The indexes and constraints that go with a column when it is dropped.

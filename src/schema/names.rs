@@ -1,7 +1,7 @@
 //! How PostgreSQL names what it creates implicitly, and the model's key helpers.
 
 use super::ColumnType;
-use pg_query::protobuf::{self, FunctionParameterMode};
+use pg_query::protobuf::{self, FunctionParameterMode, node::Node};
 
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1 bytes).
 const MAX_IDENTIFIER: usize = 63;
@@ -96,6 +96,20 @@ pub(super) fn signature_text(types: impl Iterator<Item = ColumnType>) -> String 
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The volatility a `CREATE FUNCTION` option list or `ALTER FUNCTION` action list declares
+/// (`immutable`, `stable`, `volatile`), if any.
+pub(super) fn declared_volatility(options: &[protobuf::Node]) -> Option<String> {
+    options.iter().find_map(|o| match o.node.as_ref() {
+        Some(Node::DefElem(e)) if e.defname == "volatility" => {
+            match e.arg.as_deref()?.node.as_ref() {
+                Some(Node::String(s)) => Some(s.sval.to_lowercase()),
+                _ => None,
+            }
+        }
+        _ => None,
+    })
 }
 
 #[cfg(test)]

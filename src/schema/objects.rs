@@ -59,14 +59,41 @@ impl SchemaModel {
                 }
                 _ => None,
             }));
-        self.functions
-            .entry(k)
-            .or_insert_with(|| Function {
-                procedure: f.is_procedure,
-                signatures: BTreeSet::new(),
-            })
-            .signatures
-            .insert(signature);
+        let volatile = names::declared_volatility(&f.options).is_none_or(|v| v == "volatile");
+        // CREATE OR REPLACE of the one overload it knows restates its volatility.
+        let replaces_all = f.replace
+            && self.functions.get(&k).is_some_and(|known| {
+                known.signatures.len() == 1 && known.signatures.contains(&signature)
+            });
+        let function = self.functions.entry(k).or_insert_with(|| Function {
+            procedure: f.is_procedure,
+            signatures: BTreeSet::new(),
+            volatile,
+        });
+        function.volatile = if replaces_all {
+            volatile
+        } else {
+            function.volatile || volatile
+        };
+        function.signatures.insert(signature);
+    }
+
+    /// `ALTER FUNCTION … IMMUTABLE | STABLE | VOLATILE`: a function of one overload takes
+    /// the new volatility; with several, VOLATILE makes the name volatile and the others
+    /// leave it as it was (the model does not track overloads' volatility apart).
+    pub(super) fn alter_function(&mut self, a: &protobuf::AlterFunctionStmt) {
+        let Some(func) = &a.func else { return };
+        let (k, _) = parts_key(&strings(&func.objname));
+        let Some(volatility) = names::declared_volatility(&a.actions) else {
+            return;
+        };
+        if let Some(function) = self.functions.get_mut(&k) {
+            function.volatile = if function.signatures.len() == 1 {
+                volatility == "volatile"
+            } else {
+                function.volatile || volatility == "volatile"
+            };
+        }
     }
 
     /// `DROP FUNCTION | PROCEDURE | ROUTINE | AGGREGATE`: one overload, or all of them
@@ -112,6 +139,7 @@ impl SchemaModel {
                 .or_insert_with(|| Function {
                     procedure,
                     signatures: BTreeSet::new(),
+                    volatile: true,
                 })
                 .signatures
                 .extend(moved);

@@ -26,6 +26,17 @@ const RESOURCES: &[(&str, &str, &str)] = &[
     ("batch/v1", "jobs", "Job"),
     ("batch/v1", "cronjobs", "CronJob"),
     ("argoproj.io/v1alpha1", "rollouts", "Rollout"),
+    ("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    (
+        "argoproj.io/v1alpha1",
+        "analysistemplates",
+        "AnalysisTemplate",
+    ),
+    (
+        "argoproj.io/v1alpha1",
+        "clusteranalysistemplates",
+        "ClusterAnalysisTemplate",
+    ),
 ];
 
 fn resource_of_kind(kind: &str) -> (&'static str, &'static str) {
@@ -297,6 +308,29 @@ impl FakeKube {
             })
             .count()
     }
+}
+
+/// Writes one kubeconfig with a context per `(name, server URL, namespace)`, the first
+/// one current: several clusters, as a gate across regions sees them.
+pub fn write_kubeconfig_contexts(
+    dir: &std::path::Path,
+    contexts: &[(&str, &str, &str)],
+) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    let mut clusters = String::new();
+    let mut named = String::new();
+    for (name, url, namespace) in contexts {
+        clusters.push_str(&format!("- name: {name}\n  cluster:\n    server: {url}\n"));
+        named.push_str(&format!(
+            "- name: {name}\n  context:\n    cluster: {name}\n    user: fake\n    namespace: {namespace}\n"
+        ));
+    }
+    let current = contexts.first().map_or("none", |c| c.0);
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}contexts:\n{named}current-context: {current}\nusers:\n- name: fake\n  user:\n    token: fake-token\n"
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
 }
 
 /// A kube client for `url` (http, no credentials) with `namespace` as default.

@@ -203,7 +203,12 @@ impl FileContext<'_> {
                 format!("{type_text} draws nextval() for every existing row"),
                 false,
             ))
-        } else if let Some(why) = shape.default.as_ref().and_then(names::volatile_call) {
+        } else if let Some(why) = shape.default.as_ref().and_then(|d| {
+            let model = self.current_model();
+            crate::names::volatile_call(d, |key| {
+                model.functions.get(key).is_some_and(|f| !f.volatile)
+            })
+        }) {
             Some((format!("its default {why}"), false))
         } else if shape.default.is_some() && self.pg_version.is_some_and(|v| v < 11) {
             // PostgreSQL 11 stores a constant default once in the catalog; before it, every

@@ -7,7 +7,7 @@
 //! meant to move out of the lock.
 //!
 //! A file-level rule: the analysis calls [`check`] with the file's statements, whose
-//! [`StatementVerdict::locks`](crate::classify::StatementVerdict) and `slow_step` the
+//! `StatementVerdict::locks` and `slow_step` the
 //! classifier filled. A file that runs statement by statement (`no-transaction`, or one
 //! with CONCURRENTLY) commits each statement, and a backfill file runs in batches of their
 //! own transactions: neither holds a lock past its statement, so neither is checked.
@@ -15,9 +15,8 @@
 //! Only a lock that blocks more than the slow step's own lock on the same table counts: a
 //! second index build after a first one on the same table waits on nothing new.
 
-use crate::analysis::AnalyzedStatement;
-use crate::classify::{Blocks, LockMode};
 use crate::lint::{Finding, Rule, Severity};
+use crate::locks::{Blocks, LockMode, SlowStep, TableLock};
 
 pub const RULE: Rule = Rule {
     id: "lock-held-in-transaction",
@@ -25,14 +24,28 @@ pub const RULE: Rule = Rule {
     summary: "a slow step runs while an earlier statement of the same transaction holds a lock that blocks reads or writes",
 };
 
+/// What the check needs of a statement's verdict, with where it starts in its file.
+pub(crate) struct Located<'a> {
+    /// What the statement does (`VALIDATE CONSTRAINT c ON t`).
+    pub(crate) kind: &'a str,
+    /// The locks it takes on tables that existed before the file.
+    pub(crate) locks: &'a [TableLock],
+    /// Its slow work, if any.
+    pub(crate) slow_step: Option<&'a SlowStep>,
+    /// Its 1-based line.
+    pub(crate) line: u32,
+    /// Its 1-based column.
+    pub(crate) column: u32,
+}
+
 /// The findings for `statements`, one file run in one transaction.
-pub(crate) fn check(statements: &[AnalyzedStatement]) -> Vec<Finding> {
+pub(crate) fn check(statements: &[Located]) -> Vec<Finding> {
     let mut findings = Vec::new();
     // The strongest lock held so far on each table: (table, shown, mode, line, kind).
     let mut held: Vec<(String, String, LockMode, u32, String)> = Vec::new();
     for statement in statements {
-        let verdict = &statement.verdict;
-        if let Some(step) = &verdict.slow_step {
+        let verdict = statement;
+        if let Some(step) = verdict.slow_step {
             let own = |table: &str| {
                 verdict
                     .locks
@@ -67,20 +80,20 @@ pub(crate) fn check(statements: &[AnalyzedStatement]) -> Vec<Finding> {
                 ).at(statement.line, statement.column));
             }
         }
-        for lock in &verdict.locks {
+        for lock in verdict.locks {
             match held.iter_mut().find(|(table, ..)| *table == lock.table) {
                 Some(entry) if entry.2 >= lock.mode => {}
                 Some(entry) => {
                     entry.2 = lock.mode;
                     entry.3 = statement.line;
-                    entry.4 = verdict.kind.clone();
+                    entry.4 = verdict.kind.to_string();
                 }
                 None => held.push((
                     lock.table.clone(),
                     lock.shown.clone(),
                     lock.mode,
                     statement.line,
-                    verdict.kind.clone(),
+                    verdict.kind.to_string(),
                 )),
             }
         }

@@ -106,4 +106,35 @@ mod tests {
             "CREATE TABLE t (id int); ALTER TABLE t ADD COLUMN p posint"
         ));
     }
+
+    #[test]
+    fn a_function_the_folder_declares_immutable_or_stable_is_not_volatile() {
+        use crate::lint::rules::testing::hits_after;
+        let sql = "ALTER TABLE users ADD COLUMN code text DEFAULT make_code()";
+        let fired = |history: &str| hits_after(history, sql).iter().any(|h| h.rule == RULE.id);
+        let function = |volatility: &str| {
+            format!(
+                "CREATE TABLE users (id int);
+                 CREATE FUNCTION make_code() RETURNS text LANGUAGE sql {volatility} AS $$ SELECT 'x' $$;"
+            )
+        };
+        assert!(!fired(&function("IMMUTABLE")));
+        assert!(!fired(&function("STABLE")));
+        assert!(fired(&function("VOLATILE")));
+        // No volatility clause: PostgreSQL's default, VOLATILE.
+        assert!(fired(&function("")));
+        // Unknown to the folder: it may be volatile.
+        assert!(fired("CREATE TABLE users (id int);"));
+        // ALTER FUNCTION changes it; CREATE OR REPLACE restates it.
+        let altered = format!(
+            "{} ALTER FUNCTION make_code() VOLATILE;",
+            function("IMMUTABLE")
+        );
+        assert!(fired(&altered));
+        let replaced = format!(
+            "{} CREATE OR REPLACE FUNCTION make_code() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'y' $$;",
+            function("")
+        );
+        assert!(!fired(&replaced));
+    }
 }
