@@ -42,6 +42,10 @@ const SCHEMA: &str = "
     CREATE TABLE m2027 (at date, v int,
         CONSTRAINT m2027_bound CHECK (at IS NOT NULL AND at >= '2027-01-01' AND at < '2028-01-01'));
     INSERT INTO m2027 SELECT '2027-06-01', g FROM generate_series(1, 200) g;
+    CREATE TABLE profiles (id int, bio text, photo text);
+    CREATE VIEW bios AS SELECT p.id, p.bio FROM profiles p WHERE p.bio <> '';
+    CREATE TABLE tags (id int, label text);
+    CREATE VIEW all_tags AS SELECT * FROM tags;
 ";
 
 /// What PostgreSQL shows while (or instead of) running a statement.
@@ -248,6 +252,37 @@ const CASES: &[Case] = &[
         rule: "fails-at-runtime",
         fires: true,
         evidence: &[Fails("55P04")],
+    },
+    // A drop or type change of a column a view uses.
+    Case {
+        sql: "ALTER TABLE profiles DROP COLUMN bio",
+        rule: "fails-at-runtime",
+        fires: true,
+        evidence: &[Fails("2BP01")],
+    },
+    Case {
+        sql: "ALTER TABLE profiles DROP COLUMN photo",
+        rule: "fails-at-runtime",
+        fires: false,
+        evidence: &[Succeeds],
+    },
+    Case {
+        sql: "ALTER TABLE profiles ALTER COLUMN bio TYPE varchar(500)",
+        rule: "fails-at-runtime",
+        fires: true,
+        evidence: &[Fails("0A000")],
+    },
+    Case {
+        sql: "ALTER TABLE tags DROP COLUMN label",
+        rule: "fails-at-runtime",
+        fires: true,
+        evidence: &[Fails("2BP01")],
+    },
+    Case {
+        sql: "DROP VIEW all_tags; ALTER TABLE tags DROP COLUMN label",
+        rule: "fails-at-runtime",
+        fires: false,
+        evidence: &[Succeeds],
     },
     Case {
         sql: "ALTER TYPE mood ADD VALUE 'happy'; UPDATE users SET feeling = 'ok' WHERE id = 1",

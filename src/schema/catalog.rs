@@ -8,7 +8,7 @@ use super::{
 };
 use pg_query::protobuf::node::Node;
 use sqlx::Row;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Schemas that hold no user objects.
 const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'concertina')
@@ -304,7 +304,16 @@ async fn read_types_and_routines(
                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
                         JOIN pg_class rc ON rc.oid = d.refobjid
                         JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-                       WHERE r.ev_class = c.oid) AS reads
+                       WHERE r.ev_class = c.oid) AS reads,
+                ARRAY(SELECT DISTINCT rn.nspname || '.' || rc.relname || '.' || a.attname
+                        FROM pg_rewrite r
+                        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                         AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+                         AND d.refobjsubid > 0
+                        JOIN pg_class rc ON rc.oid = d.refobjid
+                        JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+                        JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                       WHERE r.ev_class = c.oid) AS columns_read
            FROM pg_class c
            JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('v', 'm') AND {USER_SCHEMAS}"
@@ -321,11 +330,22 @@ async fn read_types_and_routines(
                 None => qualified,
             })
             .collect();
+        let mut columns_read: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for qualified in row.get::<Vec<String>, _>("columns_read") {
+            // schema.relation.column; names with dots are not split safely, so skipped.
+            if let [schema, relation, column] = qualified.split('.').collect::<Vec<_>>()[..] {
+                columns_read
+                    .entry(catalog_key(schema, relation.to_string()))
+                    .or_default()
+                    .insert(column.to_string());
+            }
+        }
         model.views.insert(
             key,
             View {
                 materialized: row.get("materialized"),
                 reads,
+                columns_read,
             },
         );
     }

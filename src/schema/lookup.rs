@@ -68,6 +68,23 @@ impl SchemaModel {
         self.enums.get(key).map(Vec::as_slice)
     }
 
+    /// The views (and materialized views) the model proves use `table`.`column`, sorted:
+    /// PostgreSQL refuses to drop the column without CASCADE, or to change its type.
+    pub fn views_using_column(&self, table: &str, column: &str) -> Vec<String> {
+        let mut views: Vec<String> = self
+            .views_reading(table)
+            .into_iter()
+            .filter(|v| {
+                self.views
+                    .get(v)
+                    .and_then(|view| view.columns_read.get(table))
+                    .is_some_and(|columns| columns.contains(column))
+            })
+            .collect();
+        views.sort();
+        views
+    }
+
     /// The views (and materialized views) that read relation `key`, sorted.
     pub fn views_reading(&self, key: &str) -> Vec<String> {
         self.views_reading_listed(key)

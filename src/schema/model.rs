@@ -5,7 +5,7 @@
 use crate::names::strings;
 use pg_query::protobuf::node::Node;
 use pg_query::protobuf::{self, ConstrType};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 /// A column's type as written: base name (`varchar`, `numeric`, `text`…) and modifiers.
@@ -319,6 +319,11 @@ pub struct View {
     pub materialized: bool,
     /// The keys of the relations its query reads (tables, views, sequences).
     pub reads: BTreeSet<String>,
+    /// For some of those relations, the columns the model proves it uses (from the
+    /// catalog's column dependencies, or a query whose column references all resolve, `*`
+    /// meaning every column the table had when the view was made). A relation missing here
+    /// may still have columns the view uses.
+    pub columns_read: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// A domain: whether it has constraints (a CHECK or NOT NULL). A column of a constrained

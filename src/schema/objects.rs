@@ -7,22 +7,138 @@ use crate::names::{key, parts_key, rel_key, strings};
 use pg_query::NodeRef;
 use pg_query::protobuf;
 use pg_query::protobuf::node::Node;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 impl SchemaModel {
     /// `CREATE [OR REPLACE] VIEW`: the relations its query reads.
     pub(super) fn create_view(&mut self, v: &protobuf::ViewStmt) {
         let Some(rv) = &v.view else { return };
         let reads = v.query.as_deref().map(relations_read).unwrap_or_default();
+        let columns_read = v
+            .query
+            .as_deref()
+            .map(|q| self.columns_read(q))
+            .unwrap_or_default();
         let k = rel_key(rv);
         self.views.insert(
             k.clone(),
             View {
                 materialized: false,
                 reads,
+                columns_read,
             },
         );
         self.note_view(&k);
+    }
+
+    /// The columns a view's query proves it uses, per table: only for a plain `SELECT`
+    /// (no set operation, CTE, subquery or function in FROM, no subquery anywhere) whose
+    /// FROM holds tables and joins of them. `t.col` counts for the table named or aliased
+    /// `t`; a bare `col` only when one table is read; `*` and `t.*` are every column the
+    /// model knows the table to have now (PostgreSQL expands them when the view is made).
+    /// ORDER BY, GROUP BY and HAVING are not read: they may name output columns.
+    pub(super) fn columns_read(
+        &self,
+        query: &protobuf::Node,
+    ) -> BTreeMap<String, BTreeSet<String>> {
+        let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let Some(Node::SelectStmt(s)) = query.node.as_ref() else {
+            return found;
+        };
+        let plain = s.op() == protobuf::SetOperation::SetopNone
+            && s.with_clause.is_none()
+            && s.values_lists.is_empty()
+            && !query.node.as_ref().is_some_and(|n| {
+                n.nodes().iter().any(|(n, ..)| {
+                    matches!(
+                        n,
+                        NodeRef::SubLink(_)
+                            | NodeRef::RangeSubselect(_)
+                            | NodeRef::RangeFunction(_)
+                    )
+                })
+            });
+        if !plain {
+            return found;
+        }
+        // (name or alias, table key) of each table in FROM.
+        let mut tables: Vec<(String, String)> = Vec::new();
+        let mut quals: Vec<&protobuf::Node> = Vec::new();
+        let mut stack: Vec<&protobuf::Node> = s.from_clause.iter().collect();
+        while let Some(item) = stack.pop() {
+            match item.node.as_ref() {
+                Some(Node::RangeVar(rv)) => {
+                    let name = rv
+                        .alias
+                        .as_ref()
+                        .map_or(rv.relname.clone(), |a| a.aliasname.clone());
+                    tables.push((name, rel_key(rv)));
+                }
+                Some(Node::JoinExpr(j)) => {
+                    if !j.using_clause.is_empty() {
+                        return BTreeMap::new();
+                    }
+                    stack.extend(j.larg.as_deref());
+                    stack.extend(j.rarg.as_deref());
+                    quals.extend(j.quals.as_deref());
+                }
+                _ => return BTreeMap::new(),
+            }
+        }
+        let table_of = |qualifier: Option<&str>| -> Option<&str> {
+            match qualifier {
+                Some(q) => tables.iter().find(|(n, _)| n == q).map(|(_, k)| k.as_str()),
+                None if tables.len() == 1 => Some(tables[0].1.as_str()),
+                None => None,
+            }
+        };
+        let exprs = s
+            .target_list
+            .iter()
+            .chain(s.where_clause.as_deref())
+            .chain(quals);
+        for expr in exprs {
+            let Some(root) = expr.node.as_ref() else {
+                continue;
+            };
+            for (n, ..) in root.nodes() {
+                let NodeRef::ColumnRef(c) = n else { continue };
+                let star = c
+                    .fields
+                    .last()
+                    .is_some_and(|f| matches!(f.node.as_ref(), Some(Node::AStar(_))));
+                let names = strings(&c.fields);
+                let (qualifier, column) = match (star, names.as_slice()) {
+                    (true, []) => (None, None),
+                    (true, [q]) => (Some(q.as_str()), None),
+                    (false, [col]) => (None, Some(col.clone())),
+                    (false, [q, col]) => (Some(q.as_str()), Some(col.clone())),
+                    _ => continue,
+                };
+                match (column, qualifier) {
+                    (Some(column), q) => {
+                        if let Some(table) = table_of(q) {
+                            found.entry(table.to_string()).or_default().insert(column);
+                        }
+                    }
+                    (None, q) => {
+                        let every: Vec<&str> = match q {
+                            Some(q) => table_of(Some(q)).into_iter().collect(),
+                            None => tables.iter().map(|(_, k)| k.as_str()).collect(),
+                        };
+                        for table in every {
+                            if let Some(t) = self.tables.get(table).filter(|t| !t.partial) {
+                                found
+                                    .entry(table.to_string())
+                                    .or_default()
+                                    .extend(t.columns.keys().cloned());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        found
     }
 
     /// `CREATE SEQUENCE`, with the column that owns it (`OWNED BY`).

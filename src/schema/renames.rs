@@ -178,6 +178,9 @@ impl SchemaModel {
                 && view.reads.remove(old)
             {
                 view.reads.insert(new.to_string());
+                if let Some(columns) = view.columns_read.remove(old) {
+                    view.columns_read.insert(new.to_string(), columns);
+                }
             }
             self.note_view(&v);
         }
@@ -206,6 +209,17 @@ impl SchemaModel {
                 *c = new.to_string();
             }
         };
+        // A view keeps using the column under its new name.
+        for v in self.views_reading(table_key) {
+            if let Some(columns) = self
+                .views
+                .get_mut(&v)
+                .and_then(|view| view.columns_read.get_mut(table_key))
+                && columns.remove(old)
+            {
+                columns.insert(new.to_string());
+            }
+        }
         if let Some(table) = self.tables.get_mut(table_key) {
             if let Some(column) = table.columns.remove(old) {
                 table.columns.insert(new.to_string(), column);

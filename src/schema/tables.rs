@@ -27,6 +27,11 @@ impl SchemaModel {
                 View {
                     materialized: true,
                     reads,
+                    columns_read: c
+                        .query
+                        .as_deref()
+                        .map(|q| self.columns_read(q))
+                        .unwrap_or_default(),
                 },
             );
             self.note_view(&k);

@@ -442,6 +442,15 @@ impl FileContext<'_> {
             ));
         }
         let mut part = Part::new(Class::Contract, kind, reason);
+        let using = self.current_model().views_using_column(table, col);
+        if !cascade && !using.is_empty() {
+            part = part.hit(fails_at_runtime::column_used_by_view(
+                "DROP COLUMN",
+                shown,
+                col,
+                &wording::counted("view", "views", &using),
+            ));
+        }
         if !cascade && !deps.referencing.is_empty() {
             part = part.hit(fails_at_runtime::drop_column_referenced(
                 shown,
@@ -467,6 +476,40 @@ impl FileContext<'_> {
         };
         let new_type = type_name.map(type_display).unwrap_or_default();
         let kind = format!("ALTER COLUMN {shown}.{col} TYPE {new_type}");
+        let using = if column_new || table_new {
+            Vec::new()
+        } else {
+            self.current_model().views_using_column(table, col)
+        };
+        let part = self.alter_column_type_part(
+            table, shown, col, type_name, &new_type, kind, column_new, table_new,
+        );
+        if using.is_empty() {
+            part
+        } else {
+            part.hit(fails_at_runtime::column_used_by_view(
+                &format!("ALTER COLUMN … TYPE {new_type} of"),
+                shown,
+                col,
+                &wording::counted("view", "views", &using),
+            ))
+        }
+    }
+
+    /// The verdict on a type change, before the views that use the column are looked at.
+    #[allow(clippy::too_many_arguments)]
+    fn alter_column_type_part(
+        &mut self,
+        table: &str,
+        shown: &str,
+        col: &str,
+        type_name: Option<&protobuf::TypeName>,
+        new_type: &str,
+        kind: String,
+        column_new: bool,
+        table_new: bool,
+    ) -> Part {
+        let new_type = new_type.to_string();
         let old = self.model.column(table, col).map(|c| c.column_type.clone());
         if let (false, Some(old), Some(t)) = (column_new, &old, type_name) {
             let to = ColumnType::of(t);

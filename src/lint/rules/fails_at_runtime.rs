@@ -113,6 +113,18 @@ pub(crate) fn enum_value_used_before_commit(kind: &str, enum_shown: &str, value:
     )
 }
 
+/// `what` (`DROP COLUMN` without CASCADE, or `ALTER COLUMN … TYPE`) of `table`.`column`,
+/// which `views` (a list) use.
+pub(crate) fn column_used_by_view(what: &str, table: &str, column: &str, views: &str) -> RuleHit {
+    RULE.hit(
+        format!(
+            "{what} {table}.{column} fails: {views} use{} the column, and PostgreSQL refuses while a view depends on it",
+            if views.contains(", ") || views.contains(" and ") { "" } else { "s" }
+        ),
+        "drop the view first and re-create it after the change, in the same migration (CREATE OR REPLACE cannot drop a column a view outputs); for DROP COLUMN, CASCADE drops the view too",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::RULE;
@@ -202,5 +214,47 @@ mod tests {
             h[0].message
         );
         assert!(fired(history, "ALTER TABLE users ALTER COLUMN email SET NOT NULL").is_empty());
+    }
+
+    #[test]
+    fn a_column_a_view_is_proven_to_use() {
+        let history = "CREATE TABLE profiles (id int, bio text, photo text);
+            CREATE TABLE tags (id int, label text);
+            CREATE VIEW bios AS SELECT p.id, upper(p.bio) AS loud FROM profiles p;
+            CREATE VIEW joined AS SELECT bio, label FROM profiles JOIN tags ON tags.id = profiles.id;
+            CREATE VIEW sorted AS SELECT id FROM tags ORDER BY label;";
+        let h = fired(history, "ALTER TABLE profiles DROP COLUMN bio");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(
+            h[0].message.contains("view bios uses the column"),
+            "{}",
+            h[0].message
+        );
+        assert!(fired(history, "ALTER TABLE profiles DROP COLUMN bio CASCADE").is_empty());
+        assert!(fired(history, "ALTER TABLE profiles DROP COLUMN photo").is_empty());
+        assert_eq!(
+            fired(
+                history,
+                "ALTER TABLE profiles ALTER COLUMN bio TYPE varchar(9)"
+            )
+            .len(),
+            1
+        );
+        // Unqualified names in a join, and ORDER BY, are not resolved: nothing is claimed.
+        assert!(fired(history, "ALTER TABLE tags DROP COLUMN label").is_empty());
+        // A renamed column is still used under its new name.
+        let renamed = format!("{history} ALTER TABLE profiles RENAME COLUMN bio TO about;");
+        assert_eq!(
+            fired(&renamed, "ALTER TABLE profiles DROP COLUMN about").len(),
+            1
+        );
+        // A view dropped first no longer counts.
+        assert!(
+            fired(
+                history,
+                "DROP VIEW bios; ALTER TABLE profiles DROP COLUMN bio"
+            )
+            .is_empty()
+        );
     }
 }
