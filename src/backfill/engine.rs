@@ -1,6 +1,8 @@
 //! Running one backfill file: its lock, its checkpoints, its batches.
 
 use super::catalog::{self, ResolvedTable};
+use super::health::{LockVerdict, Reading};
+use super::probe::{HealthProbe, Interrupted, ProgressRow};
 use super::rewrite::{self, BatchableStatement, quote_ident};
 use super::sizer::BatchSizer;
 use super::{BackfillReport, BackfillSettings, BackfillState, ProgressMode, StatementReport};
@@ -9,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Executor, PgPool, Postgres, Row, SqlSafeStr};
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
 
 /// The alias of the walked table in the key queries.
 const KEYS_ALIAS: &str = "concertina_keys";
@@ -560,6 +563,10 @@ struct BatchResult {
     rows: u64,
     /// Keys walked.
     scanned: u64,
+    /// Sessions that waited on the batch's locks just before its commit.
+    waiters: Reading<u64>,
+    /// What counting them cost.
+    waiters_took: Option<Duration>,
 }
 
 /// Runs one statement batch by batch until its final checkpoint.
@@ -588,25 +595,32 @@ async fn run_statement(
         settings.target_batch,
     )
     .for_table(totals.1.and_then(|rows| u64::try_from(rows).ok()));
+    let probe = Mutex::new(HealthProbe::new(
+        pool,
+        plan.table.oid,
+        ProgressRow {
+            version: record.version,
+            statement_index: plan.index as i32,
+        },
+        &at,
+        settings.health.clone(),
+    ));
+    let count_waiters = probe.lock().await.watches_lock_waits();
     let mut attempts = 0u32;
     loop {
         // Between batches: the one before committed with its checkpoint, so stopping here
         // loses nothing and the next run resumes exactly after it.
         if crate::shutdown::requested() {
             progress.abandon();
-            let done = &report.statements[plan.index];
-            return Err(Stop::Interrupted(format!(
-                "{at}: stopped by {} after {} batches of this statement ({} rows changed in this run); \
-                 the checkpoint is saved — run `concertina backfill` (or `post-deploy`) again to resume where it stopped",
-                crate::shutdown::signal_name(),
-                done.batches,
-                done.rows_done
-            )));
+            return Err(interrupted(&at, &report.statements[plan.index]));
         }
-        wait_for_replicas(pool, settings).await;
+        if probe.lock().await.before_batch().await.is_err() {
+            progress.abandon();
+            return Err(interrupted(&at, &report.statements[plan.index]));
+        }
         let size = sizer.size();
         let started = Instant::now();
-        match batch(pool, plan, size, is_last, record, settings).await {
+        match batch(pool, plan, size, is_last, record, settings, count_waiters).await {
             Ok(result) => {
                 let elapsed = started.elapsed();
                 attempts = 0;
@@ -624,9 +638,23 @@ async fn run_statement(
                 progress.batch(result.rows, result.scanned, size);
                 if result.finished {
                     progress.finish();
+                    report.health = probe.lock().await.report();
                     return Ok(());
                 }
                 sizer.observe(result.scanned, elapsed);
+                let verdict = {
+                    let mut probe = probe.lock().await;
+                    probe.add_keys(result.scanned);
+                    probe.after_batch(result.waiters, result.waiters_took).await
+                };
+                match verdict {
+                    Ok(LockVerdict::Go) => {}
+                    Ok(_) => sizer.shrink(),
+                    Err(Interrupted) => {
+                        progress.abandon();
+                        return Err(interrupted(&at, &report.statements[plan.index]));
+                    }
+                }
                 if !settings.sleep.is_zero() {
                     tokio::time::sleep(settings.sleep).await;
                 }
@@ -673,6 +701,17 @@ async fn run_statement(
     }
 }
 
+/// The stop of a statement interrupted by a signal, saying how to resume.
+fn interrupted(at: &str, done: &StatementReport) -> Stop {
+    Stop::Interrupted(format!(
+        "{at}: stopped by {} after {} batches of this statement ({} rows changed in this run); \
+         the checkpoint is saved — run `concertina backfill` (or `post-deploy`) again to resume where it stopped",
+        crate::shutdown::signal_name(),
+        done.batches,
+        done.rows_done
+    ))
+}
+
 /// The state and totals of a checkpoint: (state, (rows_scanned, rows_estimated, elapsed_ms)).
 async fn checkpoint_totals(
     pool: &PgPool,
@@ -702,6 +741,7 @@ async fn batch(
     is_last: bool,
     record: &AppliedRecord,
     settings: &BackfillSettings,
+    count_waiters: bool,
 ) -> Result<BatchResult, sqlx::Error> {
     let started = Instant::now();
     let mut tx = pool.begin().await?;
@@ -731,6 +771,8 @@ async fn batch(
             finished: true,
             rows: 0,
             scanned: 0,
+            waiters: Reading::Unknown,
+            waiters_took: None,
         });
     }
     let with_lower = last.is_some();
@@ -774,6 +816,20 @@ async fn batch(
         }
         rows = statement.execute(&mut *tx).await?.rows_affected();
     }
+    // The batch holds its row locks until the commit: whoever waits on them now is an app
+    // session the batch makes wait.
+    let (waiters, waiters_took) = if count_waiters && upper.is_some() {
+        let asked = Instant::now();
+        let count: i64 = sqlx::query_scalar(super::probe::LOCK_WAITERS_SQL)
+            .fetch_one(&mut *tx)
+            .await?;
+        (
+            Reading::Known(u64::try_from(count).unwrap_or(0)),
+            Some(asked.elapsed()),
+        )
+    } else {
+        (Reading::Unknown, None)
+    };
     let batch_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
     sqlx::query(
         "UPDATE concertina.backfill_progress SET
@@ -811,42 +867,13 @@ async fn batch(
         finished,
         rows,
         scanned,
+        waiters,
+        waiters_took,
     })
 }
 
 fn text_key(row: &sqlx::postgres::PgRow, len: usize) -> Result<Vec<String>, sqlx::Error> {
     (0..len).map(|i| row.try_get::<String, _>(i)).collect()
-}
-
-/// Waits while a replica's replay lag is above the limit (logging it). Errors reading
-/// `pg_stat_replication` are logged and ignored: replicas are then unknown, not lagging.
-async fn wait_for_replicas(pool: &PgPool, settings: &BackfillSettings) {
-    let mut logged = Instant::now() - Duration::from_secs(60);
-    loop {
-        let lag: Result<Option<f64>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication",
-        )
-        .fetch_one(pool)
-        .await;
-        match lag {
-            Ok(Some(seconds)) if seconds > settings.max_replication_lag.as_secs_f64() => {
-                if logged.elapsed() >= Duration::from_secs(10) {
-                    tracing::warn!(
-                        replay_lag_s = seconds,
-                        max_s = settings.max_replication_lag.as_secs_f64(),
-                        "replica replay lag is over the limit; backfill paused"
-                    );
-                    logged = Instant::now();
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Ok(_) => return,
-            Err(e) => {
-                tracing::debug!(error = %database_message(&e), "cannot read pg_stat_replication");
-                return;
-            }
-        }
-    }
 }
 
 /// The server's message (with detail and SQLSTATE) or the driver's.
