@@ -10,9 +10,12 @@ pub mod catalog;
 mod engine;
 pub mod health;
 pub mod probe;
+mod progress;
+mod ranges;
 /// The statement shapes the engine can batch: [`crate::batching`], shared with lint.
 pub use crate::batching as rewrite;
 pub mod sizer;
+mod walk;
 
 use crate::analysis::AnalyzedMigration;
 use crate::config::{Config, Limit, Window};
