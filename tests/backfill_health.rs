@@ -5,7 +5,7 @@
 mod helpers;
 mod support;
 
-use helpers::{Running, assert_counted_once, counter_table, wait_for_pause};
+use helpers::{Running, assert_counted_once, assert_logged, counter_table, wait_for_pause};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use support::db::{exec, scalar};
@@ -53,12 +53,8 @@ async fn outside_its_window_a_backfill_waits_and_says_so_in_status() {
     running.signal("TERM");
     let stopped = running.finish().await;
     assert_eq!(stopped.code, Some(3), "{}", stopped.text());
-    assert!(
-        stopped.stderr.contains("backfill paused"),
-        "{}",
-        stopped.text()
-    );
-    assert!(stopped.stderr.contains("window"), "{}", stopped.text());
+    let logged = assert_logged(&stopped.stderr, "backfill paused", "window");
+    assert_eq!(logged["unit"], "UTC", "{logged}");
 
     let done = cli.run(&["backfill", "--window", "off"]);
     assert_eq!(done.code, Some(0), "{}", done.text());
@@ -85,8 +81,9 @@ async fn a_rate_cap_slows_the_run_and_counts_its_pauses() {
         "{:?}",
         started.elapsed()
     );
-    assert!(run.stderr.contains("backfill paused"), "{}", run.text());
-    assert!(run.stderr.contains("max-rate"), "{}", run.text());
+    let logged = assert_logged(&run.stderr, "backfill paused", "max-rate");
+    assert_eq!(logged["limit"], 2000.0, "{logged}");
+    assert!(logged["value"].as_f64().unwrap_or(0.0) > 2000.0, "{logged}");
     assert_counted_once(&pool, 3000).await;
     let status = cli.run(&["--format", "json", "status"]).json();
     let pauses = status["backfills"][0]["health"]["max-rate"]["pauses"]
@@ -132,8 +129,12 @@ async fn wal_written_faster_than_the_limit_pauses_the_run() {
         "1MiB",
     ]);
     assert_eq!(run.code, Some(0), "{}", run.text());
-    assert!(run.stderr.contains("wal-rate"), "{}", run.text());
-    assert!(run.stderr.contains("WAL written at"), "{}", run.text());
+    let logged = assert_logged(&run.stderr, "backfill paused: WAL written at", "wal-rate");
+    assert_eq!(logged["limit"], 1048576.0, "{logged}");
+    assert!(
+        logged["value"].as_f64().unwrap_or(0.0) > 1048576.0,
+        "{logged}"
+    );
     assert_counted_once(&pool, 10_000).await;
     let status = cli.run(&["--format", "json", "status"]).json();
     assert!(
@@ -216,8 +217,19 @@ async fn a_vacuum_on_a_table_with_many_dead_tuples_pauses_until_it_ends() {
     assert!(cancelled.is_err(), "the VACUUM was cancelled");
     let run = running.finish().await;
     assert_eq!(run.code, Some(0), "{}", run.text());
-    assert!(run.stderr.contains("autovacuum"), "{}", run.text());
+    let logged = assert_logged(&run.stderr, "backfill paused", "autovacuum");
+    assert_eq!(logged["limit"], 1000.0, "{logged}");
+    assert!(logged["value"].as_f64().unwrap_or(0.0) > 1000.0, "{logged}");
     assert!(run.stderr.contains("backfill resumed"), "{}", run.text());
+    let status = cli.run(&["--format", "json", "status"]).json();
+    assert!(
+        status["backfills"][0]["health"]["autovacuum"]["pauses"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1,
+        "{status}"
+    );
+    assert!(status["backfills"][0]["paused"].is_null(), "{status}");
     assert_counted_once(&pool, 20_000).await;
     pool.close().await;
 }
@@ -287,18 +299,15 @@ async fn app_sessions_waiting_on_a_batch_shrink_the_next_and_then_pause() {
         waited > 0,
         "the app never waited on a batch: the test proves nothing"
     );
-    assert!(
-        run.stderr.contains("backfill batches shrink"),
-        "{}",
-        run.text()
-    );
-    assert!(run.stderr.contains("lock-waits"), "{}", run.text());
+    let logged = assert_logged(&run.stderr, "backfill batches shrink", "lock-waits");
+    assert_eq!(logged["limit"], 0.0, "{logged}");
+    assert!(logged["value"].as_f64().unwrap_or(0.0) >= 1.0, "{logged}");
     assert_counted_once(&pool, 3000).await;
     let status = cli.run(&["--format", "json", "status"]).json();
     let lock_waits = &status["backfills"][0]["health"]["lock-waits"];
     assert!(lock_waits["shrinks"].as_i64().unwrap_or(0) >= 1, "{status}");
     assert!(lock_waits["pauses"].as_i64().unwrap_or(0) >= 1, "{status}");
-    assert!(run.stderr.contains("backfill paused"), "{}", run.text());
+    assert_logged(&run.stderr, "backfill paused", "lock-waits");
     pool.close().await;
 }
 

@@ -10,7 +10,7 @@ mod helpers;
 mod support;
 
 use cluster::Cluster;
-use helpers::{Running, assert_counted_once, counter_table, wait_for_pause};
+use helpers::{Running, assert_counted_once, assert_logged, counter_table, wait_for_pause};
 use sqlx::PgPool;
 use std::time::Duration;
 use support::db::{exec, scalar};
@@ -117,7 +117,13 @@ async fn a_backfill_pauses_while_a_paused_replica_lags_and_completes_after_resum
     exec(&replica, "SELECT pg_wal_replay_resume()").await;
     let run = running.finish().await;
     assert_eq!(run.code, Some(0), "{}", run.text());
-    assert!(run.stderr.contains("replication-lag"), "{}", run.text());
+    let logged = assert_logged(
+        &run.stderr,
+        "backfill paused: replay lag",
+        "replication-lag",
+    );
+    assert_eq!(logged["limit"], 2.0, "{logged}");
+    assert!(logged["value"].as_f64().unwrap_or(0.0) > 2.0, "{logged}");
     assert!(run.stderr.contains("backfill resumed"), "{}", run.text());
     assert_counted_once(&pool, 5000).await;
     // And the replica, once it replays the rest, has every row once too.

@@ -112,6 +112,54 @@ async fn composite_text_keys_split_from_sampled_keys_of_a_table_never_analyzed()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn uuid_keys_split_from_the_histogram_and_every_row_changes_once() {
+    let url = support::fresh_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    exec(
+        &pool,
+        "CREATE TABLE tokens (id uuid PRIMARY KEY, n int NOT NULL DEFAULT 0);
+         INSERT INTO tokens (id) SELECT md5(g::text)::uuid FROM generate_series(1, 9000) g;
+         ANALYZE tokens;",
+    )
+    .await;
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[("0001_count.backfill.sql", "UPDATE tokens SET n = n + 1;\n")])
+        .build();
+    let cli = dir.against(&url).log("info");
+    let run = cli.run(&["backfill", "--workers", "3", "--batch-size", "400"]);
+    assert_eq!(run.code, Some(0), "{}", run.text());
+    assert!(run.stderr.contains("pg_stats histogram"), "{}", run.text());
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM concertina.backfill_ranges WHERE state = 'done'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT min(rows_done) FROM concertina.backfill_ranges"
+        )
+        .await
+            > 1000,
+        true,
+        "three ranges of similar size"
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM tokens WHERE n = 1").await,
+        9000
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM tokens WHERE n <> 1").await,
+        0
+    );
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn one_pause_stops_every_worker_and_a_resume_keeps_the_ranges() {
     let url = support::fresh_database().await;
     let pool = PgPool::connect(&url).await.unwrap();
@@ -184,9 +232,24 @@ async fn ten_sigkills_of_four_workers_leave_every_row_counted_once() {
     for kill in 0..10 {
         let before = scalar(&pool, "SELECT count(*) FROM counters WHERE n = 1").await;
         let running = Running::start(&cli, &args);
-        // A random moment: while splitting, mid-batch, between batches, while finishing.
-        let wait = Duration::from_millis(150 + rand::random_range(0..900));
-        tokio::time::sleep(wait).await;
+        // A random moment. The first kills land anywhere from the start (connecting,
+        // splitting, the first batches); the others at a random moment after the run's
+        // first committed batch (mid-batch, between batches, while finishing) — how long
+        // a start takes depends on the machine's load, the run's progress does not.
+        let started = Instant::now();
+        if kill >= 3 {
+            let deadline = started + Duration::from_secs(60);
+            while scalar(&pool, "SELECT count(*) FROM counters WHERE n = 1").await == before {
+                assert!(
+                    Instant::now() < deadline,
+                    "kill {kill}: the run made no progress"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let extra = if kill >= 3 { 0..300 } else { 0..900 };
+        tokio::time::sleep(Duration::from_millis(rand::random_range(extra))).await;
+        let wait = started.elapsed();
         running.signal("KILL");
         let run = running.finish().await;
         assert_eq!(
@@ -202,6 +265,7 @@ async fn ten_sigkills_of_four_workers_leave_every_row_counted_once() {
             0,
             "kill {kill}"
         );
+        eprintln!("kill {kill} after {wait:?}: {before} -> {after}");
         if after > before && after < ROWS {
             killed_mid_run += 1;
         }

@@ -116,3 +116,27 @@ pub async fn wait_for_pause(
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Asserts `stderr` (the JSON log of a run) has a `what` line ("backfill paused", "backfill
+/// batches shrink") of `signal` carrying the value and the limit as numbers; returns its
+/// fields.
+pub fn assert_logged(stderr: &str, what: &str, signal: &str) -> serde_json::Value {
+    let line = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|l| l["fields"].clone())
+        .find(|f| {
+            f["signal"] == signal && f["message"].as_str().is_some_and(|m| m.starts_with(what))
+        });
+    let Some(fields) = line else {
+        panic!("no structured `{what}` line of {signal} in the log:\n{stderr}");
+    };
+    for key in ["value", "limit"] {
+        assert!(fields[key].is_number(), "{key} in {fields}");
+    }
+    assert!(
+        fields["unit"].is_string() && fields["setting"].is_string(),
+        "{fields}"
+    );
+    fields
+}
