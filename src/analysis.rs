@@ -129,12 +129,12 @@ pub fn analyze_release(
     config: &Config,
     release: &BTreeSet<u64>,
 ) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
-    let mut model = SchemaModel::new();
+    let mut model = SchemaModel::for_server(config.lint.pg_version);
     // The classifier's copy of `model`, kept in step with it (see `analyze_in`).
-    let mut copy = SchemaModel::new();
+    let mut copy = model.clone();
     let mut analyzed = Vec::with_capacity(set.migrations.len());
-    for migration in &set.migrations {
-        let (result, parsed) = analyze_in(migration, config, &model, Some(&mut copy))?;
+    for (migration, parse) in set.migrations.iter().zip(parse_all(set)) {
+        let (result, parsed) = analyze_in(migration, parse, config, &model, Some(&mut copy))?;
         if let Some(file) = &parsed {
             replay(
                 &mut model,
@@ -159,19 +159,21 @@ pub fn analyze_with_base(
     base: &SchemaModel,
     applied: &BTreeSet<u64>,
 ) -> Result<Vec<AnalyzedMigration>, AnalysisError> {
-    let mut history = SchemaModel::new();
+    // The server's own version (read with its catalog) wins over the configured one.
     let mut live = base.clone();
+    live.pg_version = base.pg_version.or(config.lint.pg_version);
+    let mut history = SchemaModel::for_server(live.pg_version);
     // The classifier's copies of both, kept in step with them (see `analyze_in`).
-    let (mut history_copy, mut live_copy) = (SchemaModel::new(), base.clone());
+    let (mut history_copy, mut live_copy) = (history.clone(), live.clone());
     let mut analyzed = Vec::with_capacity(set.migrations.len());
-    for migration in &set.migrations {
+    for (migration, parse) in set.migrations.iter().zip(parse_all(set)) {
         let is_applied = applied.contains(&migration.version);
         let (model, copy) = if is_applied {
             (&history, &mut history_copy)
         } else {
             (&live, &mut live_copy)
         };
-        let (result, parsed) = analyze_in(migration, config, model, Some(copy))?;
+        let (result, parsed) = analyze_in(migration, parse, config, model, Some(copy))?;
         if let Some(file) = &parsed {
             history.apply_file(file);
             if !is_applied {
@@ -182,6 +184,12 @@ pub fn analyze_with_base(
         analyzed.push(result);
     }
     Ok(analyzed)
+}
+
+/// Every file of `set` parsed, in the set's order (in parallel: [`sql::parse_files`]).
+fn parse_all(set: &MigrationSet) -> Vec<Result<sql::ParsedFile, Vec<SqlError>>> {
+    let texts: Vec<&str> = set.migrations.iter().map(|m| m.sql.as_str()).collect();
+    sql::parse_files(&texts)
 }
 
 /// Applies an analyzed file's effects to `model`. The tables a file of the release creates
@@ -206,7 +214,11 @@ pub fn analyze_one(
     migration: &Migration,
     config: &Config,
 ) -> Result<AnalyzedMigration, AnalysisError> {
-    analyze_one_in(migration, config, &SchemaModel::new())
+    analyze_one_in(
+        migration,
+        config,
+        &SchemaModel::for_server(config.lint.pg_version),
+    )
 }
 
 /// Analyzes one migration file against `model`, the schema before it.
@@ -215,7 +227,8 @@ pub fn analyze_one_in(
     config: &Config,
     model: &SchemaModel,
 ) -> Result<AnalyzedMigration, AnalysisError> {
-    analyze_in(migration, config, model, None).map(|(analyzed, _)| analyzed)
+    let parse = sql::parse_file(&migration.sql);
+    analyze_in(migration, parse, config, model, None).map(|(analyzed, _)| analyzed)
 }
 
 /// The analysis of one file, with its parse (to replay it into the model). `copy`, when
@@ -225,6 +238,7 @@ pub fn analyze_one_in(
 /// copying the whole model for every file, which made the analysis of a folder quadratic.
 fn analyze_in(
     migration: &Migration,
+    parsed: Result<sql::ParsedFile, Vec<SqlError>>,
     config: &Config,
     model: &SchemaModel,
     copy: Option<&mut SchemaModel>,
@@ -233,7 +247,6 @@ fn analyze_in(
         path: migration.path.clone(),
         error,
     };
-    let parsed = sql::parse_file(&migration.sql);
     let (file, parse_errors, located) = match parsed {
         Ok(file) => {
             let located = directives::parse_all(&file.comments).map_err(directive_error)?;
@@ -372,6 +385,18 @@ fn analyze_in(
         }
     }
     let phase = declared_phase.or(inferred_phase).unwrap_or(Phase::Contract);
+    // Locks last until COMMIT only where the file runs in one transaction: not statement
+    // by statement, and not in a backfill's batches.
+    if !no_transaction && phase != Phase::Backfill {
+        findings.extend(rules::lock_held_in_transaction::check(&statements));
+    }
+    if !no_transaction {
+        for statement in &statements {
+            for hit in &statement.verdict.hits_in_transaction {
+                findings.push(hit.at(statement.line, statement.column));
+            }
+        }
+    }
 
     // Lock rules waived on a table new in this release assume the table is still empty:
     // after the rollout the new app has been writing it, so a post-deploy file gets them.

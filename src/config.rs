@@ -79,6 +79,11 @@ pub struct LintPolicyConfig {
     /// file's path: `0001_*.sql`, `legacy/*.sql`).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// The major version of the PostgreSQL the migrations will run on (`15`), for the rules
+    /// whose answer depends on it when no database is given; with a database URL the
+    /// server's own version wins. Unset: judged as for the newest version.
+    #[serde(default)]
+    pub pg_version: Option<u32>,
 }
 
 /// A rule's severity as the policy sets it.

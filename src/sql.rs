@@ -287,8 +287,45 @@ pub fn parse_tree(text: &str) -> Result<pg_query::ParseResult, pg_query::Error> 
     })
 }
 
-/// Runs `work` on a thread with a [`PARSER_STACK`] stack and waits for it.
+thread_local! {
+    /// Whether this thread has a [`PARSER_STACK`] stack (a thread of [`parser_pool`]).
+    static ON_PARSER_STACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The threads that parse many files at once, one per core, each with a [`PARSER_STACK`]
+/// stack: a parse on them runs in place instead of on a thread of its own, whose start and
+/// end (mapping and unmapping its stack) cost more than the parse of a small file. `None`
+/// when the threads cannot start: the files are then parsed one by one.
+fn parser_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .stack_size(PARSER_STACK)
+            .thread_name(|i| format!("concertina-parser-{i}"))
+            .start_handler(|_| ON_PARSER_STACK.with(|on| on.set(true)))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Parses every text like [`parse_file`], in parallel, and returns the results in order.
+/// Parsing is pure and each file's parse stands alone; what needs the files in order (the
+/// classification and the schema replay) stays with the caller.
+pub fn parse_files(texts: &[&str]) -> Vec<Result<ParsedFile, Vec<SqlError>>> {
+    use rayon::prelude::*;
+    match parser_pool() {
+        Some(pool) => pool.install(|| texts.par_iter().map(|text| parse_file(text)).collect()),
+        None => texts.iter().map(|text| parse_file(text)).collect(),
+    }
+}
+
+/// Runs `work` on a thread with a [`PARSER_STACK`] stack (this one, when it has one) and
+/// waits for it.
 fn on_parser_stack<T: Send>(work: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+    if ON_PARSER_STACK.with(|on| on.get()) {
+        return Ok(work());
+    }
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name("concertina-parser".into())

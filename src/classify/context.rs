@@ -88,6 +88,11 @@ pub(super) struct FileContext<'m> {
     pub(super) redefined_fks: HashSet<(String, String)>,
     /// The line of the BEGIN of the explicit transaction block we are in, if any.
     pub(super) open_block: Option<u32>,
+    /// The major version of the PostgreSQL the file will run on, when known (`[lint]
+    /// pg_version`, or the server's with a database URL); `None` judges as for the newest.
+    pub(super) pg_version: Option<u32>,
+    /// Values added earlier in this file to enums that existed before it (see `enum_use`).
+    pub(super) added_enum_values: Vec<super::enum_use::AddedEnumValue>,
 }
 
 impl<'m> FileContext<'m> {
@@ -129,6 +134,8 @@ impl<'m> FileContext<'m> {
             fk_additions,
             redefined_fks: HashSet::new(),
             open_block: None,
+            pg_version: model.pg_version,
+            added_enum_values: Vec::new(),
         }
     }
 

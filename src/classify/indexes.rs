@@ -6,7 +6,7 @@
 use super::context::FileContext;
 use super::names::{self, key, option_on, rel_display, rel_key};
 use super::{NEW_IN_RELEASE, StatementVerdict};
-use crate::lint::rules::index_not_concurrent;
+use crate::lint::rules::{fails_at_runtime, index_not_concurrent};
 use crate::phase::Class;
 use pg_query::protobuf;
 
@@ -31,7 +31,36 @@ impl FileContext<'_> {
         }
         let unique = if i.unique { "UNIQUE " } else { "" };
         let concurrently = if i.concurrent { "CONCURRENTLY " } else { "" };
-        let kind = format!("CREATE {unique}INDEX {concurrently}{name} ON {shown_table}");
+        // `ON ONLY` (the relation not inherited): only the parent of a partitioned table.
+        let only = if rv.inh { "" } else { "ONLY " };
+        let kind = format!("CREATE {unique}INDEX {concurrently}{name} ON {only}{shown_table}");
+        let partitioned = self.current_model().partitioned.contains_key(&table);
+        if partitioned && i.concurrent {
+            // PostgreSQL refuses CONCURRENTLY on a partitioned table, whoever made it.
+            return StatementVerdict::new(
+                if i.unique {
+                    Class::Contract
+                } else {
+                    Class::Expand
+                },
+                kind,
+                "an index on a partitioned table",
+            )
+            .outside_transaction(true)
+            .with_hit(fails_at_runtime::concurrent_index_on_partitioned(
+                &name,
+                &shown_table,
+            ));
+        }
+        if partitioned && !rv.inh {
+            // Instant: an invalid index on the parent alone, no partition is read. It
+            // becomes valid once each partition's index (built CONCURRENTLY) is attached.
+            return StatementVerdict::new(
+                Class::Expand,
+                kind,
+                "ON ONLY makes an invalid index on the parent alone: no partition is read or locked beyond a moment, and queries ignore it until every partition's index is attached",
+            );
+        }
         if self.is_new_rel(&table) {
             return StatementVerdict::new(
                 Class::Expand,
@@ -73,6 +102,12 @@ impl FileContext<'_> {
         let v = v.outside_transaction(i.concurrent);
         if i.concurrent {
             v
+        } else if partitioned {
+            v.with_hit(index_not_concurrent::create_index_partitioned(
+                &name,
+                &shown_table,
+                i.unique,
+            ))
         } else {
             v.with_hit(index_not_concurrent::create_index(
                 &name,

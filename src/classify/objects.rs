@@ -8,7 +8,7 @@ use super::StatementVerdict;
 use super::context::FileContext;
 use super::names::{parts_key, rel_display, rel_key, strings};
 use super::utility::first_words;
-use crate::lint::rules::{blocking_maintenance, fails_at_runtime};
+use crate::lint::rules::{blocking_maintenance, constraint_not_valid, fails_at_runtime};
 use crate::phase::Class;
 use crate::sql::ParsedStatement;
 use pg_query::protobuf::node::Node;
@@ -145,6 +145,14 @@ impl FileContext<'_> {
                 kind.clone(),
                 "a new enum label; every label the old app writes stays valid",
             );
+            if !self.is_new("type", &k) {
+                self.added_enum_values
+                    .push(super::enum_use::AddedEnumValue {
+                        key: k.clone(),
+                        shown: shown.clone(),
+                        value: e.new_val.clone(),
+                    });
+            }
             let Some(values) = values else { return v };
             let neighbor = &e.new_val_neighbor;
             if values.contains(&e.new_val) && e.skip_if_new_val_exists {
@@ -265,12 +273,27 @@ impl FileContext<'_> {
         let kind = format!("ALTER DOMAIN {shown} {label}")
             .trim_end()
             .to_string();
+        // ADD CONSTRAINT (unless NOT VALID) and SET NOT NULL check every column of the
+        // domain (measured in `tests/hazards_postgres.rs`).
+        let scan = match (
+            d.subtype.as_str(),
+            d.def.as_deref().and_then(|n| n.node.as_ref()),
+        ) {
+            ("C", Some(Node::Constraint(c))) if !c.skip_validation => {
+                Some(("ADD CONSTRAINT", c.conname.clone()))
+            }
+            ("O", _) => Some(("SET NOT NULL", String::new())),
+            _ => None,
+        };
         if new {
             StatementVerdict::new(
                 Class::Expand,
                 kind,
                 "the domain is created earlier in this file",
             )
+        } else if let Some((what, name)) = scan {
+            StatementVerdict::new(class, kind, reason)
+                .with_hit(constraint_not_valid::domain(&shown, what, &name))
         } else {
             StatementVerdict::new(class, kind, reason)
         }

@@ -9,6 +9,7 @@ mod constraints;
 use super::context::FileContext;
 use super::names::{self, rel_display, rel_key};
 use super::{RuleHit, StatementVerdict, rank};
+use crate::lint::rules::partition_lock;
 use crate::phase::Class;
 use pg_query::protobuf::node::Node;
 use pg_query::protobuf::{self, AlterTableType, ObjectType};
@@ -245,7 +246,6 @@ impl FileContext<'_> {
             | T::AtEnableReplicaRule
             | T::AtDisableRowSecurity
             | T::AtNoForceRowSecurity
-            | T::AtAttachPartition
             | T::AtAddInherit
             | T::AtAddOf
             | T::AtGenericOptions
@@ -272,14 +272,25 @@ impl FileContext<'_> {
                     part.hit(crate::lint::rules::blocking_maintenance::hit(label, shown))
                 }
             }
+            T::AtAttachPartition => self.attach_partition(table, shown, def),
             T::AtDetachPartition | T::AtDetachPartitionFinalize => {
                 let concurrent = matches!(def, Some(Node::PartitionCmd(p)) if p.concurrent);
+                let partition = match def {
+                    Some(Node::PartitionCmd(p)) => p.name.as_ref().map(rel_display),
+                    _ => None,
+                }
+                .unwrap_or_default();
                 let mut part = self.judge_existing(
                     table_new,
-                    format!("DETACH PARTITION from {shown}"),
+                    format!("DETACH PARTITION {partition} from {shown}"),
                     "the partition's rows vanish from the old app's queries of the parent",
                 );
                 part.no_transaction = concurrent;
+                // FINALIZE completes an interrupted CONCURRENTLY: it takes no strong lock.
+                if !concurrent && cmd.subtype() == T::AtDetachPartition && !table_new {
+                    let available = self.pg_version.is_none_or(|v| v >= 14);
+                    part = part.hit(partition_lock::detach(shown, &partition, available));
+                }
                 part
             }
             T::AtDisableTrig
@@ -314,6 +325,52 @@ impl FileContext<'_> {
                 format!("ALTER TABLE {shown} {}", subcommand_label(other)),
                 "concertina has no rule for this sub-command and judges it conservatively",
             ),
+        }
+    }
+
+    /// ATTACH PARTITION: expand (the old app's queries of the parent see more rows, none
+    /// go). PostgreSQL scans the partition to prove its bound under ACCESS EXCLUSIVE on it,
+    /// unless a validated CHECK implies the bound (measured in `tests/hazards_postgres.rs`);
+    /// concertina takes a validated CHECK that reads every column of the partition key as
+    /// that proof (it cannot prove the implication itself), and an empty table (created in
+    /// this file or this release) as needing none.
+    fn attach_partition(&mut self, table: &str, shown: &str, def: Option<&Node>) -> Part {
+        let partition = match def {
+            Some(Node::PartitionCmd(p)) => p.name.as_ref(),
+            _ => None,
+        };
+        let Some(partition) = partition else {
+            return Part::new(
+                Class::Contract,
+                format!("ATTACH PARTITION to {shown}"),
+                "the partition is missing from the parse tree",
+            );
+        };
+        let key = rel_key(partition);
+        let partition_shown = rel_display(partition);
+        let part = Part::new(
+            Class::Expand,
+            format!("ATTACH PARTITION {partition_shown} to {shown}"),
+            "the old app's queries of the parent see the partition's rows too; none go",
+        );
+        if self.is_new_rel(&key) || self.is_new_in_release(&key) {
+            return part;
+        }
+        let model = self.current_model();
+        let proven = match (model.partitioned.get(table), model.tables.get(&key)) {
+            (Some(columns), Some(t)) if !columns.is_empty() => t.constraints.values().any(|c| {
+                c.kind == crate::schema::ConstraintKind::Check
+                    && c.validated
+                    && c.columns
+                        .as_ref()
+                        .is_some_and(|read| columns.iter().all(|k| read.contains(k)))
+            }),
+            _ => false,
+        };
+        if proven {
+            part
+        } else {
+            part.hit(partition_lock::attach(shown, &partition_shown))
         }
     }
 

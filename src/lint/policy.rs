@@ -37,6 +37,10 @@ pub enum PolicyError {
         level: &'static str,
     },
     /// A glob that does not parse.
+    #[error(
+        "[lint] pg_version = {0} in concertina.toml is not a PostgreSQL major version: write the server's major version, 10 to 99 (e.g. pg_version = 15)"
+    )]
+    BadVersion(u32),
     #[error("[lint] exclude in concertina.toml: `{glob}` is not a valid glob: {reason}")]
     BadGlob {
         /// The glob.
@@ -63,6 +67,11 @@ pub fn check(config: &Config) -> Result<(), PolicyError> {
     }
     for rule in &policy.no_allow {
         known(rule, "no_allow")?;
+    }
+    if let Some(version) = policy.pg_version
+        && !(10..=99).contains(&version)
+    {
+        return Err(PolicyError::BadVersion(version));
     }
     for glob in &policy.exclude {
         glob::Pattern::new(glob).map_err(|e| PolicyError::BadGlob {
@@ -170,6 +179,10 @@ mod tests {
         let glob = check(&config("[lint]\nexclude = [\"[\"]\n")).unwrap_err();
         assert!(matches!(glob, PolicyError::BadGlob { .. }), "{glob}");
         assert!(Config::parse("[lint.rules]\nvolatile-default = \"loud\"\n").is_err());
+        let version = check(&config("[lint]\npg_version = 150000\n")).unwrap_err();
+        assert!(version.to_string().contains("pg_version = 15"), "{version}");
+        assert!(check(&config("[lint]\npg_version = 15\n")).is_ok());
+        assert!(Config::parse("[lint]\npg_version = \"15\"\n").is_err());
     }
 
     #[test]

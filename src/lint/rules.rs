@@ -20,6 +20,8 @@ pub mod fails_at_runtime;
 pub mod index_not_concurrent;
 pub mod invalid_allow;
 pub mod invalid_requires;
+pub mod lock_held_in_transaction;
+pub mod partition_lock;
 pub mod phase;
 pub mod set_not_null_scan;
 pub mod syntax_error;
@@ -42,6 +44,8 @@ pub const RULES: &[Rule] = &[
     type_change_rewrite::RULE,
     set_not_null_scan::RULE,
     blocking_maintenance::RULE,
+    partition_lock::RULE,
+    lock_held_in_transaction::RULE,
     concurrently_in_transaction::RULE,
     fails_at_runtime::RULE,
     phase::PHASE_MISMATCH,
@@ -85,7 +89,12 @@ pub(crate) mod testing {
     /// The hits of every statement of `sql`, judged against the schema that the migration
     /// `history` leaves.
     pub fn hits_after(history: &str, sql: &str) -> Vec<RuleHit> {
-        let mut model = SchemaModel::new();
+        hits_on(None, history, sql)
+    }
+
+    /// Like [`hits_after`], for a server of major version `pg_version`.
+    pub fn hits_on(pg_version: Option<u32>, history: &str, sql: &str) -> Vec<RuleHit> {
+        let mut model = SchemaModel::for_server(pg_version);
         if !history.is_empty() {
             let earlier = parse_file(history).unwrap_or_else(|e| panic!("{history}: {e:?}"));
             model.apply_file(&earlier);

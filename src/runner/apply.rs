@@ -956,6 +956,9 @@ mod tests {
                 needs_no_transaction: false,
                 hits: Vec::new(),
                 hits_after_rollout: Vec::new(),
+                locks: Vec::new(),
+                slow_step: None,
+                hits_in_transaction: Vec::new(),
             },
             key: None,
         }

@@ -3,8 +3,8 @@
 use super::constraints::not_null_check_column;
 use super::names::signature_text;
 use super::{
-    Column, ColumnType, Constraint, ConstraintKind, ForeignKeyTarget, Function, Index, SchemaModel,
-    Sequence, View,
+    Column, ColumnType, Constraint, ConstraintKind, Domain, ForeignKeyTarget, Function, Index,
+    SchemaModel, Sequence, View,
 };
 use pg_query::protobuf::node::Node;
 use sqlx::Row;
@@ -162,11 +162,13 @@ impl SchemaModel {
                     kind,
                     columns,
                     references,
+                    validated: row.get("convalidated"),
                 },
             );
         }
         let indexes = query(format!(
             "SELECT n.nspname, c.relname, ic.relname AS index_name, i.indisunique,
+                    (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AS computed,
                     ARRAY({}) AS columns, i.indnkeyatts::int4 AS key_count,
                     ARRAY(SELECT DISTINCT a.attname::text FROM pg_depend d
                             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
@@ -200,12 +202,18 @@ impl SchemaModel {
                     columns: (usize::try_from(key_count).ok() == Some(columns.len()))
                         .then_some(columns),
                     involves,
+                    computed: row.get("computed"),
                 },
             );
         }
         read_types_and_routines(pool, &mut model)
             .await
             .map_err(fail)?;
+        let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int4")
+            .fetch_one(pool)
+            .await
+            .map_err(fail)?;
+        model.pg_version = u32::try_from(version / 10_000).ok();
         model.note_everything();
         Ok(model)
     }
@@ -231,6 +239,62 @@ async fn read_types_and_routines(
     for row in &enums {
         let key = catalog_key(&row.get::<String, _>("nspname"), row.get("typname"));
         model.enums.insert(key, row.get("labels"));
+    }
+    let domains = query(format!(
+        "SELECT n.nspname, t.typname,
+                (t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contypid = t.oid))
+                  AS constrained
+           FROM pg_type t
+           JOIN pg_namespace n ON n.oid = t.typnamespace
+          WHERE t.typtype = 'd' AND {USER_SCHEMAS}"
+    ))
+    .fetch_all(pool)
+    .await?;
+    for row in &domains {
+        let key = catalog_key(&row.get::<String, _>("nspname"), row.get("typname"));
+        let constrained = row.get("constrained");
+        model.domains.insert(key, Domain { constrained });
+    }
+    let casts = query(
+        "SELECT sn.nspname AS source_schema, s.typname AS source, tn.nspname AS target_schema,
+                t.typname AS target
+           FROM pg_cast c
+           JOIN pg_type s ON s.oid = c.castsource JOIN pg_namespace sn ON sn.oid = s.typnamespace
+           JOIN pg_type t ON t.oid = c.casttarget JOIN pg_namespace tn ON tn.oid = t.typnamespace
+          WHERE c.castmethod = 'b' AND NOT (sn.nspname = 'pg_catalog' AND tn.nspname = 'pg_catalog')"
+            .to_string(),
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in &casts {
+        let schema = |column: &str| row.get::<String, _>(column);
+        let source = type_name(Some(&schema("source_schema")), row.get("source"));
+        let target = type_name(Some(&schema("target_schema")), row.get("target"));
+        if let (Some(source), Some(target)) = (source, target) {
+            model.binary_casts.push((source, target));
+        }
+    }
+    // Partitioned tables with their key's columns (a 0 in partattrs is an expression).
+    let partitioned = query(format!(
+        "SELECT n.nspname, c.relname, (0 = ANY (p.partattrs::int2[])) AS has_expression,
+                ARRAY(SELECT a.attname::text FROM unnest(p.partattrs::int2[]) WITH ORDINALITY u(n, o)
+                        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.n
+                       ORDER BY u.o) AS columns
+           FROM pg_partitioned_table p
+           JOIN pg_class c ON c.oid = p.partrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE {USER_SCHEMAS}"
+    ))
+    .fetch_all(pool)
+    .await?;
+    for row in &partitioned {
+        let key = catalog_key(&row.get::<String, _>("nspname"), row.get("relname"));
+        let columns: Vec<String> = if row.get("has_expression") {
+            Vec::new()
+        } else {
+            row.get("columns")
+        };
+        model.partitioned.insert(key, columns);
     }
     let views = query(format!(
         "SELECT n.nspname, c.relname, (c.relkind = 'm') AS materialized,

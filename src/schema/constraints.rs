@@ -70,6 +70,7 @@ impl SchemaModel {
                 kind,
                 columns,
                 references,
+                validated: !con.skip_validation,
             },
         );
     }
@@ -175,6 +176,7 @@ impl SchemaModel {
                 unique: i.unique,
                 columns: plain.then_some(keys),
                 involves: involves.into_iter().collect(),
+                computed: !plain || i.where_clause.is_some(),
             },
         );
         self.note_index(&index_key);

@@ -109,6 +109,7 @@ impl SchemaModel {
         }
         self.views.remove(k);
         self.indexes.remove(k);
+        self.partitioned.remove(k);
         if let Some(sequence) = self.sequences.remove(k)
             && let Some((table, column)) = sequence.owned_by
             && let Some(column) = self

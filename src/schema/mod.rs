@@ -63,8 +63,8 @@ mod types;
 
 pub use catalog::CatalogError;
 pub use model::{
-    Column, ColumnDependents, ColumnType, Constraint, ConstraintKind, ForeignKeyTarget, Function,
-    Index, Sequence, Table, View,
+    Column, ColumnDependents, ColumnType, Constraint, ConstraintKind, Domain, ForeignKeyTarget,
+    Function, Index, Sequence, Table, View,
 };
 
 use crate::names::rel_key;
@@ -83,6 +83,12 @@ pub struct SchemaModel {
     pub indexes: HashMap<String, Index>,
     /// Enums by key, with their values in order.
     pub enums: HashMap<String, Vec<String>>,
+    /// Domains by key.
+    pub domains: HashMap<String, Domain>,
+    /// Partitioned tables by key, with their partition key's columns (empty when the key
+    /// has an expression). Kept apart from [`SchemaModel::tables`] because attaching or
+    /// detaching a partition makes the parent's columns unknown, not its partitioning.
+    pub partitioned: HashMap<String, Vec<String>>,
     /// Views and materialized views by key.
     pub views: HashMap<String, View>,
     /// Sequences by key.
@@ -93,6 +99,14 @@ pub struct SchemaModel {
     /// (unapplied ones with a database, those added since `lint --base REF` without): no
     /// app has written them yet, so they are empty until the rollout.
     pub pending_tables: HashSet<String>,
+    /// Binary coercions (`pg_cast` method `b`) the live catalog lists between types that
+    /// are not PostgreSQL's own (e.g. `CREATE CAST … WITHOUT FUNCTION` of an extension), as
+    /// (source, target) type keys; the built-in ones are in [`ColumnType::changes_in_place_to`].
+    pub binary_casts: Vec<(String, String)>,
+    /// The major version of the PostgreSQL server the migrations run on, when known:
+    /// the live server's (read with the catalog) or `[lint] pg_version`. Rules whose
+    /// answer depends on it read it here; `None` judges as for the newest version.
+    pub pg_version: Option<u32>,
     /// Where to find what refers to an object, so that no statement looks at every
     /// object of the model (see `aids`).
     aids: aids::Aids,
@@ -102,6 +116,15 @@ impl SchemaModel {
     /// An empty model: nothing known, everything judged conservatively.
     pub fn new() -> SchemaModel {
         SchemaModel::default()
+    }
+
+    /// An empty model of a server of major version `pg_version` (see
+    /// [`SchemaModel::pg_version`]).
+    pub fn for_server(pg_version: Option<u32>) -> SchemaModel {
+        SchemaModel {
+            pg_version,
+            ..SchemaModel::default()
+        }
     }
 
     /// Applies the effects of a migration of the release being judged (pending with a
@@ -167,6 +190,8 @@ impl SchemaModel {
             Node::CreateSeqStmt(s) => self.create_sequence(s),
             Node::AlterSeqStmt(s) => self.alter_sequence(s),
             Node::CreateEnumStmt(e) => self.create_enum(e),
+            Node::CreateDomainStmt(d) => self.create_domain(d),
+            Node::AlterDomainStmt(d) => self.alter_domain(d),
             Node::AlterEnumStmt(e) => self.alter_enum(e),
             Node::CreateFunctionStmt(f) => self.create_function(f),
             Node::AlterTableStmt(a) => self.alter_table(a),

@@ -92,6 +92,74 @@ impl ColumnType {
     }
 }
 
+/// PostgreSQL's built-in binary coercions between the types of user columns (`pg_cast`
+/// rows with `castmethod = 'b'` of PostgreSQL 15, `tests/hazards_postgres.rs` compares them
+/// with the server's): changing a column between them, to the type without a length or
+/// precision, keeps the table's file. Not all are widenings: `int4`→`oid` reads negative
+/// numbers back as large ones, `text`→`bpchar` compares without trailing spaces.
+const BINARY_COERCIONS: &[(&str, &str)] = &[
+    ("bit", "varbit"),
+    ("varbit", "bit"),
+    ("cidr", "inet"),
+    ("int4", "oid"),
+    ("oid", "int4"),
+    ("text", "bpchar"),
+    ("text", "varchar"),
+    ("varchar", "bpchar"),
+    ("varchar", "text"),
+    ("xml", "bpchar"),
+    ("xml", "text"),
+    ("xml", "varchar"),
+    ("pg_node_tree", "text"),
+    ("pg_dependencies", "bytea"),
+    ("pg_mcv_list", "bytea"),
+    ("pg_ndistinct", "bytea"),
+];
+
+/// The object-identifier alias types: binary-coercible with `int4`, `oid` and one another
+/// in the pairs PostgreSQL lists.
+const REG_TYPES: &[&str] = &[
+    "regclass",
+    "regcollation",
+    "regconfig",
+    "regdictionary",
+    "regnamespace",
+    "regoper",
+    "regoperator",
+    "regproc",
+    "regprocedure",
+    "regrole",
+    "regtype",
+];
+
+impl ColumnType {
+    /// Whether PostgreSQL changes a column from `self` to `to` without rewriting the table:
+    /// every widening ([`ColumnType::widens_to`]), and a binary coercion PostgreSQL has
+    /// built in (or, with `extra`, one the catalog lists) to the type without a length or
+    /// precision (with one, PostgreSQL runs the length check on every row).
+    pub fn changes_in_place_to(&self, to: &ColumnType, extra: &[(String, String)]) -> bool {
+        if self.widens_to(to) {
+            return true;
+        }
+        if self.array != to.array || !to.modifiers.is_empty() {
+            return false;
+        }
+        let (from, to) = (self.name.as_str(), to.name.as_str());
+        let reg = |t: &str| REG_TYPES.contains(&t);
+        BINARY_COERCIONS.contains(&(from, to))
+            || (reg(from) && matches!(to, "int4" | "oid"))
+            || (reg(to) && matches!(from, "int4" | "oid"))
+            || matches!(
+                (from, to),
+                ("regoper", "regoperator")
+                    | ("regoperator", "regoper")
+                    | ("regproc", "regprocedure")
+                    | ("regprocedure", "regproc")
+            )
+            || extra.iter().any(|(a, b)| a == from && b == to)
+    }
+}
+
 impl fmt::Display for ColumnType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)?;
@@ -188,11 +256,14 @@ pub struct Constraint {
     pub columns: Option<Vec<String>>,
     /// For a FOREIGN KEY, what it references.
     pub references: Option<ForeignKeyTarget>,
+    /// Whether PostgreSQL has checked it against every row (false for one added NOT VALID
+    /// and not validated since).
+    pub validated: bool,
 }
 
 impl Constraint {
     /// Whether it may involve `column` (an unknown column list may).
-    pub(super) fn may_involve(&self, column: &str) -> bool {
+    pub fn may_involve(&self, column: &str) -> bool {
         self.columns
             .as_ref()
             .is_none_or(|c| c.iter().any(|c| c == column))
@@ -236,6 +307,9 @@ pub struct Index {
     /// Every column it uses (keys, INCLUDE, expressions, WHERE), sorted: dropping any of
     /// them drops the index.
     pub involves: Vec<String>,
+    /// Whether it has an expression or a WHERE predicate: then PostgreSQL rebuilds it when
+    /// the type of any column it uses changes, even to a binary-compatible type.
+    pub computed: bool,
 }
 
 /// A view or materialized view.
@@ -245,6 +319,15 @@ pub struct View {
     pub materialized: bool,
     /// The keys of the relations its query reads (tables, views, sequences).
     pub reads: BTreeSet<String>,
+}
+
+/// A domain: whether it has constraints (a CHECK or NOT NULL). A column of a constrained
+/// domain added to an existing table makes PostgreSQL rewrite the table to check every
+/// row; adding a constraint to it checks every column of the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// Whether it has a CHECK or NOT NULL constraint.
+    pub constrained: bool,
 }
 
 /// A sequence.

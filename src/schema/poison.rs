@@ -136,6 +136,8 @@ impl SchemaModel {
         self.tables.clear();
         self.indexes.clear();
         self.enums.clear();
+        self.domains.clear();
+        self.partitioned.clear();
         self.views.clear();
         self.sequences.clear();
         self.functions.clear();

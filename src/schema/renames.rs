@@ -124,6 +124,9 @@ impl SchemaModel {
         // Looked up before the table moves: a FOREIGN KEY of the table to itself is
         // listed under the old key.
         let referencing = self.tables_referencing(old);
+        if let Some(columns) = self.partitioned.remove(old) {
+            self.partitioned.insert(new.to_string(), columns);
+        }
         if let Some(table) = self.tables.remove(old) {
             self.tables.insert(new.to_string(), table);
             for k in self.indexes_on(old) {

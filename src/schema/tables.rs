@@ -77,6 +77,18 @@ impl SchemaModel {
                 self.add_constraint(&mut table, &k, &rv.relname, con, None);
             }
         }
+        if let Some(spec) = &c.partspec {
+            let columns = spec
+                .part_params
+                .iter()
+                .map(|p| match p.node.as_ref() {
+                    Some(Node::PartitionElem(e)) if !e.name.is_empty() => Some(e.name.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<String>>>()
+                .unwrap_or_default();
+            self.partitioned.insert(k.clone(), columns);
+        }
         self.tables.insert(k.clone(), table);
         self.note_table(&k);
         for column in owned {
@@ -287,6 +299,9 @@ impl SchemaModel {
             T::AtValidateConstraint => {
                 if let Some((_, validated)) = table.not_null_checks.get_mut(&cmd.name) {
                     *validated = true;
+                }
+                if let Some(constraint) = table.constraints.get_mut(&cmd.name) {
+                    constraint.validated = true;
                 }
             }
             _ => {}

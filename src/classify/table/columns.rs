@@ -9,8 +9,8 @@ use crate::classify::context::{FileContext, NewColumn};
 use crate::classify::names::{self, strings, type_display};
 use crate::classify::{RuleHit, wording};
 use crate::lint::rules::{
-    fails_at_runtime, set_not_null_scan, type_change_rewrite, unique_without_index,
-    volatile_default,
+    constraint_not_valid, fails_at_runtime, set_not_null_scan, type_change_rewrite,
+    unique_without_index, volatile_default,
 };
 use crate::phase::Class;
 use crate::schema::ColumnType;
@@ -162,11 +162,18 @@ impl FileContext<'_> {
             .insert((table.to_string(), column.clone()), tracked);
 
         let mut part = if shape.not_null && !has_default {
-            Part::new(
+            let part = Part::new(
                 Class::Contract,
                 kind,
                 "ADD COLUMN … NOT NULL without a default: the old app's INSERTs omit the column and fail",
-            )
+            );
+            // A table an earlier release made may hold rows: each would get NULL. (One made
+            // earlier in this release is empty until the rollout.)
+            if self.is_new_in_release(table) {
+                part
+            } else {
+                part.hit(fails_at_runtime::not_null_without_default(shown, &column))
+            }
         } else if has_default {
             Part::new(
                 Class::Expand,
@@ -196,12 +203,17 @@ impl FileContext<'_> {
                 format!("{type_text} draws nextval() for every existing row"),
                 false,
             ))
+        } else if let Some(why) = shape.default.as_ref().and_then(names::volatile_call) {
+            Some((format!("its default {why}"), false))
+        } else if shape.default.is_some() && self.pg_version.is_some_and(|v| v < 11) {
+            // PostgreSQL 11 stores a constant default once in the catalog; before it, every
+            // existing row was written.
+            Some((
+                "before PostgreSQL 11 ([lint] pg_version or the server's version) any default is written into every existing row".to_string(),
+                false,
+            ))
         } else {
-            shape
-                .default
-                .as_ref()
-                .and_then(names::volatile_call)
-                .map(|why| (format!("its default {why}"), false))
+            None
         };
         if let Some((why, generated)) = rewrite {
             part = part.hit(volatile_default::hit(shown, &column, &why, generated));
@@ -214,7 +226,54 @@ impl FileContext<'_> {
                 std::slice::from_ref(&column),
             ));
         }
+        part.hits.extend(self.inline_validation(shown, def, &shape));
         part
+    }
+
+    /// What an added column makes PostgreSQL check on every existing row (measured in
+    /// `tests/hazards_postgres.rs`): an inline CHECK (even on a column that is all NULL),
+    /// a REFERENCES whose default is not NULL (without one PostgreSQL skips the check),
+    /// and a domain type with a constraint (a rewrite).
+    fn inline_validation(
+        &mut self,
+        shown: &str,
+        def: &protobuf::ColumnDef,
+        shape: &ColumnShape,
+    ) -> Vec<RuleHit> {
+        let column = def.colname.as_str();
+        let mut hits = Vec::new();
+        let non_null_default = shape
+            .default
+            .as_ref()
+            .is_some_and(|d| !matches!(d.node.as_ref(), Some(Node::AConst(c)) if c.isnull));
+        for c in &def.constraints {
+            let Some(Node::Constraint(c)) = c.node.as_ref() else {
+                continue;
+            };
+            match c.contype() {
+                ConstrType::ConstrCheck => {
+                    hits.push(constraint_not_valid::inline(shown, column, "CHECK"));
+                }
+                ConstrType::ConstrForeign if non_null_default => {
+                    hits.push(constraint_not_valid::inline(shown, column, "FOREIGN KEY"));
+                }
+                _ => {}
+            }
+        }
+        if let Some(t) = &def.type_name {
+            let type_key = ColumnType::of(t).name;
+            if self
+                .current_model()
+                .domains
+                .get(&type_key)
+                .is_some_and(|d| d.constrained)
+            {
+                hits.push(volatile_default::constrained_domain(
+                    shown, column, &type_key,
+                ));
+            }
+        }
+        hits
     }
 
     pub(super) fn column_default(
@@ -272,10 +331,12 @@ impl FileContext<'_> {
     ) -> Part {
         let kind = format!("{label} {shown}.{col}");
         let index = self.index;
-        let checked = self
+        // PostgreSQL 12 made SET NOT NULL use a validated CHECK instead of scanning.
+        let checked = (self
             .validated_not_null
             .contains(&(table.to_string(), col.to_string()))
-            || self.model.has_validated_not_null_check(table, col);
+            || self.model.has_validated_not_null_check(table, col))
+            && self.pg_version.is_none_or(|v| v >= 12);
         let part = if let Some(c) = self
             .new_columns
             .get_mut(&(table.to_string(), col.to_string()))
@@ -405,27 +466,45 @@ impl FileContext<'_> {
         if let (false, Some(old), Some(t)) = (column_new, &old, type_name) {
             let to = ColumnType::of(t);
             if old.widens_to(&to) {
-                return Part::new(
+                let part = Part::new(
                     Class::Expand,
                     kind,
                     format!(
                         "a widening from {old}: every value the old app writes still fits, and PostgreSQL needs no rewrite"
                     ),
                 );
+                return match self.work_despite_no_rewrite(table, col) {
+                    Some(work) => {
+                        part.hit(type_change_rewrite::rebuilds(shown, col, &new_type, &work))
+                    }
+                    None => part,
+                };
             }
-            return Part::new(
+            let in_place = old.changes_in_place_to(&to, &self.current_model().binary_casts);
+            let part = Part::new(
                 Class::Contract,
                 kind,
                 format!(
                     "not a widening of the old type {old}: old values or the old app's writes may not fit, or read back differently"
                 ),
-            )
-            .hit(type_change_rewrite::hit(
-                shown,
-                col,
-                &new_type,
-                &format!("changes {old} to {new_type}"),
-            ));
+            );
+            // A binary coercion that is no widening keeps the file (no rewrite) but may
+            // still re-check and rebuild what reads the column.
+            return if in_place {
+                match self.work_despite_no_rewrite(table, col) {
+                    Some(work) => {
+                        part.hit(type_change_rewrite::rebuilds(shown, col, &new_type, &work))
+                    }
+                    None => part,
+                }
+            } else {
+                part.hit(type_change_rewrite::hit(
+                    shown,
+                    col,
+                    &new_type,
+                    &format!("changes {old} to {new_type}"),
+                ))
+            };
         }
         let part = if column_new {
             Part::new(Class::Expand, kind, "the column is new in this file")
@@ -448,6 +527,55 @@ impl FileContext<'_> {
                 "may rewrite the table (the old type is unknown, so concertina cannot prove the change binary-compatible)",
             ))
         }
+    }
+
+    /// What PostgreSQL still does on a type change of `table`.`column` that needs no
+    /// rewrite (measured in `tests/hazards_postgres.rs`): it re-checks every CHECK that
+    /// reads the column, and rebuilds every index that uses it in an expression or a WHERE
+    /// predicate (plain key and INCLUDE columns keep their index).
+    fn work_despite_no_rewrite(&mut self, table: &str, column: &str) -> Option<String> {
+        let model = self.current_model();
+        let mut checks: Vec<String> = model
+            .tables
+            .get(table)
+            .map(|t| {
+                t.constraints
+                    .iter()
+                    .filter(|(_, c)| {
+                        c.kind == crate::schema::ConstraintKind::Check && c.may_involve(column)
+                    })
+                    .map(|(name, _)| name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        checks.sort();
+        let mut indexes: Vec<String> = model
+            .indexes
+            .iter()
+            .filter(|(_, i)| {
+                i.table == table && i.computed && i.involves.iter().any(|c| c == column)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        indexes.sort();
+        let mut work = Vec::new();
+        if !checks.is_empty() {
+            work.push(format!(
+                "re-checks {} against every row",
+                wording::counted("CHECK constraint", "CHECK constraints", &checks)
+            ));
+        }
+        if !indexes.is_empty() {
+            work.push(format!(
+                "rebuilds {}",
+                wording::counted(
+                    "expression or partial index",
+                    "expression or partial indexes",
+                    &indexes
+                )
+            ));
+        }
+        (!work.is_empty()).then(|| work.join(" and "))
     }
 
     /// ADD/SET IDENTITY: values for the INSERTs that omit the column.

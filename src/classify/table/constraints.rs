@@ -8,9 +8,10 @@
 use super::Part;
 use super::columns::is_not_null_check;
 use crate::classify::NEW_IN_RELEASE;
+use crate::classify::RuleHit;
 use crate::classify::context::FileContext;
 use crate::classify::names::{self, strings};
-use crate::lint::rules::{constraint_not_valid, unique_without_index};
+use crate::lint::rules::{constraint_not_valid, set_not_null_scan, unique_without_index};
 use crate::phase::Class;
 use crate::schema::ConstraintKind;
 use pg_query::protobuf::node::Node;
@@ -130,6 +131,8 @@ impl FileContext<'_> {
             ConstrType::ConstrUnique | ConstrType::ConstrPrimary if c.indexname.is_empty() => {
                 Some(unique_without_index::hit(shown, &name, label, &columns))
             }
+            ConstrType::ConstrPrimary => self.primary_key_scan(table, shown, &c.indexname),
+            ConstrType::ConstrExclusion => Some(unique_without_index::exclude(shown, &name)),
             _ => None,
         };
         if self.is_new_in_release(table) {
@@ -168,6 +171,32 @@ impl FileContext<'_> {
         let _ = position;
         part.hits.extend(lock_hit);
         part
+    }
+
+    /// ADD PRIMARY KEY USING INDEX `index`: PostgreSQL sets its key columns NOT NULL,
+    /// scanning the table unless each is NOT NULL already or has a validated CHECK (col IS
+    /// NOT NULL) (measured in `tests/hazards_postgres.rs`). Silent when the model does not
+    /// know the index's columns. (UNIQUE USING INDEX checks nothing: NULLs stay allowed.)
+    fn primary_key_scan(&mut self, table: &str, shown: &str, index: &str) -> Option<RuleHit> {
+        let schema = table.rsplit_once('.').map_or("", |(schema, _)| schema);
+        let index_key = crate::names::key(schema, index);
+        let validated = self.validated_not_null.clone();
+        let model = self.current_model();
+        let columns = model.indexes.get(&index_key)?.columns.clone()?;
+        let nullable: Vec<String> = columns
+            .into_iter()
+            .filter(|c| {
+                !validated.contains(&(table.to_string(), c.clone()))
+                    && !model.has_validated_not_null_check(table, c)
+                    && model.column(table, c).is_some_and(|col| !col.not_null)
+            })
+            .collect();
+        let nullable: Vec<String> = nullable
+            .into_iter()
+            .filter(|c| !self.is_new_column(table, c))
+            .collect();
+        (!nullable.is_empty())
+            .then(|| set_not_null_scan::primary_key_using_index(shown, index, &nullable))
     }
 
     pub(super) fn validate_constraint(&mut self, table: &str, shown: &str, name: &str) -> Part {

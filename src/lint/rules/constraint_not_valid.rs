@@ -7,7 +7,7 @@ use crate::lint::{Rule, RuleHit, Severity};
 pub const RULE: Rule = Rule {
     id: "constraint-not-valid",
     severity: Severity::Error,
-    summary: "FOREIGN KEY/CHECK added without NOT VALID scans the table under a lock",
+    summary: "FOREIGN KEY/CHECK added without NOT VALID (also inline in ADD COLUMN, and ALTER DOMAIN … ADD CONSTRAINT / SET NOT NULL) scans the table under a lock",
 };
 
 /// ADD CONSTRAINT `name` `kind` (FOREIGN KEY or CHECK) without NOT VALID on `table`.
@@ -27,7 +27,46 @@ pub(crate) fn hit(table: &str, name: &str, kind: &str) -> RuleHit {
     RULE.hit(
         format!("ADD CONSTRAINT {name_shown} {kind} on {table} {scan} while holding {lock}"),
         format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {name_shown} {kind} (…) NOT VALID; then ALTER TABLE {table} VALIDATE CONSTRAINT {name_shown}; (validation takes only SHARE UPDATE EXCLUSIVE; reads and writes continue)"
+            "ALTER TABLE {table} ADD CONSTRAINT {name_shown} {kind} (…) NOT VALID; then, in a later migration file, ALTER TABLE {table} VALIDATE CONSTRAINT {name_shown}; (validation takes only SHARE UPDATE EXCLUSIVE, so reads and writes continue, unless the ADD's stronger lock is still held by the same transaction)"
+        ),
+    )
+}
+
+/// ADD COLUMN `table`.`column` with an inline `kind` (CHECK, or REFERENCES with a
+/// non-null default): PostgreSQL checks every existing row while it holds the lock.
+pub(crate) fn inline(table: &str, column: &str, kind: &str) -> RuleHit {
+    let (lock, constraint) = if kind == "FOREIGN KEY" {
+        (
+            format!("ACCESS EXCLUSIVE on {table} and SHARE ROW EXCLUSIVE on the referenced table"),
+            format!("FOREIGN KEY ({column}) REFERENCES …"),
+        )
+    } else {
+        (
+            format!("ACCESS EXCLUSIVE on {table}"),
+            "CHECK (…)".to_string(),
+        )
+    };
+    RULE.hit(
+        format!(
+            "ADD COLUMN {table}.{column} with an inline {kind} checks every existing row while holding {lock}"
+        ),
+        format!(
+            "add the column without the constraint; ALTER TABLE {table} ADD CONSTRAINT <name> {constraint} NOT VALID; then, in a later migration file, ALTER TABLE {table} VALIDATE CONSTRAINT <name>;"
+        ),
+    )
+}
+
+/// `ALTER DOMAIN domain ADD CONSTRAINT` (or `SET NOT NULL`, `what`) without NOT VALID:
+/// PostgreSQL checks every value of every column of the domain, holding SHARE on their
+/// tables.
+pub(crate) fn domain(domain: &str, what: &str, name: &str) -> RuleHit {
+    let name_shown = if name.is_empty() { "<name>" } else { name };
+    RULE.hit(
+        format!(
+            "ALTER DOMAIN {domain} {what} checks every value of every column of type {domain} while holding SHARE on their tables: the app's writes to them wait"
+        ),
+        format!(
+            "ALTER DOMAIN {domain} ADD CONSTRAINT {name_shown} CHECK (…) NOT VALID; then, in a later migration file, ALTER DOMAIN {domain} VALIDATE CONSTRAINT {name_shown}; (for NOT NULL: CHECK (VALUE IS NOT NULL))"
         ),
     )
 }

@@ -8,7 +8,7 @@ use crate::lint::{Rule, RuleHit, Severity};
 pub const RULE: Rule = Rule {
     id: "fails-at-runtime",
     severity: Severity::Error,
-    summary: "the schema model proves PostgreSQL will refuse the statement (an enum value that exists or does not, a drop without CASCADE while views, FOREIGN KEYs or columns depend on the object)",
+    summary: "the schema model proves PostgreSQL will refuse the statement (an enum value that exists or does not, or is used in the transaction that adds it; a drop or type change that views, FOREIGN KEYs or columns depend on; ADD COLUMN … NOT NULL without a default on a table that holds rows; CREATE INDEX CONCURRENTLY on a partitioned table)",
 };
 
 /// ADD VALUE (statement `kind`) of `value`, which enum `shown` already has, without IF NOT
@@ -71,6 +71,44 @@ pub(crate) fn missing_column(table: &str, column: &str, listed: &str) -> RuleHit
         format!("{table} has no column {column} ({listed}): PostgreSQL refuses this statement"),
         format!(
             "check the column name; if {column} is made outside the migrations folder, judge against the live schema (--database-url) or allow fails-at-runtime with the reason"
+        ),
+    )
+}
+
+/// CREATE INDEX CONCURRENTLY `index` on partitioned table `table`.
+pub(crate) fn concurrent_index_on_partitioned(index: &str, table: &str) -> RuleHit {
+    RULE.hit(
+        format!(
+            "CREATE INDEX CONCURRENTLY {index} fails: {table} is partitioned, and PostgreSQL cannot build an index on a partitioned table concurrently"
+        ),
+        format!(
+            "CREATE INDEX {index} ON ONLY {table} (…); then for each partition: CREATE INDEX CONCURRENTLY <partition>_idx ON <partition> (…); ALTER INDEX {index} ATTACH PARTITION <partition>_idx;"
+        ),
+    )
+}
+
+/// ADD COLUMN `table`.`column` NOT NULL without a default, on a table that existed before
+/// this release (so it may hold rows: every one of them would get NULL).
+pub(crate) fn not_null_without_default(table: &str, column: &str) -> RuleHit {
+    RULE.hit(
+        format!(
+            "ADD COLUMN {table}.{column} NOT NULL without a default fails as soon as {table} holds a row: every existing row would get NULL"
+        ),
+        format!(
+            "add {column} nullable (or with a constant DEFAULT), fill it in a .backfill.sql migration, then make it NOT NULL through a validated CHECK ({column} IS NOT NULL) in a contract; if {table} is always empty here, allow fails-at-runtime with that reason"
+        ),
+    )
+}
+
+/// A statement of the transaction that ran `ALTER TYPE enum ADD VALUE 'value'` uses the
+/// new value (statement `kind`).
+pub(crate) fn enum_value_used_before_commit(kind: &str, enum_shown: &str, value: &str) -> RuleHit {
+    RULE.hit(
+        format!(
+            "{kind} fails: it uses '{value}', which ALTER TYPE {enum_shown} ADD VALUE adds earlier in the same transaction (PostgreSQL: unsafe use of new value; it must be committed first)"
+        ),
+        format!(
+            "move ALTER TYPE {enum_shown} ADD VALUE '{value}' into an earlier migration file (each file is its own transaction)"
         ),
     )
 }

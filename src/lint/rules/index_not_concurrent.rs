@@ -45,6 +45,21 @@ pub(crate) fn reindex(what: &str, target: &str) -> RuleHit {
     )
 }
 
+/// CREATE INDEX without CONCURRENTLY on partitioned table `table`: it builds the index
+/// on every partition under SHARE locks; CONCURRENTLY is refused on a partitioned table,
+/// so the online way is per partition.
+pub(crate) fn create_index_partitioned(index: &str, table: &str, unique: bool) -> RuleHit {
+    let unique = if unique { "UNIQUE " } else { "" };
+    RULE.hit(
+        format!(
+            "CREATE {unique}INDEX {index} ON partitioned table {table} builds it on every partition while holding SHARE locks: every INSERT, UPDATE and DELETE on {table} waits for all the builds"
+        ),
+        format!(
+            "CREATE {unique}INDEX {index} ON ONLY {table} (…); (instant: an invalid index on the parent alone) then, for each partition, in files of their own: CREATE {unique}INDEX CONCURRENTLY <partition>_idx ON <partition> (…); ALTER INDEX {index} ATTACH PARTITION <partition>_idx; — the parent's index becomes valid when every partition has one"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::RULE;

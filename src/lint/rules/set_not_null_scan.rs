@@ -7,7 +7,7 @@ use crate::lint::{Rule, RuleHit, Severity};
 pub const RULE: Rule = Rule {
     id: "set-not-null-scan",
     severity: Severity::Error,
-    summary: "SET NOT NULL without a validated CHECK (col IS NOT NULL) scans the table under ACCESS EXCLUSIVE",
+    summary: "SET NOT NULL (or ADD PRIMARY KEY USING INDEX over nullable columns) without a validated CHECK (col IS NOT NULL) scans the table under ACCESS EXCLUSIVE",
 };
 
 /// SET NOT NULL on `table`.`column` without a validated CHECK first.
@@ -22,7 +22,27 @@ pub(crate) fn hit(table: &str, column: &str) -> RuleHit {
             "SET NOT NULL on {table}.{column} scans the whole table for NULLs while holding ACCESS EXCLUSIVE on {table}"
         ),
         format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID; ALTER TABLE {table} VALIDATE CONSTRAINT {check}; then ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL; (PostgreSQL 12+ skips the scan) and ALTER TABLE {table} DROP CONSTRAINT {check};"
+            "in one migration: ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID; in a later one (so that no lock of the first is held during the scan): ALTER TABLE {table} VALIDATE CONSTRAINT {check}; ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL; (PostgreSQL 12+ skips the scan) ALTER TABLE {table} DROP CONSTRAINT {check};"
+        ),
+    )
+}
+
+/// ADD PRIMARY KEY USING INDEX `index` on `table`, whose key `columns` are nullable:
+/// PostgreSQL sets them NOT NULL, scanning the table for NULLs under ACCESS EXCLUSIVE.
+pub(crate) fn primary_key_using_index(table: &str, index: &str, columns: &[String]) -> RuleHit {
+    let short = table.rsplit('.').next().unwrap_or(table);
+    let checks: Vec<String> = columns
+        .iter()
+        .map(|c| format!("ALTER TABLE {table} ADD CONSTRAINT {short}_{c}_not_null CHECK ({c} IS NOT NULL) NOT VALID;"))
+        .collect();
+    RULE.hit(
+        format!(
+            "ADD PRIMARY KEY USING INDEX {index} makes {} NOT NULL: PostgreSQL scans the whole table for NULLs while holding ACCESS EXCLUSIVE on {table}",
+            columns.join(", ")
+        ),
+        format!(
+            "in an earlier migration: {} in a later one, VALIDATE each CONSTRAINT; then the PRIMARY KEY needs no scan (PostgreSQL 12+)",
+            checks.join(" ")
         ),
     )
 }
@@ -66,5 +86,48 @@ mod tests {
             "ALTER TABLE users VALIDATE CONSTRAINT other;
              ALTER TABLE users ALTER COLUMN email SET NOT NULL;"
         ));
+    }
+
+    #[test]
+    fn before_postgresql_12_a_validated_check_does_not_spare_the_scan() {
+        use crate::lint::rules::testing::hits_on;
+        let history = "CREATE TABLE users (id int, email text);
+            ALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID;
+            ALTER TABLE users VALIDATE CONSTRAINT users_email_nn;";
+        let sql = "ALTER TABLE users ALTER COLUMN email SET NOT NULL";
+        assert!(
+            hits_on(Some(11), history, sql)
+                .iter()
+                .any(|h| h.rule == RULE.id)
+        );
+        assert!(
+            !hits_on(Some(12), history, sql)
+                .iter()
+                .any(|h| h.rule == RULE.id)
+        );
+    }
+
+    #[test]
+    fn primary_key_using_index_over_nullable_columns_scans() {
+        let history = "CREATE TABLE t (id int, code int NOT NULL);
+            CREATE UNIQUE INDEX t_id_uidx ON t (id); CREATE UNIQUE INDEX t_code_uidx ON t (code);";
+        let fired = |sql: &str| {
+            hits_after(history, sql)
+                .into_iter()
+                .filter(|h| h.rule == RULE.id)
+                .collect::<Vec<_>>()
+        };
+        let h = fired("ALTER TABLE t ADD CONSTRAINT t_pk PRIMARY KEY USING INDEX t_id_uidx");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(
+            h[0].message.contains("makes id NOT NULL"),
+            "{}",
+            h[0].message
+        );
+        assert!(
+            fired("ALTER TABLE t ADD CONSTRAINT t_pk PRIMARY KEY USING INDEX t_code_uidx")
+                .is_empty()
+        );
+        assert!(fired("ALTER TABLE t ADD CONSTRAINT t_u UNIQUE USING INDEX t_id_uidx").is_empty());
     }
 }

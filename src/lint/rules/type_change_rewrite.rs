@@ -7,7 +7,7 @@ use crate::lint::{Rule, RuleHit, Severity};
 pub const RULE: Rule = Rule {
     id: "type-change-rewrite",
     severity: Severity::Error,
-    summary: "ALTER COLUMN TYPE that rewrites the table under ACCESS EXCLUSIVE",
+    summary: "ALTER COLUMN TYPE that rewrites the table, or re-checks its CHECKs and rebuilds its expression and partial indexes, under ACCESS EXCLUSIVE",
 };
 
 /// ALTER COLUMN `table`.`column` TYPE `new_type`, which `why` (changes X to Y / may rewrite).
@@ -18,6 +18,20 @@ pub(crate) fn hit(table: &str, column: &str, new_type: &str, why: &str) -> RuleH
         ),
         format!(
             "add a new column of type {new_type}, keep it in sync (trigger or app), fill it in a .backfill.sql migration, switch the app, then drop {column} in a contract migration; if the change is binary-compatible (varchar(n)→varchar(m>n), varchar→text, numeric(p,s)→numeric(p2>p,s)), allow this rule with that reason"
+        ),
+    )
+}
+
+/// A binary-compatible ALTER COLUMN `table`.`column` TYPE `new_type` that still makes
+/// PostgreSQL do `work` (re-check CHECK constraints on every row, rebuild expression and
+/// partial indexes) under ACCESS EXCLUSIVE.
+pub(crate) fn rebuilds(table: &str, column: &str, new_type: &str, work: &str) -> RuleHit {
+    RULE.hit(
+        format!(
+            "ALTER COLUMN {table}.{column} TYPE {new_type} needs no rewrite, but PostgreSQL {work} while holding ACCESS EXCLUSIVE on {table}"
+        ),
+        format!(
+            "before the change, drop the CHECK and re-add it NOT VALID after it (VALIDATE CONSTRAINT in a later file), and build a replacement index CONCURRENTLY, then DROP INDEX CONCURRENTLY the old one; or allow this rule if {table} is small"
         ),
     )
 }

@@ -7,7 +7,7 @@ use crate::lint::{Rule, RuleHit, Severity};
 pub const RULE: Rule = Rule {
     id: "unique-without-index",
     severity: Severity::Error,
-    summary: "ADD UNIQUE/PRIMARY KEY without USING INDEX builds the index under ACCESS EXCLUSIVE",
+    summary: "ADD UNIQUE/PRIMARY KEY without USING INDEX, or ADD EXCLUDE, builds the index under ACCESS EXCLUSIVE",
 };
 
 /// ADD `kind` (UNIQUE or PRIMARY KEY) named `name` (empty: unnamed) on `columns` of `table`.
@@ -29,6 +29,18 @@ pub(crate) fn hit(table: &str, name: &str, kind: &str, columns: &[String]) -> Ru
         format!(
             "CREATE UNIQUE INDEX CONCURRENTLY {name_shown} ON {table} ({cols}); then ALTER TABLE {table} ADD CONSTRAINT {name_shown} {kind} USING INDEX {name_shown};"
         ),
+    )
+}
+
+/// ADD EXCLUDE on `table`: its index is built under ACCESS EXCLUSIVE, and PostgreSQL has
+/// no concurrent way to add one.
+pub(crate) fn exclude(table: &str, name: &str) -> RuleHit {
+    let name_shown = if name.is_empty() { "<name>" } else { name };
+    RULE.hit(
+        format!(
+            "ADD CONSTRAINT {name_shown} EXCLUDE on {table} builds its index while holding ACCESS EXCLUSIVE on {table}: no reads or writes until the build ends, and PostgreSQL cannot add an exclusion constraint concurrently"
+        ),
+        "add it while the table is small or in a maintenance window (allow this rule with that reason); if the operators are all =, a UNIQUE index built CONCURRENTLY and attached with ADD CONSTRAINT … UNIQUE USING INDEX does the same job online",
     )
 }
 
