@@ -5,13 +5,14 @@
 mod helpers;
 mod support;
 
-use helpers::{Running, assert_counted_once, assert_logged, counter_table, wait_for_pause};
+use helpers::{
+    BUMP, Running, assert_counted_once, assert_logged, counter_project, counter_table,
+    wait_for_pause,
+};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use support::db::{exec, scalar};
 use support::project::{FIXTURE, project};
-
-const BUMP: &str = "UPDATE counters SET n = n + 1;\n";
 
 /// A UTC window that does not hold now: it opens in two hours.
 fn closed_window() -> String {
@@ -67,10 +68,7 @@ async fn a_rate_cap_slows_the_run_and_counts_its_pauses() {
     let url = support::fresh_database().await;
     let pool = PgPool::connect(&url).await.unwrap();
     counter_table(&pool, 3000).await;
-    let dir = project()
-        .header(FIXTURE)
-        .files(&[("0001_count.backfill.sql", BUMP)])
-        .build();
+    let dir = counter_project();
     let cli = dir.against(&url).log("info");
     let started = Instant::now();
     let run = cli.run(&["backfill", "--batch-size", "300", "--max-rate", "2000"]);
@@ -193,10 +191,7 @@ async fn a_vacuum_on_a_table_with_many_dead_tuples_pauses_until_it_ends() {
         assert!(Instant::now() < deadline, "the VACUUM never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let dir = project()
-        .header(FIXTURE)
-        .files(&[("0001_count.backfill.sql", BUMP)])
-        .build();
+    let dir = counter_project();
     let cli = dir.against(&url).log("info");
     let running = Running::start(&cli, &["backfill", "--max-dead-tuples", "1000"]);
     let status = wait_for_pause(&cli, "autovacuum", Duration::from_secs(60)).await;
@@ -329,10 +324,7 @@ async fn without_pg_read_all_stats_the_signals_are_unknown_logged_once_and_never
     .await;
     let mut plain = url::Url::parse(&url).unwrap();
     plain.set_username(&role).unwrap();
-    let dir = project()
-        .header(FIXTURE)
-        .files(&[("0001_count.backfill.sql", BUMP)])
-        .build();
+    let dir = counter_project();
     let cli = dir.against(plain.as_str()).log("info");
     let run = cli.run(&["backfill", "--batch-size", "100"]);
     assert_eq!(run.code, Some(0), "{}", run.text());

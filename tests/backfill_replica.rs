@@ -10,11 +10,12 @@ mod helpers;
 mod support;
 
 use cluster::Cluster;
-use helpers::{Running, assert_counted_once, assert_logged, counter_table, wait_for_pause};
+use helpers::{
+    Running, assert_counted_once, assert_logged, counter_project, counter_table, wait_for_pause,
+};
 use sqlx::PgPool;
 use std::time::Duration;
 use support::db::{exec, scalar};
-use support::project::{FIXTURE, project};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backfill_pauses_while_a_paused_replica_lags_and_completes_after_resume() {
@@ -74,13 +75,7 @@ async fn a_backfill_pauses_while_a_paused_replica_lags_and_completes_after_resum
     })
     .await;
 
-    let dir = project()
-        .header(FIXTURE)
-        .files(&[(
-            "0001_count.backfill.sql",
-            "UPDATE counters SET n = n + 1;\n",
-        )])
-        .build();
+    let dir = counter_project();
     let cli = dir.against(&primary.url("shop")).log("info");
     let running = Running::start(
         &cli,

@@ -5,13 +5,14 @@
 mod helpers;
 mod support;
 
-use helpers::{Running, assert_counted_once, counter_table, wait_for_pause};
+use helpers::{
+    Running, assert_counted_once, assert_table_counted_once, counter_project, counter_table,
+    ranges_done, wait_for_pause,
+};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use support::db::{applied_versions, exec, scalar};
 use support::project::{FIXTURE, project};
-
-const BUMP: &str = "UPDATE counters SET n = n + 1;\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn four_workers_split_the_key_from_pg_stats_and_each_range_checkpoints_alone() {
@@ -19,10 +20,7 @@ async fn four_workers_split_the_key_from_pg_stats_and_each_range_checkpoints_alo
     let pool = PgPool::connect(&url).await.unwrap();
     counter_table(&pool, 20_000).await;
     exec(&pool, "ANALYZE counters").await;
-    let dir = project()
-        .header(FIXTURE)
-        .files(&[("0001_count.backfill.sql", BUMP)])
-        .build();
+    let dir = counter_project();
     let cli = dir.against(&url).log("info");
     let run = cli.run(&["backfill", "--workers", "4", "--batch-size", "500"]);
     assert_eq!(run.code, Some(0), "{}", run.text());
@@ -35,14 +33,7 @@ async fn four_workers_split_the_key_from_pg_stats_and_each_range_checkpoints_alo
     assert_counted_once(&pool, 20_000).await;
     assert_eq!(applied_versions(&pool).await, vec![1]);
     // Four ranges, each done, that add up to the table, and none of them empty.
-    assert_eq!(
-        scalar(
-            &pool,
-            "SELECT count(*) FROM concertina.backfill_ranges WHERE state = 'done'"
-        )
-        .await,
-        4
-    );
+    assert_eq!(ranges_done(&pool).await, 4);
     assert_eq!(
         scalar(
             &pool,
@@ -76,85 +67,68 @@ async fn four_workers_split_the_key_from_pg_stats_and_each_range_checkpoints_alo
     pool.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn composite_text_keys_split_from_sampled_keys_of_a_table_never_analyzed() {
+/// Makes `table` with `setup` (a column `n` from 0, `rows` rows), backfills `n = n + 1`
+/// with three workers split from `split_from`, and asserts three done ranges and every row
+/// changed once; returns the database (dropped with it) and a pool for more checks.
+async fn three_workers_count_once(
+    table: &str,
+    setup: &str,
+    split_from: &str,
+    rows: i64,
+) -> (support::TestDatabase, PgPool) {
     let url = support::fresh_database().await;
     let pool = PgPool::connect(&url).await.unwrap();
-    exec(
-        &pool,
+    exec(&pool, setup).await;
+    let dir = project()
+        .header(FIXTURE)
+        .files(&[(
+            "0001_count.backfill.sql",
+            &format!("UPDATE {table} SET n = n + 1;\n"),
+        )])
+        .build();
+    let cli = dir.against(&url).log("info");
+    let run = cli.run(&["backfill", "--workers", "3", "--batch-size", "300"]);
+    assert_eq!(run.code, Some(0), "{}", run.text());
+    assert!(run.stderr.contains(split_from), "{}", run.text());
+    assert_eq!(ranges_done(&pool).await, 3);
+    assert_table_counted_once(&pool, table, rows).await;
+    (url, pool)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn composite_text_keys_split_from_sampled_keys_of_a_table_never_analyzed() {
+    let (_database, pool) = three_workers_count_once(
+        "stock",
         "CREATE TABLE stock (region text NOT NULL, sku int NOT NULL, n int NOT NULL DEFAULT 0,
                              PRIMARY KEY (region, sku)) WITH (autovacuum_enabled = off);
          INSERT INTO stock (region, sku)
          SELECT r, g FROM unnest(ARRAY['eu-west', 'us east', 'ap-south', 'Zürich']) r, generate_series(1, 1500) g;",
+        "sampled keys",
+        6000,
     )
     .await;
-    let dir = project()
-        .header(FIXTURE)
-        .files(&[("0001_count.backfill.sql", "UPDATE stock SET n = n + 1;\n")])
-        .build();
-    let cli = dir.against(&url).log("info");
-    let run = cli.run(&["backfill", "--workers", "3", "--batch-size", "200"]);
-    assert_eq!(run.code, Some(0), "{}", run.text());
-    assert!(run.stderr.contains("sampled keys"), "{}", run.text());
-    assert_eq!(
-        scalar(&pool, "SELECT count(*) FROM concertina.backfill_ranges").await,
-        3
-    );
-    assert_eq!(
-        scalar(&pool, "SELECT count(*) FROM stock WHERE n = 1").await,
-        6000
-    );
-    assert_eq!(
-        scalar(&pool, "SELECT count(*) FROM stock WHERE n <> 1").await,
-        0
-    );
     pool.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uuid_keys_split_from_the_histogram_and_every_row_changes_once() {
-    let url = support::fresh_database().await;
-    let pool = PgPool::connect(&url).await.unwrap();
-    exec(
-        &pool,
+    let (_database, pool) = three_workers_count_once(
+        "tokens",
         "CREATE TABLE tokens (id uuid PRIMARY KEY, n int NOT NULL DEFAULT 0);
          INSERT INTO tokens (id) SELECT md5(g::text)::uuid FROM generate_series(1, 9000) g;
          ANALYZE tokens;",
+        "pg_stats histogram",
+        9000,
     )
     .await;
-    let dir = project()
-        .header(FIXTURE)
-        .files(&[("0001_count.backfill.sql", "UPDATE tokens SET n = n + 1;\n")])
-        .build();
-    let cli = dir.against(&url).log("info");
-    let run = cli.run(&["backfill", "--workers", "3", "--batch-size", "400"]);
-    assert_eq!(run.code, Some(0), "{}", run.text());
-    assert!(run.stderr.contains("pg_stats histogram"), "{}", run.text());
-    assert_eq!(
-        scalar(
-            &pool,
-            "SELECT count(*) FROM concertina.backfill_ranges WHERE state = 'done'"
-        )
-        .await,
-        3
-    );
-    assert_eq!(
-        scalar(
-            &pool,
-            "SELECT min(rows_done) FROM concertina.backfill_ranges"
-        )
-        .await
-            > 1000,
-        true,
-        "three ranges of similar size"
-    );
-    assert_eq!(
-        scalar(&pool, "SELECT count(*) FROM tokens WHERE n = 1").await,
-        9000
-    );
-    assert_eq!(
-        scalar(&pool, "SELECT count(*) FROM tokens WHERE n <> 1").await,
-        0
+    let smallest = scalar(
+        &pool,
+        "SELECT min(rows_done) FROM concertina.backfill_ranges",
+    )
+    .await;
+    assert!(
+        smallest > 1000,
+        "three ranges of similar size: the smallest has {smallest} rows"
     );
     pool.close().await;
 }
@@ -170,10 +144,7 @@ async fn one_pause_stops_every_worker_and_a_resume_keeps_the_ranges() {
         (now + chrono::Duration::hours(2)).format("%H:%M"),
         (now + chrono::Duration::hours(3)).format("%H:%M")
     );
-    let dir = project()
-        .header(FIXTURE)
-        .files(&[("0001_count.backfill.sql", BUMP)])
-        .build();
+    let dir = counter_project();
     let cli = dir.against(&url).log("info");
     let running = Running::start(&cli, &["backfill", "--workers", "4", "--window", &window]);
     wait_for_pause(&cli, "window", Duration::from_secs(60)).await;
@@ -195,14 +166,7 @@ async fn one_pause_stops_every_worker_and_a_resume_keeps_the_ranges() {
     let done = cli.run(&["backfill", "--workers", "2"]);
     assert_eq!(done.code, Some(0), "{}", done.text());
     assert_counted_once(&pool, 8000).await;
-    assert_eq!(
-        scalar(
-            &pool,
-            "SELECT count(*) FROM concertina.backfill_ranges WHERE state = 'done'"
-        )
-        .await,
-        4
-    );
+    assert_eq!(ranges_done(&pool).await, 4);
     pool.close().await;
 }
 
@@ -212,10 +176,7 @@ async fn ten_sigkills_of_four_workers_leave_every_row_counted_once() {
     let url = support::fresh_database().await;
     let pool = PgPool::connect(&url).await.unwrap();
     counter_table(&pool, ROWS).await;
-    let dir = project()
-        .header(FIXTURE)
-        .files(&[("0001_count.backfill.sql", BUMP)])
-        .build();
+    let dir = counter_project();
     let cli = dir.against(&url).log("warn");
     let args = [
         "backfill",
@@ -290,13 +251,6 @@ async fn ten_sigkills_of_four_workers_leave_every_row_counted_once() {
     assert_eq!(last.code, Some(0), "{}", last.text());
     assert_counted_once(&pool, ROWS).await;
     assert_eq!(applied_versions(&pool).await, vec![1]);
-    assert_eq!(
-        scalar(
-            &pool,
-            "SELECT count(*) FROM concertina.backfill_ranges WHERE state = 'done'"
-        )
-        .await,
-        4
-    );
+    assert_eq!(ranges_done(&pool).await, 4);
     pool.close().await;
 }

@@ -129,15 +129,19 @@ impl StatementPlan {
         )
     }
 
-    /// The last key of the remainder (of the range) and how many keys it holds.
-    pub(super) fn tail_sql(&self, with_lower: bool, with_end: bool) -> String {
-        let descending = self
-            .table
+    /// The key columns in descending order, for `ORDER BY`.
+    fn descending(&self) -> String {
+        self.table
             .key
             .iter()
             .map(|k| format!("{} DESC", Self::column(&k.name)))
             .collect::<Vec<_>>()
-            .join(", ");
+            .join(", ")
+    }
+
+    /// The last key of the remainder (of the range) and how many keys it holds.
+    pub(super) fn tail_sql(&self, with_lower: bool, with_end: bool) -> String {
+        let descending = self.descending();
         format!(
             "SELECT {}, count(*) OVER () FROM {} AS {KEYS_ALIAS}{} ORDER BY {descending} LIMIT 1",
             self.key_as_text(),
@@ -148,13 +152,7 @@ impl StatementPlan {
 
     /// The highest key whose first column is at most `$1` (a split point of the walk).
     pub(super) fn boundary_sql(&self) -> String {
-        let descending = self
-            .table
-            .key
-            .iter()
-            .map(|k| format!("{} DESC", Self::column(&k.name)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let descending = self.descending();
         let first = &self.table.key[0];
         format!(
             "SELECT {} FROM {} AS {KEYS_ALIAS} WHERE {} <= $1::text::{} ORDER BY {descending} LIMIT 1",

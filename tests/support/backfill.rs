@@ -23,6 +23,26 @@ pub async fn run_library(
         .expect("run backfills")
 }
 
+/// The backfill of a counter table: every row's `n` goes up by one.
+pub const BUMP: &str = "UPDATE counters SET n = n + 1;\n";
+
+/// A project whose one migration is the [`BUMP`] backfill of [`counter_table`].
+pub fn counter_project() -> Project {
+    crate::support::project::project()
+        .header(crate::support::project::FIXTURE)
+        .files(&[("0001_count.backfill.sql", BUMP)])
+        .build()
+}
+
+/// How many key ranges of the statement walked in parallel are done.
+pub async fn ranges_done(pool: &PgPool) -> i64 {
+    crate::support::db::scalar(
+        pool,
+        "SELECT count(*) FROM concertina.backfill_ranges WHERE state = 'done'",
+    )
+    .await
+}
+
 /// Settings for quick tests: small batches, no progress output.
 pub fn quick(batch_size: u64) -> BackfillSettings {
     BackfillSettings {
@@ -48,10 +68,19 @@ pub async fn counter_table(pool: &PgPool, rows: i64) {
 
 /// Asserts every one of the `rows` counters is at n = 1.
 pub async fn assert_counted_once(pool: &PgPool, rows: i64) {
-    let once = crate::support::db::scalar(pool, "SELECT count(*) FROM counters WHERE n = 1").await;
-    let other =
-        crate::support::db::scalar(pool, "SELECT count(*) FROM counters WHERE n <> 1").await;
-    assert_eq!((once, other), (rows, 0), "every row updated exactly once");
+    assert_table_counted_once(pool, "counters", rows).await;
+}
+
+/// Asserts every one of the `rows` rows of `table` (a column `n` from 0) is at n = 1.
+pub async fn assert_table_counted_once(pool: &PgPool, table: &str, rows: i64) {
+    let count = |filter: &str| format!("SELECT count(*) FROM {table} WHERE {filter}");
+    let once = crate::support::db::scalar(pool, &count("n = 1")).await;
+    let other = crate::support::db::scalar(pool, &count("n <> 1")).await;
+    assert_eq!(
+        (once, other),
+        (rows, 0),
+        "every row of {table} updated exactly once"
+    );
 }
 
 /// A `concertina` process started in the background, to watch, signal and collect.
