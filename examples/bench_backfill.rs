@@ -1,14 +1,17 @@
-//! Benchmark: concertina's batched backfill against one plain UPDATE of an identical table,
-//! each with a concurrent writer doing single-row UPDATEs.
+//! Benchmark: concertina's batched backfill (one worker and N workers) against one plain
+//! UPDATE of an identical table and against fixed 1,000-row batches without sizing (the way
+//! other batched-migration tools run), each beside a concurrent writer doing single-row
+//! UPDATEs.
 //!
 //! ```text
-//! cargo run --release --example bench_backfill -- [ROWS] [--target-batch-ms MS] [--sleep-ms MS]
+//! cargo run --release --example bench_backfill -- [ROWS] [--target-batch-ms MS] [--sleep-ms MS] [--workers N]
 //! ```
-//! ROWS defaults to 2,000,000; the backfill settings default to `concertina backfill`'s.
-//! Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) to create and
-//! drop a scratch database. Prints rows/s of both, their ratio (goal ≥ 0.9), the longest
-//! and p99 batch (goal ≤ 250 ms), and the writer's p99 latency idle and during each run
-//! (goal during the backfill: ≤ 2× idle).
+//! ROWS defaults to 2,000,000, N to 2; the backfill settings default to `concertina
+//! backfill`'s. Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) to
+//! create and drop a scratch database. Prints for each run its rows/s and ratio to the one
+//! UPDATE (goal ≥ 0.9), its longest and p99 batch (goal ≤ 250 ms), the writer's p99 and max
+//! beside it, the writer's p99 under concertina's sizing as a ratio of its p99 under fixed
+//! batches, and for each health signal how often it was sampled and what a sample cost.
 
 use concertina::backfill::{self, BackfillSettings, ProgressMode};
 use concertina::config::Config;
@@ -33,6 +36,7 @@ async fn main() -> Result<()> {
         progress: ProgressMode::Quiet,
         ..BackfillSettings::default()
     };
+    let mut workers: u32 = 2;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -43,6 +47,10 @@ async fn main() -> Result<()> {
             "--sleep-ms" => {
                 let value = args.next().ok_or("--sleep-ms needs a value")?;
                 settings.sleep = Duration::from_millis(number(value, "--sleep-ms")?);
+            }
+            "--workers" => {
+                let value = args.next().ok_or("--workers needs a value")?;
+                workers = number(value, "--workers")? as u32;
             }
             text => rows = number(text, "ROWS")? as i64,
         }
@@ -58,7 +66,7 @@ async fn main() -> Result<()> {
     url.set_path(&format!("/{name}"));
     let url = url.to_string();
 
-    let result = bench(&url, rows, &settings).await;
+    let result = bench(&url, rows, &settings, workers).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE {name} WITH (FORCE)"
     )))
@@ -67,12 +75,117 @@ async fn main() -> Result<()> {
     result
 }
 
-async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> {
+/// What one run against one table did: its time and the writer's latencies beside it.
+struct Measured {
+    seconds: f64,
+    writer: Vec<f64>,
+    report: Option<backfill::BackfillReport>,
+}
+
+impl Measured {
+    fn rate(&self, rows: i64) -> f64 {
+        rows as f64 / self.seconds
+    }
+}
+
+/// Runs `work` with the writer updating random rows of `table`, after a CHECKPOINT (so
+/// every run starts from the same clean buffers).
+async fn beside_writer<F>(
+    pool: &PgPool,
+    url: &str,
+    table: &'static str,
+    rows: i64,
+    work: F,
+) -> Result<(f64, Vec<f64>, F::Output)>
+where
+    F: std::future::Future,
+{
+    sqlx::raw_sql("CHECKPOINT").execute(pool).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(writer_until(url.to_string(), table, rows, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let output = work.await;
+    let seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let latencies = writer.await??;
+    Ok((seconds, latencies, output))
+}
+
+/// Runs `statement` as backfill migration `version` with `settings`, beside the writer.
+async fn backfill_run(
+    pool: &PgPool,
+    url: &str,
+    table: &'static str,
+    rows: i64,
+    version: u32,
+    settings: &BackfillSettings,
+) -> Result<Measured> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path()
+            .join(format!("{version:04}_bump_{table}.backfill.sql")),
+        format!(
+            "-- concertina: allow unknown-statement benchmark\nUPDATE {table} SET n = n + 1;\n"
+        ),
+    )?;
+    let config = Config::default();
+    let set = concertina::files::load_dir(dir.path())?;
+    let migrations = concertina::analysis::analyze(&set, &config)?;
+    let (seconds, writer, outcome) = beside_writer(pool, url, table, rows, async {
+        backfill::run_backfills(&config, pool, &migrations, settings).await
+    })
+    .await?;
+    let outcome = outcome?;
+    let report = outcome
+        .backfills
+        .first()
+        .cloned()
+        .ok_or("no backfill ran")?;
+    if !outcome.all_done() {
+        return Err(format!("backfill of {table} did not finish: {:?}", report.message).into());
+    }
+    let wrong: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {table} WHERE n <> 1"
+    )))
+    .fetch_one(pool)
+    .await?;
+    assert_eq!(
+        wrong, 0,
+        "every row of {table} must be updated exactly once"
+    );
+    Ok(Measured {
+        seconds,
+        writer,
+        report: Some(report),
+    })
+}
+
+fn batches(m: &Measured) -> String {
+    let Some(report) = &m.report else {
+        return String::new();
+    };
+    let mut sorted = report.batch_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    format!(
+        "{} batches, max {:.1} ms, p99 {:.1} ms",
+        report.batches,
+        sorted.last().copied().unwrap_or(0.0),
+        percentile(&sorted, 0.99)
+    )
+}
+
+async fn bench(url: &str, rows: i64, settings: &BackfillSettings, workers: u32) -> Result<()> {
     let pool = PgPool::connect(url).await?;
-    println!("setting up two identical tables of {rows} rows…");
-    // Autovacuum off: the 2M dead rows the single UPDATE leaves would otherwise be vacuumed
-    // while the backfill runs, and charged to it.
-    for table in ["bench_single", "bench_backfill"] {
+    let tables = ["bench_single", "bench_w1", "bench_wn", "bench_fixed"];
+    println!(
+        "setting up {} identical tables of {rows} rows…",
+        tables.len()
+    );
+    // Autovacuum off: the dead rows one run leaves would otherwise be vacuumed while the
+    // next runs, and charged to it.
+    for table in tables {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE TABLE {table} (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, touched int NOT NULL DEFAULT 0, payload text NOT NULL) WITH (autovacuum_enabled = off);
              INSERT INTO {table} (id, payload) SELECT g, md5(g::text) FROM generate_series(1, {rows}) g;"
@@ -85,72 +198,63 @@ async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> 
     }
     concertina::state::ensure_schema(&pool).await?;
 
-    // The writer alone: its idle latency, here and again just before the backfill; the
-    // lower (stricter) p99 of the two is the baseline.
+    // The writer alone: its idle latency, now and again just before the backfills; the
+    // lower (stricter) p99 of the two is the idle baseline.
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
-    let idle_first = writer(url, "bench_backfill", rows, None, Duration::from_secs(8)).await?;
+    let idle_first = writer(url, "bench_w1", rows, None, Duration::from_secs(8)).await?;
 
-    // Baseline: one UPDATE of the whole table, with the writer running.
-    sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let single_writer = tokio::spawn(writer_until(
-        url.to_string(),
-        "bench_single",
-        rows,
-        stop.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let started = Instant::now();
-    let updated = sqlx::query("UPDATE bench_single SET n = n + 1")
-        .execute(&pool)
-        .await?
-        .rows_affected();
-    let single_s = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let during_single = single_writer.await??;
-    assert_eq!(updated as i64, rows);
-
-    // concertina: the same UPDATE as a backfill file, with the writer running.
-    let dir = tempfile::tempdir()?;
-    std::fs::write(
-        dir.path().join("0001_bump.backfill.sql"),
-        "-- concertina: allow unknown-statement benchmark\nUPDATE bench_backfill SET n = n + 1;\n",
-    )?;
-    let config = Config::default();
-    let set = concertina::files::load_dir(dir.path())?;
-    let migrations = concertina::analysis::analyze(&set, &config)?;
-    // The writer alone again, just before the backfill (it touches only `touched`).
-    sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
-    let idle_before = writer(url, "bench_backfill", rows, None, Duration::from_secs(8)).await?;
-    sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let backfill_writer = tokio::spawn(writer_until(
-        url.to_string(),
-        "bench_backfill",
-        rows,
-        stop.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let started = Instant::now();
-    let outcome = backfill::run_backfills(&config, &pool, &migrations, settings).await?;
-    let backfill_s = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let during_backfill = backfill_writer.await??;
-    let report = outcome.backfills.first().ok_or("no backfill ran")?;
-    if !outcome.all_done() {
-        return Err(format!("backfill did not finish: {:?}", report.message).into());
-    }
-    let wrong: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_backfill WHERE n <> 1")
-        .fetch_one(&pool)
+    // One UPDATE of the whole table.
+    let (single_s, during_single, updated) =
+        beside_writer(&pool, url, "bench_single", rows, async {
+            sqlx::query("UPDATE bench_single SET n = n + 1")
+                .execute(&pool)
+                .await
+        })
         .await?;
-    assert_eq!(wrong, 0, "every row must be updated exactly once");
+    assert_eq!(updated?.rows_affected() as i64, rows);
+    let single = Measured {
+        seconds: single_s,
+        writer: during_single,
+        report: None,
+    };
 
-    let single_rate = rows as f64 / single_s;
-    let backfill_rate = rows as f64 / backfill_s;
-    let mut batches = report.batch_ms.clone();
-    batches.sort_by(f64::total_cmp);
+    sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
+    let idle_before = writer(url, "bench_w1", rows, None, Duration::from_secs(8)).await?;
+    let one = backfill_run(
+        &pool,
+        url,
+        "bench_w1",
+        rows,
+        1,
+        &BackfillSettings {
+            workers: 1,
+            ..settings.clone()
+        },
+    )
+    .await?;
+    let parallel = backfill_run(
+        &pool,
+        url,
+        "bench_wn",
+        rows,
+        2,
+        &BackfillSettings {
+            workers,
+            ..settings.clone()
+        },
+    )
+    .await?;
+    // The way other batched-migration tools run: fixed 1,000-row batches, no sizing (the
+    // same engine, checkpoints and health sampling, so the difference is the sizing alone).
+    let fixed_settings = BackfillSettings {
+        workers: 1,
+        batch_size: 1000,
+        min_batch_size: 1000,
+        max_batch_size: 1000,
+        ..settings.clone()
+    };
+    let fixed = backfill_run(&pool, url, "bench_fixed", rows, 3, &fixed_settings).await?;
+
     let (idle_first_p99, idle_before_p99) = (
         percentile(&idle_first, 0.99),
         percentile(&idle_before, 0.99),
@@ -161,46 +265,82 @@ async fn bench(url: &str, rows: i64, settings: &BackfillSettings) -> Result<()> 
         &idle_before
     };
     let idle_p99 = idle_first_p99.min(idle_before_p99);
-    let backfill_p99 = percentile(&during_backfill, 0.99);
+    let writer_line = |what: &str, m: &[f64]| {
+        println!(
+            "  writer during {what:<26} p99 {:7.2} ms  max {:8.1} ms  ({} updates)",
+            percentile(m, 0.99),
+            percentile(m, 1.0),
+            m.len()
+        );
+    };
     println!();
-    println!("rows                          {rows}");
-    println!("single UPDATE                 {single_s:8.2} s  {single_rate:>10.0} rows/s");
+    println!("rows                               {rows}");
     println!(
-        "concertina backfill           {backfill_s:8.2} s  {backfill_rate:>10.0} rows/s  ({} batches)",
-        report.batches
+        "single UPDATE                      {:8.2} s  {:>10.0} rows/s",
+        single.seconds,
+        single.rate(rows)
     );
+    for (name, m) in [
+        ("concertina, 1 worker".to_string(), &one),
+        (format!("concertina, {workers} workers"), &parallel),
+        ("fixed 1,000-row batches".to_string(), &fixed),
+    ] {
+        println!(
+            "{name:<34} {:8.2} s  {:>10.0} rows/s  ratio {:.2} of one UPDATE  ({})",
+            m.seconds,
+            m.rate(rows),
+            m.rate(rows) / single.rate(rows),
+            batches(m)
+        );
+    }
     println!(
-        "throughput ratio              {:8.2}  (goal >= 0.9)",
-        backfill_rate / single_rate
+        "writer idle p99 (two samples)      {idle_first_p99:.2} ms at the start, {idle_before_p99:.2} ms just before the backfills: the lower is the baseline"
     );
+    writer_line("nothing (idle)", idle);
+    writer_line("the single UPDATE", &single.writer);
+    writer_line("concertina, 1 worker", &one.writer);
+    writer_line(&format!("concertina, {workers} workers"), &parallel.writer);
+    writer_line("fixed 1,000-row batches", &fixed.writer);
+    let p99 = |m: &Measured| percentile(&m.writer, 0.99);
     println!(
-        "batch duration                max {:.1} ms, p99 {:.1} ms, median {:.1} ms  (goal <= 250 ms)",
-        batches.last().copied().unwrap_or(0.0),
-        percentile(&batches, 0.99),
-        percentile(&batches, 0.5)
+        "writer p99, concertina vs fixed    {:.2}x (1 worker), {:.2}x ({workers} workers)   [vs idle: {:.2}x, {:.2}x; fixed vs idle {:.2}x]",
+        p99(&one) / p99(&fixed).max(0.001),
+        p99(&parallel) / p99(&fixed).max(0.001),
+        p99(&one) / idle_p99.max(0.001),
+        p99(&parallel) / idle_p99.max(0.001),
+        p99(&fixed) / idle_p99.max(0.001),
     );
+    println!();
     println!(
-        "writer idle p99 (two samples) {idle_first_p99:.2} ms at the start, {idle_before_p99:.2} ms just before the backfill: the lower is the baseline"
+        "health signals, sampled during each run (samples, how often, cost per sample; pauses / shrinks):"
     );
-    println!(
-        "writer p99 latency            idle {:.2} ms ({} updates), during single UPDATE {:.1} ms ({} updates), during backfill {:.2} ms ({} updates)",
-        idle_p99,
-        idle.len(),
-        percentile(&during_single, 0.99),
-        during_single.len(),
-        backfill_p99,
-        during_backfill.len()
-    );
-    println!(
-        "writer max latency            idle {:.2} ms, during single UPDATE {:.1} ms, during backfill {:.1} ms",
-        percentile(idle, 1.0),
-        percentile(&during_single, 1.0),
-        percentile(&during_backfill, 1.0)
-    );
-    println!(
-        "writer p99 during backfill    {:8.2}x idle  (goal <= 2x)",
-        backfill_p99 / idle_p99.max(0.001)
-    );
+    for (name, m) in [
+        ("1 worker".to_string(), &one),
+        (format!("{workers} workers"), &parallel),
+        ("fixed 1,000".to_string(), &fixed),
+    ] {
+        let Some(report) = &m.report else { continue };
+        for (signal, r) in &report.health {
+            let how_often = if r.sampling.samples == 0 {
+                "never".to_string()
+            } else {
+                format!(
+                    "every {:.0} ms",
+                    m.seconds * 1000.0 / r.sampling.samples as f64
+                )
+            };
+            println!(
+                "  {name:<12} {:<16} {:<3} {:<34} {:>6} samples  {how_often:<15} {:.3} ms each  {} / {}",
+                signal.as_str(),
+                if r.on { "on" } else { "off" },
+                r.sampled_by,
+                r.sampling.samples,
+                r.sampling.mean_ms(),
+                r.pauses,
+                r.shrinks,
+            );
+        }
+    }
     Ok(())
 }
 

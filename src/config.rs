@@ -1,5 +1,10 @@
 //! `concertina.toml`: the apps that use the database, Kubernetes and runner settings.
 
+mod limits;
+
+pub use limits::{
+    Limit, Window, byte_rate_limit, count_limit, duration_limit, rate_limit, window_limit,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -277,12 +282,56 @@ pub struct BackfillConfig {
     pub target_batch_ms: Option<u64>,
     /// Pause between batches in milliseconds.
     pub sleep_ms: Option<u64>,
-    /// Pause while replica replay lag is above this, e.g. "10s".
-    #[serde(default, with = "opt_duration")]
-    pub max_replication_lag: Option<Duration>,
+    /// Pause while replica replay lag is above this, e.g. "10s", or "off".
+    #[serde(default, deserialize_with = "de_duration_limit")]
+    pub max_replication_lag: Option<Limit<Duration>>,
+    /// Pause while the server writes WAL faster than this (bytes/s: 134217728 or
+    /// "128MiB"), or "off".
+    #[serde(default, deserialize_with = "de_byte_rate_limit")]
+    pub max_wal_rate: Option<Limit<u64>>,
+    /// Pause while a vacuum works on the table and its dead tuples are above this, or "off".
+    #[serde(default, deserialize_with = "de_count_limit")]
+    pub max_dead_tuples: Option<Limit<u64>>,
+    /// Shrink the next batches when more sessions than this wait on a batch's locks, or "off".
+    #[serde(default, deserialize_with = "de_count_limit")]
+    pub max_lock_waiters: Option<Limit<u64>>,
+    /// Walk at most this many rows (keys) per second, or "off" (the default).
+    #[serde(default, deserialize_with = "de_rate_limit")]
+    pub max_rate: Option<Limit<f64>>,
+    /// Work only inside this UTC window, "HH:MM-HH:MM" (may cross midnight), or "off".
+    #[serde(default, deserialize_with = "de_window_limit")]
+    pub window: Option<Limit<Window>>,
+    /// Key ranges walked in parallel, each on its own connection (default 1).
+    pub workers: Option<u32>,
     /// `SET LOCAL statement_timeout` of one batch, e.g. "30s".
     #[serde(default, with = "opt_duration")]
     pub statement_timeout: Option<Duration>,
+}
+
+fn de_duration_limit<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Limit<Duration>>, D::Error> {
+    limits::deserialize_limit(d, limits::duration_limit)
+}
+
+fn de_byte_rate_limit<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Limit<u64>>, D::Error> {
+    limits::deserialize_limit(d, limits::byte_rate_limit)
+}
+
+fn de_count_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Limit<u64>>, D::Error> {
+    limits::deserialize_limit(d, limits::count_limit)
+}
+
+fn de_rate_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Limit<f64>>, D::Error> {
+    limits::deserialize_limit(d, limits::rate_limit)
+}
+
+fn de_window_limit<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Limit<Window>>, D::Error> {
+    limits::deserialize_limit(d, limits::window_limit)
 }
 
 mod opt_duration {
@@ -514,5 +563,33 @@ mod tests {
         let allowed = Config::parse("out_of_order = \"allow\"\n").unwrap();
         assert_eq!(allowed.out_of_order, OutOfOrder::Allow);
         assert_eq!(Config::default().out_of_order, OutOfOrder::Refuse);
+    }
+
+    #[test]
+    fn health_limits_take_values_or_off_and_bad_ones_name_their_line() {
+        let config = Config::parse(
+            "[backfill]\nmax_replication_lag = \"off\"\nmax_wal_rate = \"64MiB\"\nmax_dead_tuples = 5000\n\
+             max_lock_waiters = \"off\"\nmax_rate = 2500.5\nwindow = \"22:00-04:00\"\nworkers = 4\n",
+        )
+        .unwrap();
+        let b = &config.backfill;
+        assert_eq!(b.max_replication_lag, Some(Limit::Off));
+        assert_eq!(b.max_wal_rate, Some(Limit::At(64 * 1024 * 1024)));
+        assert_eq!(b.max_dead_tuples, Some(Limit::At(5000)));
+        assert_eq!(b.max_lock_waiters, Some(Limit::Off));
+        assert_eq!(b.max_rate, Some(Limit::At(2500.5)));
+        assert!(matches!(b.window, Some(Limit::At(w)) if w.to_string() == "22:00-04:00 UTC"));
+        assert_eq!(b.workers, Some(4));
+        assert_eq!(byte_rate_limit("100MB/s"), Ok(Limit::At(100_000_000)));
+        for (text, expected) in [
+            ("[backfill]\n\nwindow = \"25:00-01:00\"\n", "HH:MM-HH:MM"),
+            ("[backfill]\n\nmax_wal_rate = \"fast\"\n", "byte rate"),
+            ("[backfill]\n\nmax_rate = 0\n", "above 0"),
+            ("[backfill]\n\nmax_dead_tuples = \"many\"\n", "whole number"),
+        ] {
+            let error = Config::parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(error.contains("line 3"), "{text}: {error}");
+        }
     }
 }

@@ -188,6 +188,15 @@ pub struct BackfillRow {
     pub updated_at: DateTime<Utc>,
     /// When it finished.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The health signal pausing it now (`wal-rate`, `replication-lag`, …), while it runs.
+    pub paused_signal: Option<String>,
+    /// Why: the value against the limit.
+    pub paused_reason: Option<String>,
+    /// Since when.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// Per signal, how often it paused or shrank the batches (`{"wal-rate": {"pauses": 2,
+    /// "shrinks": 0, "last": …, "last_at": …}}`; `{}` when none).
+    pub health: serde_json::Value,
 }
 
 /// The latest row of `concertina.gate_verdicts` for one migration.
@@ -446,7 +455,10 @@ pub async fn backfills<'c>(
                AND l.classid::bigint = (hashtextextended('concertina.backfill:' || version::text, 0) >> 32) & 4294967295 \
                AND l.objid::bigint = hashtextextended('concertina.backfill:' || version::text, 0) & 4294967295) \
          THEN 'interrupted' ELSE state END AS state, last_error, \
-         started_at, updated_at, finished_at FROM concertina.backfill_progress ORDER BY version, statement_index",
+         started_at, updated_at, finished_at, \
+         to_jsonb(p) ->> 'paused_signal' AS paused_signal, to_jsonb(p) ->> 'paused_reason' AS paused_reason, \
+         (to_jsonb(p) ->> 'paused_at')::timestamptz AS paused_at, coalesce(to_jsonb(p) -> 'health', '{}') AS health \
+         FROM concertina.backfill_progress p ORDER BY version, statement_index",
     )
     .fetch_all(&mut *conn)
     .await
@@ -465,6 +477,10 @@ pub async fn backfills<'c>(
                 started_at: row.try_get("started_at").map_err(&read)?,
                 updated_at: row.try_get("updated_at").map_err(&read)?,
                 finished_at: row.try_get("finished_at").map_err(&read)?,
+                paused_signal: row.try_get("paused_signal").map_err(&read)?,
+                paused_reason: row.try_get("paused_reason").map_err(&read)?,
+                paused_at: row.try_get("paused_at").map_err(&read)?,
+                health: row.try_get("health").map_err(&read)?,
             })
         })
         .collect()

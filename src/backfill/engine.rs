@@ -2,12 +2,10 @@
 
 use super::catalog::{self, ResolvedTable};
 use super::rewrite::{self, BatchableStatement, quote_ident};
-use super::sizer::BatchSizer;
-use super::{BackfillReport, BackfillSettings, BackfillState, ProgressMode, StatementReport};
+use super::{BackfillReport, BackfillSettings, BackfillState, StatementReport};
 use crate::analysis::AnalyzedMigration;
-use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::pool::PoolConnection;
-use sqlx::{AssertSqlSafe, Executor, PgPool, Postgres, Row, SqlSafeStr};
+use sqlx::{AssertSqlSafe, Executor, PgPool, Postgres, SqlSafeStr};
 use std::time::{Duration, Instant};
 
 /// The alias of the walked table in the key queries.
@@ -16,16 +14,29 @@ const KEYS_ALIAS: &str = "concertina_keys";
 /// One statement, checked against the catalog, with the SQL of its batches.
 #[derive(Debug)]
 pub(super) struct StatementPlan {
-    index: usize,
-    line: u32,
-    table: ResolvedTable,
+    /// 0-based index in its file.
+    pub(super) index: usize,
+    /// 1-based line in its file.
+    pub(super) line: u32,
+    /// The walked table and key.
+    pub(super) table: ResolvedTable,
     /// The author's statement restricted to `(key) <= upper` (first batch).
-    first_sql: String,
+    pub(super) first_sql: String,
     /// … restricted to `(key) > last AND (key) <= upper`.
-    next_sql: String,
+    pub(super) next_sql: String,
 }
 
 impl StatementPlan {
+    /// The number of key columns.
+    pub(super) fn key_len(&self) -> usize {
+        self.table.key.len()
+    }
+
+    /// The first key column (the one `pg_stats` has a histogram of).
+    pub(super) fn first_key_column(&self) -> &str {
+        &self.table.key[0].name
+    }
+
     fn key_names(&self) -> Vec<String> {
         self.table.key.iter().map(|k| k.name.clone()).collect()
     }
@@ -53,25 +64,48 @@ impl StatementPlan {
         }
     }
 
-    /// `WHERE (key) > ($1…)` or nothing for the first batch.
-    fn after_last(&self, with_lower: bool) -> String {
-        if !with_lower {
-            return String::new();
+    fn params(&self, first: usize) -> String {
+        self.row(
+            self.table
+                .key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("${}::text::{}", first + i, k.sql_type))
+                .collect(),
+        )
+    }
+
+    /// `WHERE (key) > ($1…) AND (key) <= ($k+1…)`: after the last key (unless the first
+    /// batch) and up to the end of the range (when the walk has one); nothing without either.
+    fn bounds(&self, with_lower: bool, with_end: bool) -> String {
+        let key = self.row(
+            self.table
+                .key
+                .iter()
+                .map(|k| Self::column(&k.name))
+                .collect(),
+        );
+        let mut conditions = Vec::new();
+        if with_lower {
+            conditions.push(format!("{key} > {}", self.params(1)));
         }
-        let columns = self
-            .table
-            .key
-            .iter()
-            .map(|k| Self::column(&k.name))
-            .collect();
-        let params = self
-            .table
-            .key
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("${}::text::{}", i + 1, k.sql_type))
-            .collect();
-        format!(" WHERE {} > {}", self.row(columns), self.row(params))
+        if with_end {
+            let first = if with_lower {
+                self.table.key.len() + 1
+            } else {
+                1
+            };
+            conditions.push(format!("{key} <= {}", self.params(first)));
+        }
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        }
+    }
+
+    fn bound_params(&self, with_lower: bool, with_end: bool) -> usize {
+        self.table.key.len() * (usize::from(with_lower) + usize::from(with_end))
     }
 
     fn key_as_text(&self) -> String {
@@ -84,35 +118,48 @@ impl StatementPlan {
     }
 
     /// The key of the N-th next row: `… ORDER BY key LIMIT 1 OFFSET $n`.
-    fn upper_sql(&self, with_lower: bool) -> String {
-        let offset_param = if with_lower {
-            self.table.key.len() + 1
-        } else {
-            1
-        };
+    pub(super) fn upper_sql(&self, with_lower: bool, with_end: bool) -> String {
+        let offset_param = self.bound_params(with_lower, with_end) + 1;
         format!(
             "SELECT {} FROM {} AS {KEYS_ALIAS}{} ORDER BY {} LIMIT 1 OFFSET ${offset_param}::int8",
             self.key_as_text(),
             self.table.from_sql,
-            self.after_last(with_lower),
+            self.bounds(with_lower, with_end),
             self.columns()
         )
     }
 
-    /// The last key of the remainder and how many keys it holds.
-    fn tail_sql(&self, with_lower: bool) -> String {
-        let descending = self
-            .table
+    /// The key columns in descending order, for `ORDER BY`.
+    fn descending(&self) -> String {
+        self.table
             .key
             .iter()
             .map(|k| format!("{} DESC", Self::column(&k.name)))
             .collect::<Vec<_>>()
-            .join(", ");
+            .join(", ")
+    }
+
+    /// The last key of the remainder (of the range) and how many keys it holds.
+    pub(super) fn tail_sql(&self, with_lower: bool, with_end: bool) -> String {
+        let descending = self.descending();
         format!(
             "SELECT {}, count(*) OVER () FROM {} AS {KEYS_ALIAS}{} ORDER BY {descending} LIMIT 1",
             self.key_as_text(),
             self.table.from_sql,
-            self.after_last(with_lower),
+            self.bounds(with_lower, with_end),
+        )
+    }
+
+    /// The highest key whose first column is at most `$1` (a split point of the walk).
+    pub(super) fn boundary_sql(&self) -> String {
+        let descending = self.descending();
+        let first = &self.table.key[0];
+        format!(
+            "SELECT {} FROM {} AS {KEYS_ALIAS} WHERE {} <= $1::text::{} ORDER BY {descending} LIMIT 1",
+            self.key_as_text(),
+            self.table.from_sql,
+            Self::column(&first.name),
+            first.sql_type,
         )
     }
 }
@@ -149,7 +196,11 @@ pub(super) async fn prepare(
             next_sql,
         };
         // Let PostgreSQL check names and types now, before the first batch changes anything.
-        for sql in [&plan.next_sql, &plan.upper_sql(true), &plan.tail_sql(true)] {
+        for sql in [
+            &plan.next_sql,
+            &plan.upper_sql(true, true),
+            &plan.tail_sql(true, true),
+        ] {
             pool.prepare(AssertSqlSafe(sql.clone()).into_sql_str())
                 .await
                 .map_err(|e| {
@@ -292,7 +343,8 @@ pub(super) async fn run(
     }
     for (i, plan) in plans.iter().enumerate() {
         let is_last = i + 1 == plans.len();
-        let outcome = run_statement(pool, m, plan, is_last, &record, settings, report).await;
+        let outcome =
+            super::walk::run_statement(pool, m, plan, is_last, &record, settings, report).await;
         if let Err(stop) = outcome {
             report.duration_ms = started.elapsed().as_millis() as u64;
             finish_stats(report);
@@ -355,7 +407,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Why a statement stopped before its end.
-enum Stop {
+pub(super) enum Stop {
     /// A batch failed, or the file changed since it started (exit 1).
     Failed(String),
     /// Lock timeouts did not clear (exit 3, safe to retry).
@@ -365,8 +417,9 @@ enum Stop {
 }
 
 /// What goes into `concertina.applied_migrations` with the final checkpoint.
-struct AppliedRecord {
-    version: i64,
+pub(super) struct AppliedRecord {
+    /// The version.
+    pub(super) version: i64,
     name: String,
     checksum: String,
     applied_by: String,
@@ -530,7 +583,8 @@ async fn record_empty(pool: &PgPool, record: &AppliedRecord) -> Result<(), sqlx:
     tx.commit().await
 }
 
-async fn insert_applied(
+/// Records the file applied, in the transaction of its final checkpoint.
+pub(super) async fn insert_applied(
     tx: &mut sqlx::PgConnection,
     record: &AppliedRecord,
 ) -> Result<(), sqlx::Error> {
@@ -552,303 +606,6 @@ async fn insert_applied(
     Ok(())
 }
 
-/// What one committed batch did.
-struct BatchResult {
-    /// The statement has no rows left (its final checkpoint is committed).
-    finished: bool,
-    /// Rows the statement changed.
-    rows: u64,
-    /// Keys walked.
-    scanned: u64,
-}
-
-/// Runs one statement batch by batch until its final checkpoint.
-async fn run_statement(
-    pool: &PgPool,
-    m: &AnalyzedMigration,
-    plan: &StatementPlan,
-    is_last: bool,
-    record: &AppliedRecord,
-    settings: &BackfillSettings,
-    report: &mut BackfillReport,
-) -> Result<(), Stop> {
-    let path = m.migration.display_path();
-    let at = format!("{path}:{}", plan.line);
-    let (state, totals) = checkpoint_totals(pool, record.version, plan.index)
-        .await
-        .map_err(|e| Stop::Failed(format!("{at}: {}", database_message(&e))))?;
-    if state == "done" {
-        return Ok(());
-    }
-    let mut progress = Reporter::new(settings.progress, &at, &plan.table.display, totals);
-    let mut sizer = BatchSizer::new(
-        settings.batch_size,
-        settings.min_batch_size,
-        settings.max_batch_size,
-        settings.target_batch,
-    )
-    .for_table(totals.1.and_then(|rows| u64::try_from(rows).ok()));
-    let mut attempts = 0u32;
-    loop {
-        // Between batches: the one before committed with its checkpoint, so stopping here
-        // loses nothing and the next run resumes exactly after it.
-        if crate::shutdown::requested() {
-            progress.abandon();
-            let done = &report.statements[plan.index];
-            return Err(Stop::Interrupted(format!(
-                "{at}: stopped by {} after {} batches of this statement ({} rows changed in this run); \
-                 the checkpoint is saved — run `concertina backfill` (or `post-deploy`) again to resume where it stopped",
-                crate::shutdown::signal_name(),
-                done.batches,
-                done.rows_done
-            )));
-        }
-        wait_for_replicas(pool, settings).await;
-        let size = sizer.size();
-        let started = Instant::now();
-        match batch(pool, plan, size, is_last, record, settings).await {
-            Ok(result) => {
-                let elapsed = started.elapsed();
-                attempts = 0;
-                let ms = elapsed.as_secs_f64() * 1000.0;
-                let statement = &mut report.statements[plan.index];
-                if result.scanned > 0 || result.rows > 0 {
-                    statement.batches += 1;
-                    report.batches += 1;
-                    report.batch_ms.push(ms);
-                }
-                statement.rows_done += result.rows;
-                statement.rows_scanned += result.scanned;
-                report.rows_done += result.rows;
-                report.rows_scanned += result.scanned;
-                progress.batch(result.rows, result.scanned, size);
-                if result.finished {
-                    progress.finish();
-                    return Ok(());
-                }
-                sizer.observe(result.scanned, elapsed);
-                if !settings.sleep.is_zero() {
-                    tokio::time::sleep(settings.sleep).await;
-                }
-            }
-            Err(error) => {
-                let code = error
-                    .as_database_error()
-                    .and_then(|d| d.code())
-                    .map(|c| c.to_string());
-                let message = database_message(&error);
-                let transient =
-                    matches!(code.as_deref(), Some("55P03" | "57014" | "40001" | "40P01"));
-                if !transient {
-                    progress.abandon();
-                    return Err(Stop::Failed(format!(
-                        "{at}: a batch of keys after the checkpoint failed: {message}; nothing of that batch was kept. \
-                         Fix the cause and rerun `concertina backfill`: it resumes from the checkpoint \
-                         (if the fix edits this file, run `concertina backfill --accept-edit {}`)",
-                        m.migration.version
-                    )));
-                }
-                attempts += 1;
-                if attempts >= settings.max_attempts {
-                    progress.abandon();
-                    let text = format!(
-                        "{at}: {attempts} batches in a row timed out ({message}); the table is busy. Retry later — the backfill resumes from its checkpoint"
-                    );
-                    return Err(if code.as_deref() == Some("55P03") {
-                        Stop::Busy(text)
-                    } else {
-                        Stop::Failed(text)
-                    });
-                }
-                if code.as_deref() == Some("57014") {
-                    sizer.timed_out();
-                }
-                let backoff = Duration::from_millis(
-                    (100u64 << attempts.min(6)).min(5_000) + rand::random_range(0..100),
-                );
-                tracing::warn!(file = %at, attempt = attempts, batch_size = sizer.size(), error = %message, backoff_ms = backoff.as_millis() as u64, "batch timed out; retrying");
-                tokio::time::sleep(backoff).await;
-            }
-        }
-    }
-}
-
-/// The state and totals of a checkpoint: (state, (rows_scanned, rows_estimated, elapsed_ms)).
-async fn checkpoint_totals(
-    pool: &PgPool,
-    version: i64,
-    index: usize,
-) -> Result<(String, (i64, Option<i64>, i64)), sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT state, rows_scanned, rows_estimated, elapsed_ms FROM concertina.backfill_progress
-         WHERE version = $1 AND statement_index = $2",
-    )
-    .bind(version)
-    .bind(index as i32)
-    .fetch_one(pool)
-    .await?;
-    Ok((
-        row.try_get(0)?,
-        (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?),
-    ))
-}
-
-/// One batch in one transaction: lock the checkpoint, find the range, run the statement
-/// over it, move the checkpoint — and on the final batch of the file, record it applied.
-async fn batch(
-    pool: &PgPool,
-    plan: &StatementPlan,
-    size: u64,
-    is_last: bool,
-    record: &AppliedRecord,
-    settings: &BackfillSettings,
-) -> Result<BatchResult, sqlx::Error> {
-    let started = Instant::now();
-    let mut tx = pool.begin().await?;
-    // synchronous_commit off: the batch's row locks go at commit without waiting for the
-    // WAL flush. A crash can lose only the latest batches, each with its own checkpoint
-    // (same transaction, WAL order), so the resume redoes exactly those: still once.
-    sqlx::query(
-        "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true),
-                set_config('synchronous_commit', 'off', true)",
-    )
-    .bind(format!("{}ms", settings.lock_timeout.as_millis()))
-    .bind(format!("{}ms", settings.statement_timeout.as_millis()))
-    .execute(&mut *tx)
-    .await?;
-    let checkpoint = sqlx::query(
-        "SELECT last_key, state FROM concertina.backfill_progress WHERE version = $1 AND statement_index = $2 FOR UPDATE",
-    )
-    .bind(record.version)
-    .bind(plan.index as i32)
-    .fetch_one(&mut *tx)
-    .await?;
-    let last: Option<Vec<String>> = checkpoint.try_get(0)?;
-    let state: String = checkpoint.try_get(1)?;
-    if state == "done" {
-        tx.rollback().await?;
-        return Ok(BatchResult {
-            finished: true,
-            rows: 0,
-            scanned: 0,
-        });
-    }
-    let with_lower = last.is_some();
-    let lower = last.clone().unwrap_or_default();
-
-    let mut upper_query = sqlx::query(AssertSqlSafe(plan.upper_sql(with_lower)));
-    for value in &lower {
-        upper_query = upper_query.bind(value.clone());
-    }
-    let upper_row = upper_query
-        .bind(size.saturating_sub(1) as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let key_len = plan.table.key.len();
-    let (upper, scanned, finished) = match upper_row {
-        Some(row) => (Some(text_key(&row, key_len)?), size, false),
-        None => {
-            let mut tail_query = sqlx::query(AssertSqlSafe(plan.tail_sql(with_lower)));
-            for value in &lower {
-                tail_query = tail_query.bind(value.clone());
-            }
-            match tail_query.fetch_optional(&mut *tx).await? {
-                Some(row) => {
-                    let count: i64 = row.try_get(key_len)?;
-                    (Some(text_key(&row, key_len)?), count as u64, true)
-                }
-                None => (None, 0, true),
-            }
-        }
-    };
-    let mut rows = 0;
-    if let Some(upper) = &upper {
-        let sql = if with_lower {
-            &plan.next_sql
-        } else {
-            &plan.first_sql
-        };
-        let mut statement = sqlx::query(AssertSqlSafe(sql.clone()));
-        for value in lower.iter().chain(upper.iter()) {
-            statement = statement.bind(value.clone());
-        }
-        rows = statement.execute(&mut *tx).await?.rows_affected();
-    }
-    let batch_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-    sqlx::query(
-        "UPDATE concertina.backfill_progress SET
-             last_key = coalesce($3, last_key),
-             rows_done = rows_done + $4,
-             rows_scanned = rows_scanned + $5,
-             rows_estimated = greatest(rows_estimated, rows_scanned + $5),
-             batches = batches + CASE WHEN $3 IS NULL THEN 0 ELSE 1 END,
-             batch_size = $6,
-             last_batch_ms = $7,
-             max_batch_ms = greatest(max_batch_ms, $7),
-             elapsed_ms = elapsed_ms + $7 + $8,
-             state = CASE WHEN $9 THEN 'done' ELSE 'running' END,
-             last_error = NULL,
-             updated_at = clock_timestamp(),
-             finished_at = CASE WHEN $9 THEN clock_timestamp() END
-         WHERE version = $1 AND statement_index = $2",
-    )
-    .bind(record.version)
-    .bind(plan.index as i32)
-    .bind(upper.as_ref())
-    .bind(rows as i64)
-    .bind(scanned as i64)
-    .bind(size.min(i32::MAX as u64) as i32)
-    .bind(batch_ms)
-    .bind(settings.sleep.as_millis().min(i64::MAX as u128) as i64)
-    .bind(finished)
-    .execute(&mut *tx)
-    .await?;
-    if finished && is_last {
-        insert_applied(&mut tx, record).await?;
-    }
-    tx.commit().await?;
-    Ok(BatchResult {
-        finished,
-        rows,
-        scanned,
-    })
-}
-
-fn text_key(row: &sqlx::postgres::PgRow, len: usize) -> Result<Vec<String>, sqlx::Error> {
-    (0..len).map(|i| row.try_get::<String, _>(i)).collect()
-}
-
-/// Waits while a replica's replay lag is above the limit (logging it). Errors reading
-/// `pg_stat_replication` are logged and ignored: replicas are then unknown, not lagging.
-async fn wait_for_replicas(pool: &PgPool, settings: &BackfillSettings) {
-    let mut logged = Instant::now() - Duration::from_secs(60);
-    loop {
-        let lag: Result<Option<f64>, sqlx::Error> = sqlx::query_scalar(
-            "SELECT max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication",
-        )
-        .fetch_one(pool)
-        .await;
-        match lag {
-            Ok(Some(seconds)) if seconds > settings.max_replication_lag.as_secs_f64() => {
-                if logged.elapsed() >= Duration::from_secs(10) {
-                    tracing::warn!(
-                        replay_lag_s = seconds,
-                        max_s = settings.max_replication_lag.as_secs_f64(),
-                        "replica replay lag is over the limit; backfill paused"
-                    );
-                    logged = Instant::now();
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Ok(_) => return,
-            Err(e) => {
-                tracing::debug!(error = %database_message(&e), "cannot read pg_stat_replication");
-                return;
-            }
-        }
-    }
-}
-
 /// The server's message (with detail and SQLSTATE) or the driver's.
 pub(super) fn database_message(error: &sqlx::Error) -> String {
     match error.as_database_error() {
@@ -862,102 +619,6 @@ pub(super) fn database_message(error: &sqlx::Error) -> String {
             crate::db::redact(&format!("{}{detail}{code}", db.message()))
         }
         None => crate::db::describe(error),
-    }
-}
-
-/// Shows progress: a bar on a terminal, a log line every few seconds otherwise.
-struct Reporter {
-    mode: ProgressMode,
-    label: String,
-    table: String,
-    bar: Option<ProgressBar>,
-    run_started: Instant,
-    last_log: Instant,
-    scanned_before: i64,
-    scanned: i64,
-    rows: u64,
-    estimated: i64,
-    elapsed_before_ms: i64,
-}
-
-impl Reporter {
-    fn new(
-        mode: ProgressMode,
-        label: &str,
-        table: &str,
-        totals: (i64, Option<i64>, i64),
-    ) -> Reporter {
-        let (scanned, estimated, elapsed_ms) = totals;
-        let estimated = estimated.unwrap_or(0).max(scanned);
-        let bar = (mode == ProgressMode::Bar).then(|| {
-            let bar = ProgressBar::new(estimated.max(1) as u64);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{msg} [{bar:30}] {pos}/{len} keys {per_sec} ETA {eta}",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.set_message(format!("{label} {table}"));
-            bar.set_position(scanned as u64);
-            bar
-        });
-        Reporter {
-            mode,
-            label: label.to_string(),
-            table: table.to_string(),
-            bar,
-            run_started: Instant::now(),
-            last_log: Instant::now(),
-            scanned_before: scanned,
-            scanned,
-            rows: 0,
-            estimated,
-            elapsed_before_ms: elapsed_ms,
-        }
-    }
-
-    fn batch(&mut self, rows: u64, scanned: u64, batch_size: u64) {
-        self.rows += rows;
-        self.scanned += scanned as i64;
-        self.estimated = self.estimated.max(self.scanned);
-        if let Some(bar) = &self.bar {
-            bar.set_length(self.estimated.max(1) as u64);
-            bar.set_position(self.scanned as u64);
-        }
-        if self.mode == ProgressMode::Log && self.last_log.elapsed() >= Duration::from_secs(5) {
-            self.last_log = Instant::now();
-            let run_s = self.run_started.elapsed().as_secs_f64();
-            let rate = (self.scanned - self.scanned_before) as f64 / run_s.max(0.001);
-            let eta_s = if rate > 0.0 {
-                (self.estimated - self.scanned) as f64 / rate
-            } else {
-                f64::NAN
-            };
-            tracing::info!(
-                file = %self.label,
-                table = %self.table,
-                rows_done = self.rows,
-                keys_done = self.scanned,
-                keys_estimated = self.estimated,
-                percent = (self.scanned as f64 * 100.0 / self.estimated.max(1) as f64).min(100.0),
-                rate_keys_per_s = rate.round(),
-                eta_s = eta_s.round(),
-                batch_size,
-                previous_runs_ms = self.elapsed_before_ms,
-                "backfill progress"
-            );
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish();
-        }
-    }
-
-    fn abandon(&self) {
-        if let Some(bar) = &self.bar {
-            bar.abandon();
-        }
     }
 }
 

@@ -8,23 +8,32 @@
 
 pub mod catalog;
 mod engine;
+pub mod health;
+pub mod probe;
+mod progress;
+mod ranges;
 /// The statement shapes the engine can batch: [`crate::batching`], shared with lint.
 pub use crate::batching as rewrite;
 pub mod sizer;
+mod walk;
 
 use crate::analysis::AnalyzedMigration;
-use crate::config::Config;
+use crate::config::{Config, Limit, Window};
 use crate::gate::Blocker;
 use crate::outcome::RunStatus;
 use crate::phase::Phase;
 use chrono::{DateTime, Utc};
+use health::HealthLimits;
 use serde::Serialize;
 use sqlx::{PgPool, Row};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// The most key ranges one run walks in parallel (each holds a connection).
+pub const MAX_WORKERS: u32 = 32;
+
 /// Overrides of the config's `[backfill]` settings (the command line's flags).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BackfillOverrides {
     /// Versions whose edited file is accepted for a started backfill (`--accept-edit`).
     pub accept_edit: Vec<u64>,
@@ -34,8 +43,20 @@ pub struct BackfillOverrides {
     pub target_batch_ms: Option<u64>,
     /// Pause between batches, in milliseconds.
     pub sleep_ms: Option<u64>,
-    /// Pause while a replica's replay lag is above this.
-    pub max_replication_lag: Option<Duration>,
+    /// Pause while a replica's replay lag is above this (or not at all).
+    pub max_replication_lag: Option<Limit<Duration>>,
+    /// Pause while WAL is written faster than this many bytes/s (or not at all).
+    pub max_wal_rate: Option<Limit<u64>>,
+    /// Pause while a vacuum works on the table with more dead tuples than this.
+    pub max_dead_tuples: Option<Limit<u64>>,
+    /// Shrink batches when more sessions than this wait on their locks.
+    pub max_lock_waiters: Option<Limit<u64>>,
+    /// Walk at most this many keys per second.
+    pub max_rate: Option<Limit<f64>>,
+    /// Work only inside this UTC window.
+    pub window: Option<Limit<Window>>,
+    /// Key ranges walked in parallel.
+    pub workers: Option<u32>,
 }
 
 /// A setting out of range: the flag or the config must change.
@@ -68,8 +89,11 @@ pub struct BackfillSettings {
     pub target_batch: Duration,
     /// Pause between batches (default none).
     pub sleep: Duration,
-    /// Pause while a replica's replay lag is above this (default 10 s).
-    pub max_replication_lag: Duration,
+    /// The health signals' limits (see [`health`]).
+    pub health: HealthLimits,
+    /// Key ranges of a fresh statement walked in parallel, each on its own connection
+    /// (default 1).
+    pub workers: u32,
     /// `SET LOCAL lock_timeout` of each batch (default: `[runner] lock_timeout`, else 2 s).
     pub lock_timeout: Duration,
     /// `SET LOCAL statement_timeout` of each batch (default 30 s).
@@ -101,7 +125,8 @@ impl Default for BackfillSettings {
             max_batch_size: 100_000,
             target_batch: Duration::from_millis(200),
             sleep: Duration::ZERO,
-            max_replication_lag: Duration::from_secs(10),
+            health: HealthLimits::default(),
+            workers: 1,
             lock_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(30),
             max_attempts: 10,
@@ -175,8 +200,39 @@ impl BackfillSettings {
         if let Some(ms) = args.sleep_ms.or(file.sleep_ms) {
             settings.sleep = Duration::from_millis(ms);
         }
+        let health = &mut settings.health;
         if let Some(lag) = args.max_replication_lag.or(file.max_replication_lag) {
-            settings.max_replication_lag = lag;
+            health.max_replication_lag = lag.into_option();
+        }
+        if let Some(rate) = args.max_wal_rate.or(file.max_wal_rate) {
+            health.max_wal_rate = rate.into_option();
+        }
+        if let Some(dead) = args.max_dead_tuples.or(file.max_dead_tuples) {
+            health.max_dead_tuples = dead.into_option();
+        }
+        if let Some(waiters) = args.max_lock_waiters.or(file.max_lock_waiters) {
+            health.max_lock_waiters = waiters.into_option();
+        }
+        if let Some(rate) = args.max_rate.or(file.max_rate) {
+            health.max_rate = rate.into_option();
+        }
+        if let Some(window) = args.window.or(file.window) {
+            health.window = window.into_option();
+        }
+        if let Some(workers) = args.workers.or(file.workers) {
+            if !(1..=MAX_WORKERS).contains(&workers) {
+                return Err(SettingsError(format!(
+                    "--workers / [backfill] workers must be between 1 and {MAX_WORKERS}, got {workers}"
+                )));
+            }
+            settings.workers = workers;
+        }
+        if let Some(lag) = settings.health.max_replication_lag {
+            crate::db::check_setting_duration(
+                "--max-replication-lag / [backfill] max_replication_lag",
+                lag,
+            )
+            .map_err(SettingsError)?;
         }
         if let Some(timeout) = file.statement_timeout {
             settings.statement_timeout = timeout;
@@ -271,6 +327,9 @@ pub struct BackfillReport {
     /// Every batch duration of this run, in order (for benchmarks).
     #[serde(skip)]
     pub batch_ms: Vec<f64>,
+    /// What each health signal did in this run (of the last statement that ran).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub health: BTreeMap<health::Signal, probe::SignalReport>,
 }
 
 impl BackfillReport {
@@ -291,6 +350,7 @@ impl BackfillReport {
             max_batch_ms: 0.0,
             p99_batch_ms: 0.0,
             batch_ms: Vec::new(),
+            health: BTreeMap::new(),
         }
     }
 }
@@ -685,7 +745,7 @@ mod tests {
             batch_size,
             target_batch_ms: target,
             sleep_ms: None,
-            max_replication_lag: None,
+            ..BackfillOverrides::default()
         }
     }
 
@@ -715,6 +775,48 @@ mod tests {
     }
 
     #[test]
+    fn health_flags_override_the_config_and_off_turns_a_signal_off() {
+        let config = Config::parse(
+            "[backfill]\nmax_wal_rate = \"1MiB\"\nmax_rate = 100\nwindow = \"01:00-05:00\"\nworkers = 3\n",
+        )
+        .unwrap();
+        let from_file = BackfillSettings::from_config(&config, &args(None, None)).unwrap();
+        assert_eq!(from_file.health.max_wal_rate, Some(1024 * 1024));
+        assert_eq!(from_file.health.max_rate, Some(100.0));
+        assert!(from_file.health.window.is_some());
+        assert_eq!(from_file.workers, 3);
+        // Defaults: every signal on but the two caps.
+        assert_eq!(
+            from_file.health.max_replication_lag,
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(from_file.health.max_lock_waiters, Some(0));
+        let flags = BackfillOverrides {
+            max_wal_rate: Some(Limit::Off),
+            window: Some(Limit::Off),
+            max_replication_lag: Some(Limit::At(Duration::from_secs(2))),
+            workers: Some(1),
+            ..BackfillOverrides::default()
+        };
+        let from_flags = BackfillSettings::from_config(&config, &flags).unwrap();
+        assert_eq!(from_flags.health.max_wal_rate, None);
+        assert_eq!(from_flags.health.window, None);
+        assert_eq!(
+            from_flags.health.max_replication_lag,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(from_flags.workers, 1);
+        for workers in [0, MAX_WORKERS + 1] {
+            let wrong = BackfillOverrides {
+                workers: Some(workers),
+                ..BackfillOverrides::default()
+            };
+            let error = BackfillSettings::from_config(&config, &wrong).unwrap_err();
+            assert!(error.0.contains("--workers"), "{error}");
+        }
+    }
+
+    #[test]
     fn the_worst_state_decides_the_status() {
         let report = |state| BackfillReport {
             version: 1,
@@ -732,6 +834,7 @@ mod tests {
             max_batch_ms: 0.0,
             p99_batch_ms: 0.0,
             batch_ms: Vec::new(),
+            health: BTreeMap::new(),
         };
         let outcome = |states: &[BackfillState]| BackfillOutcome {
             backfills: states.iter().map(|s| report(*s)).collect(),

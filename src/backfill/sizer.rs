@@ -32,6 +32,9 @@ pub const MAX_TABLE_SHARE: f64 = 0.01;
 /// limit never goes below it.
 pub const SHARE_FLOOR: u64 = 1000;
 
+/// How fast the size may grow back after sessions waited on a batch's locks.
+pub const REGROWTH: f64 = 1.25;
+
 /// The weight of the newest batch when the cost per key falls (the cost rises at once).
 const FALLING_WEIGHT: f64 = 0.3;
 
@@ -44,6 +47,9 @@ pub struct BatchSizer {
     target: Duration,
     /// The smoothed cost of one key, in milliseconds (None before the first batch).
     ms_per_key: Option<f64>,
+    /// The largest size after a shrink, raised ×[`REGROWTH`] per batch until it no longer
+    /// binds.
+    ceiling: Option<u64>,
 }
 
 impl BatchSizer {
@@ -58,6 +64,7 @@ impl BatchSizer {
             max,
             target,
             ms_per_key: None,
+            ceiling: None,
         }
     }
 
@@ -96,7 +103,20 @@ impl BatchSizer {
         let ideal = aim_ms / smoothed;
         let next = ideal.min(self.size as f64 * MAX_GROWTH).round();
         // `as` saturates: a huge ideal becomes u64::MAX and is clamped below.
-        self.size = (next as u64).clamp(self.min, self.max);
+        let mut size = (next as u64).clamp(self.min, self.max);
+        if let Some(ceiling) = self.ceiling {
+            size = size.min(ceiling);
+            let raised = ((ceiling as f64 * REGROWTH).ceil() as u64).max(ceiling + 1);
+            self.ceiling = (raised < self.max).then_some(raised);
+        }
+        self.size = size;
+    }
+
+    /// Sessions waited on the last batch's locks: halve the size, and let it grow back
+    /// only slowly (×[`REGROWTH`] per batch) instead of at once toward the target.
+    pub fn shrink(&mut self) {
+        self.size = (self.size / 2).max(self.min);
+        self.ceiling = Some(self.size);
     }
 
     /// A batch was cancelled by `statement_timeout`: halve the size.
@@ -190,6 +210,25 @@ mod tests {
         // A start above the limit is lowered to it.
         let big_start = BatchSizer::new(50_000, 10, 100_000, TARGET).for_table(Some(2_000_000));
         assert_eq!(big_start.size(), 20_000);
+    }
+
+    #[test]
+    fn a_shrink_halves_and_grows_back_slowly() {
+        let mut sizer = BatchSizer::new(1000, 10, 100_000, TARGET);
+        sizer.shrink();
+        assert_eq!(sizer.size(), 500);
+        // Cheap batches would grow it ×1.5; after a shrink it regrows ×1.25 at most.
+        sizer.observe(500, ms(1.0));
+        assert_eq!(sizer.size(), 500);
+        sizer.observe(500, ms(1.0));
+        assert_eq!(sizer.size(), 625);
+        for _ in 0..40 {
+            sizer.observe(sizer.size(), ms(1.0));
+        }
+        assert_eq!(sizer.size(), 100_000, "the ceiling lifts in the end");
+        let mut floor = BatchSizer::new(12, 10, 100_000, TARGET);
+        floor.shrink();
+        assert_eq!(floor.size(), 10);
     }
 
     #[test]

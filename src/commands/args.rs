@@ -2,6 +2,7 @@
 //! plain settings.
 
 use crate::backfill::BackfillOverrides;
+use crate::config::{self, Limit, Window};
 use crate::gate::ClusterTarget;
 use crate::runner::RunnerOverrides;
 use clap::Args;
@@ -49,10 +50,33 @@ pub struct BackfillArgs {
     /// Pause between batches [default: [backfill] sleep_ms, else 0]
     #[arg(long, value_name = "MS")]
     pub sleep_ms: Option<u64>,
-    /// Pause while a replica's replay lag is above this [default: [backfill]
+    /// Pause while a replica's replay lag is above this, or `off` [default: [backfill]
     /// max_replication_lag, else 10s]
-    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
-    pub max_replication_lag: Option<Duration>,
+    #[arg(long, value_parser = config::duration_limit, value_name = "DUR|off")]
+    pub max_replication_lag: Option<Limit<Duration>>,
+    /// Pause while the server writes WAL faster than this per second (`64MiB`), or `off`
+    /// [default: [backfill] max_wal_rate, else 128MiB]
+    #[arg(long, value_parser = config::byte_rate_limit, value_name = "BYTES|off")]
+    pub max_wal_rate: Option<Limit<u64>>,
+    /// Pause while a vacuum works on the table and it has more dead tuples than this, or
+    /// `off` [default: [backfill] max_dead_tuples, else 100000]
+    #[arg(long, value_parser = config::count_limit, value_name = "N|off")]
+    pub max_dead_tuples: Option<Limit<u64>>,
+    /// Shrink the next batches when more app sessions than this wait on a batch's locks
+    /// (pause after 3 in a row), or `off` [default: [backfill] max_lock_waiters, else 0]
+    #[arg(long, value_parser = config::count_limit, value_name = "N|off")]
+    pub max_lock_waiters: Option<Limit<u64>>,
+    /// Walk at most this many rows per second [default: [backfill] max_rate, else off]
+    #[arg(long, value_parser = config::rate_limit, value_name = "ROWS|off")]
+    pub max_rate: Option<Limit<f64>>,
+    /// Run only inside this UTC window, e.g. `01:00-05:00` (may cross midnight)
+    /// [default: [backfill] window, else off]
+    #[arg(long, value_parser = config::window_limit, value_name = "HH:MM-HH:MM|off")]
+    pub window: Option<Limit<Window>>,
+    /// Walk a fresh backfill's key range in N parallel ranges, each with its own
+    /// checkpoint and connection [default: [backfill] workers, else 1]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u32>,
     /// Continue a started backfill whose file was edited (e.g. to fix a failing batch):
     /// record the new checksum and resume from the checkpoint (repeatable)
     #[arg(long, value_name = "VERSION")]
@@ -68,6 +92,12 @@ impl BackfillArgs {
             target_batch_ms: self.target_batch_ms,
             sleep_ms: self.sleep_ms,
             max_replication_lag: self.max_replication_lag,
+            max_wal_rate: self.max_wal_rate,
+            max_dead_tuples: self.max_dead_tuples,
+            max_lock_waiters: self.max_lock_waiters,
+            max_rate: self.max_rate,
+            window: self.window,
+            workers: self.workers,
         }
     }
 }

@@ -73,8 +73,20 @@ migrations = {migrations}
 # target_batch_ms = 200
 # Pause between batches, in milliseconds. Default 0.
 # sleep_ms = 0
-# Pause while a replica's replay lag is above this. Default "10s".
+# Health signals (each one's value, or "off"). Pause while a replica's replay lag is above
+# this. Default "10s".
 # max_replication_lag = "10s"
+# Pause while the server writes WAL faster than this per second. Default "128MiB".
+# max_wal_rate = "128MiB"
+# Pause while a vacuum works on the table and it has more dead tuples than this. Default 100000.
+# max_dead_tuples = 100000
+# Shrink the batches when more app sessions than this wait on a batch's locks. Default 0.
+# max_lock_waiters = 0
+# Caps a team may want: rows per second, and a UTC time window. Default "off".
+# max_rate = 5000
+# window = "01:00-05:00"
+# Key ranges walked in parallel, each with its own checkpoint and connection. Default 1.
+# workers = 1
 # SET LOCAL statement_timeout of one batch. Default "30s".
 # statement_timeout = "30s"
 "#

@@ -182,6 +182,9 @@ fn human_status(
         }
         out.push_str(&table(&rows));
         for b in &db.backfills {
+            if let Some(line) = health_line(b) {
+                let _ = writeln!(out, "  {} #{}: {line}", b.version, b.statement_index + 1);
+            }
             if let Some(step) = next_step(b) {
                 let _ = writeln!(out, "  {} #{}: {step}", b.version, b.statement_index + 1);
                 if let Some(error) = b.last_error.as_deref().filter(|_| b.state == "failed") {
@@ -259,7 +262,51 @@ fn backfill_json(b: &BackfillRow) -> Value {
         "finished_at": b.finished_at,
         "last_error": b.last_error,
         "next_step": next_step(b),
+        "paused": b.paused_signal.as_ref().filter(|_| b.state == "running").map(|signal| json!({
+            "signal": signal,
+            "reason": b.paused_reason,
+            "since": b.paused_at,
+        })),
+        "health": b.health,
     })
+}
+
+/// The health of a backfill statement: the pause going on now (while it runs) and how
+/// often each signal paused or shrank it; `None` when no signal ever did.
+fn health_line(b: &BackfillRow) -> Option<String> {
+    let mut parts = Vec::new();
+    if b.state == "running"
+        && let Some(signal) = &b.paused_signal
+    {
+        let since = b
+            .paused_at
+            .map(|at| format!(" since {}", at.format("%H:%M:%S UTC")))
+            .unwrap_or_default();
+        parts.push(format!(
+            "PAUSED by {signal}{since}: {}",
+            b.paused_reason.as_deref().unwrap_or("?")
+        ));
+    }
+    if let Some(signals) = b.health.as_object() {
+        let counts: Vec<String> = signals
+            .iter()
+            .map(|(signal, v)| {
+                let count = |key: &str| v[key].as_i64().unwrap_or(0);
+                let mut what = Vec::new();
+                if count("pauses") > 0 {
+                    what.push(format!("{} pause(s)", count("pauses")));
+                }
+                if count("shrinks") > 0 {
+                    what.push(format!("{} shrink(s)", count("shrinks")));
+                }
+                format!("{signal} {}", what.join(", "))
+            })
+            .collect();
+        if !counts.is_empty() {
+            parts.push(format!("health: {}", counts.join("; ")));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// What to run for a backfill that is not running: the command that continues it.
