@@ -76,9 +76,9 @@ pub(super) fn plan_unique(request: &Request<'_>, model: &SchemaModel) -> Result<
         .join(" AND ");
     let base = crate::files::new::snake_case(&format!("unique {table_key} {}", columns.join(" ")));
     let mut index = comment(&format!(
-        "Builds the unique index without blocking writes (CONCURRENTLY: not in a transaction;\n\
-         concertina runs this file statement by statement). Rows with a NULL in a column never\n\
-         conflict. Rows that would fail the build:\n\
+        "Builds the unique index without blocking writes (CONCURRENTLY cannot run in a\n\
+         transaction: this file runs statement by statement). Rows with a NULL in a column\n\
+         never conflict. Rows that would fail the build:\n\
          \x20 SELECT {cols}, count(*) FROM {table} WHERE {not_null}\n\
          \x20  GROUP BY {cols} HAVING count(*) > 1;\n\
          A failed build leaves an INVALID index, which concertina reports: drop it with\n\

@@ -219,6 +219,18 @@ pub enum RecipeError {
         /// What to do.
         fix: String,
     },
+    /// A migration of the folder does not parse, so the schema before the recipe is unknown.
+    #[error(
+        "{path}:{line}: {message}; a recipe replays every migration of the folder to learn the schema: fix this file first (`concertina lint`)"
+    )]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// The line.
+        line: u32,
+        /// The parser's message.
+        message: String,
+    },
     /// The change is not one this recipe can make safely (yet).
     #[error("{kind}: {message}")]
     Unsupported {
@@ -238,6 +250,24 @@ pub fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe, Recipe
         Kind::AddForeignKey => constraints::plan_foreign_key(request, model),
         Kind::RenameTable => rename_table::plan(request, model),
     }
+}
+
+/// The schema the migrations of `set` build, replayed in version order (the recipes judge
+/// against it; no database is read). A file that does not parse is an error naming it.
+pub fn replay(set: &crate::files::MigrationSet) -> Result<SchemaModel, RecipeError> {
+    let mut model = SchemaModel::new();
+    for migration in &set.migrations {
+        let file = crate::sql::parse_file(&migration.sql).map_err(|errors| {
+            let first = errors.into_iter().next();
+            RecipeError::Unreadable {
+                path: migration.display_path(),
+                line: first.as_ref().map_or(1, |e| e.line),
+                message: first.map_or_else(|| "does not parse".to_string(), |e| e.message),
+            }
+        })?;
+        model.apply_file(&file);
+    }
+    Ok(model)
 }
 
 /// Checks a `--requires` value: it parses and names only apps of `apps`. The error says

@@ -20,11 +20,18 @@ pub(super) fn ident(name: &str) -> String {
     }
 }
 
-/// Whether PostgreSQL's scanner reads `name` as a keyword (of any category: even an
-/// unreserved one is quoted, so the SQL reads the same on every server version).
+/// Whether PostgreSQL's scanner reads `name` as a keyword that cannot stand bare for a
+/// table, column or function name (reserved, column-name and type/function-name keywords;
+/// an unreserved one such as `name` or `data` can).
 fn is_keyword(name: &str) -> bool {
+    use pg_query::protobuf::KeywordKind;
     match pg_query::scan(name) {
-        Ok(scanned) => scanned.tokens.iter().any(|t| t.keyword_kind != 0),
+        Ok(scanned) => scanned.tokens.iter().any(|t| {
+            !matches!(
+                t.keyword_kind(),
+                KeywordKind::NoKeyword | KeywordKind::UnreservedKeyword
+            )
+        }),
         // A name the scanner cannot read is quoted.
         Err(_) => true,
     }
@@ -97,6 +104,8 @@ mod tests {
         assert_eq!(ident("email_address"), "email_address");
         assert_eq!(ident("Email"), "\"Email\"");
         assert_eq!(ident("user"), "\"user\"");
+        assert_eq!(ident("name"), "name");
+        assert_eq!(ident("int"), "\"int\"");
         assert_eq!(ident("order"), "\"order\"");
         assert_eq!(ident("2fa"), "\"2fa\"");
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
