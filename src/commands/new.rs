@@ -206,14 +206,14 @@ fn run_recipe(
             let versions: Vec<String> = gated.iter().map(ToString::to_string).collect();
             if gate.is_placeholder() {
                 println!(
-                    "gate: {} in {} — replace VERSION by the first version of each app that {}; lint rejects the placeholder until then",
+                    "gate: {} in migrations {} — replace VERSION by the first version of each app that {}; lint rejects the placeholder until then",
                     gate.text(),
                     versions.join(", "),
                     recipe.gate_means
                 );
             } else {
                 println!(
-                    "gate: requires {} on {} (the app version that {})",
+                    "gate: requires {} on migrations {} (the app version that {})",
                     gate.text(),
                     versions.join(", "),
                     recipe.gate_means
