@@ -372,6 +372,11 @@ fn analyze_in(
         }
     }
     let phase = declared_phase.or(inferred_phase).unwrap_or(Phase::Contract);
+    // Locks last until COMMIT only where the file runs in one transaction: not statement
+    // by statement, and not in a backfill's batches.
+    if !no_transaction && phase != Phase::Backfill {
+        findings.extend(rules::lock_held_in_transaction::check(&statements));
+    }
 
     // Lock rules waived on a table new in this release assume the table is still empty:
     // after the rollout the new app has been writing it, so a post-deploy file gets them.

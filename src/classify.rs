@@ -19,6 +19,7 @@ mod context;
 mod dml;
 mod drops;
 mod indexes;
+mod locks;
 /// The parse-tree name helpers, shared with the schema model: [`crate::names`].
 pub(crate) use crate::names;
 mod objects;
@@ -31,6 +32,7 @@ use crate::phase::Class;
 use crate::schema::SchemaModel;
 use crate::sql::{ParsedFile, ParsedStatement};
 use context::FileContext;
+pub use locks::{Blocks, LockMode, SlowStep, TableLock};
 use pg_query::protobuf::node::Node;
 
 pub use crate::lint::RuleHit;
@@ -52,6 +54,11 @@ pub struct StatementVerdict {
     /// [`NEW_IN_RELEASE`]): they hold again when the file runs after the rollout, so the
     /// analysis, which knows the file's phase, reports them for a post-deploy file.
     pub hits_after_rollout: Vec<RuleHit>,
+    /// The locks it takes on tables that existed before the file: in a transaction they
+    /// are held until COMMIT ([`locks`]).
+    pub locks: Vec<TableLock>,
+    /// The work it does in proportion to such a table's size, if any.
+    pub slow_step: Option<SlowStep>,
 }
 
 /// Why a lock rule is waived on a table created by an earlier migration of the same release
@@ -78,6 +85,8 @@ impl StatementVerdict {
             needs_no_transaction: false,
             hits: Vec::new(),
             hits_after_rollout: Vec::new(),
+            locks: Vec::new(),
+            slow_step: None,
         }
     }
 
@@ -146,7 +155,11 @@ fn classify_statements(ctx: &mut FileContext, file: &ParsedFile) -> Vec<Statemen
         ctx.index = index;
         let block_before = ctx.open_block;
         let mut verdict = match &statement.node {
-            Some(node) => ctx.statement(node, statement),
+            Some(node) => {
+                let mut verdict = ctx.statement(node, statement);
+                ctx.note_locks(node, &mut verdict);
+                verdict
+            }
             None => match &statement.unjudged {
                 Some(reason) => {
                     StatementVerdict::new(Class::Unknown, "deeply nested statement", reason)

@@ -20,6 +20,7 @@ pub mod fails_at_runtime;
 pub mod index_not_concurrent;
 pub mod invalid_allow;
 pub mod invalid_requires;
+pub mod lock_held_in_transaction;
 pub mod phase;
 pub mod set_not_null_scan;
 pub mod syntax_error;
@@ -42,6 +43,7 @@ pub const RULES: &[Rule] = &[
     type_change_rewrite::RULE,
     set_not_null_scan::RULE,
     blocking_maintenance::RULE,
+    lock_held_in_transaction::RULE,
     concurrently_in_transaction::RULE,
     fails_at_runtime::RULE,
     phase::PHASE_MISMATCH,

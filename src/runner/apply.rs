@@ -956,6 +956,8 @@ mod tests {
                 needs_no_transaction: false,
                 hits: Vec::new(),
                 hits_after_rollout: Vec::new(),
+                locks: Vec::new(),
+                slow_step: None,
             },
             key: None,
         }

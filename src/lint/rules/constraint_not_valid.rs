@@ -27,7 +27,7 @@ pub(crate) fn hit(table: &str, name: &str, kind: &str) -> RuleHit {
     RULE.hit(
         format!("ADD CONSTRAINT {name_shown} {kind} on {table} {scan} while holding {lock}"),
         format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {name_shown} {kind} (…) NOT VALID; then ALTER TABLE {table} VALIDATE CONSTRAINT {name_shown}; (validation takes only SHARE UPDATE EXCLUSIVE; reads and writes continue)"
+            "ALTER TABLE {table} ADD CONSTRAINT {name_shown} {kind} (…) NOT VALID; then, in a later migration file, ALTER TABLE {table} VALIDATE CONSTRAINT {name_shown}; (validation takes only SHARE UPDATE EXCLUSIVE, so reads and writes continue, unless the ADD's stronger lock is still held by the same transaction)"
         ),
     )
 }

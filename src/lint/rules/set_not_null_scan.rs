@@ -22,7 +22,7 @@ pub(crate) fn hit(table: &str, column: &str) -> RuleHit {
             "SET NOT NULL on {table}.{column} scans the whole table for NULLs while holding ACCESS EXCLUSIVE on {table}"
         ),
         format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID; ALTER TABLE {table} VALIDATE CONSTRAINT {check}; then ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL; (PostgreSQL 12+ skips the scan) and ALTER TABLE {table} DROP CONSTRAINT {check};"
+            "in one migration: ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID; in a later one (so that no lock of the first is held during the scan): ALTER TABLE {table} VALIDATE CONSTRAINT {check}; ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL; (PostgreSQL 12+ skips the scan) ALTER TABLE {table} DROP CONSTRAINT {check};"
         ),
     )
 }
