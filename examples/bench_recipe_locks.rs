@@ -32,14 +32,6 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 
 const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 
-const CONFIG: &str = r#"migrations = "migrations"
-[kubernetes]
-namespace = "shop"
-[apps.api]
-selector = "app.kubernetes.io/name=api"
-version = "label:app.kubernetes.io/version"
-"#;
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> Result<()> {
     let rows: u64 = match std::env::args().nth(1) {
@@ -54,9 +46,11 @@ async fn main() -> Result<()> {
     let database = format!("concertina_bench_recipe_{}", std::process::id());
     let url = binary::with_database(&admin, &database)?;
     let mut conn = PgConnection::connect(&admin).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
-        .execute(&mut conn)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{database}\""
+    )))
+    .execute(&mut conn)
+    .await?;
     let result = run(&url, rows).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
@@ -69,7 +63,10 @@ async fn main() -> Result<()> {
 async fn run(url: &str, rows: u64) -> Result<()> {
     let binary = binary::concertina_binary()?;
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("concertina.toml"), CONFIG)?;
+    std::fs::write(
+        dir.path().join("concertina.toml"),
+        fake_kube::SHOP_API_CONFIG,
+    )?;
     std::fs::create_dir(dir.path().join("migrations"))?;
     std::fs::write(
         dir.path().join("migrations/0001_users.sql"),
@@ -104,7 +101,10 @@ async fn run(url: &str, rows: u64) -> Result<()> {
     .execute(&pool)
     .await?;
     sqlx::raw_sql("VACUUM ANALYZE users").execute(&pool).await?;
-    println!("seeded {rows} rows in {:.1} s", start.elapsed().as_secs_f64());
+    println!(
+        "seeded {rows} rows in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     concertina(&[
         "new",
         "--recipe",
@@ -124,7 +124,9 @@ async fn run(url: &str, rows: u64) -> Result<()> {
         0,
         &[
             "INSERT INTO users (email) VALUES ('old' || $1::text)",
-            &format!("UPDATE users SET email = 'old-update' || $1::text WHERE id = 1 + $1 % {spread}"),
+            &format!(
+                "UPDATE users SET email = 'old-update' || $1::text WHERE id = 1 + $1 % {spread}"
+            ),
         ],
     );
     old.wait_for(50).await;

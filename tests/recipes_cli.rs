@@ -17,7 +17,13 @@ const RECIPES: &[&[&str]] = &[
     &["rename-column", "users.email", "email_address"],
     &["set-not-null", "users.nick", "--fill", "'anonymous'"],
     &["add-unique", "accounts", "(code)"],
-    &["add-foreign-key", "accounts", "(org_id)", "REFERENCES", "orgs"],
+    &[
+        "add-foreign-key",
+        "accounts",
+        "(org_id)",
+        "REFERENCES",
+        "orgs",
+    ],
     &["rename-table", "accounts", "customer_accounts"],
 ];
 
@@ -28,7 +34,9 @@ fn project_with_schema(layout: &str) -> Project {
         .build();
     let run = p.cli().run(&["--format", "json", "new", "schema"]);
     assert_eq!(run.code, Some(0), "{layout}: {}", run.text());
-    let file = p.path().join(run.json()["files"][0].as_str().expect("the new file"));
+    let file = p
+        .path()
+        .join(run.json()["files"][0].as_str().expect("the new file"));
     let text = std::fs::read_to_string(&file).expect("read the new file");
     // dbmate: the statements go in the up section, before `-- migrate:down`.
     let text = match text.split_once("-- migrate:down") {
@@ -55,9 +63,13 @@ fn every_recipe_in_every_layout_lints_clean_and_plans_in_order() {
         let p = project_with_schema(layout);
         let mut expected = vec!["expand".to_string()];
         for recipe in RECIPES {
-            let run = p
-                .cli()
-                .run(&[&["--format", "json"][..], &recipe_args(recipe, Some("api>=2.0.0"))].concat());
+            let run = p.cli().run(
+                &[
+                    &["--format", "json"][..],
+                    &recipe_args(recipe, Some("api>=2.0.0")),
+                ]
+                .concat(),
+            );
             assert_eq!(run.code, Some(0), "{layout} {recipe:?}: {}", run.text());
             let report = run.json();
             assert_eq!(report["requires_placeholder"], false, "{report}");
@@ -68,7 +80,11 @@ fn every_recipe_in_every_layout_lints_clean_and_plans_in_order() {
         }
         let lint = p.cli().run(&["lint"]);
         assert_eq!(lint.code, Some(0), "{layout}: {}", lint.text());
-        assert!(lint.stdout.contains(" 0 errors"), "{layout}: {}", lint.text());
+        assert!(
+            lint.stdout.contains(" 0 errors"),
+            "{layout}: {}",
+            lint.text()
+        );
         let plan = p.cli().run(&["plan", "--format", "json"]);
         assert_eq!(plan.code, Some(0), "{layout}: {}", plan.text());
         let planned = plan.json()["migrations"].clone();
@@ -87,14 +103,25 @@ fn every_recipe_in_every_layout_lints_clean_and_plans_in_order() {
 #[test]
 fn set_not_null_without_fill_and_the_human_output_name_what_runs_when() {
     let p = project_with_schema("flat");
-    let run = p
-        .cli()
-        .run(&recipe_args(&["set-not-null", "users.nick"], Some("api>=2.0.0")));
+    let run = p.cli().run(&recipe_args(
+        &["set-not-null", "users.nick"],
+        Some("api>=2.0.0"),
+    ));
     assert_eq!(run.code, Some(0), "{}", run.text());
-    assert!(run.stdout.contains("recipe set-not-null users.nick: 3 migrations"), "{}", run.text());
-    assert!(run.stdout.contains("gate: requires api>=2.0.0"), "{}", run.text());
     assert!(
-        run.stdout.contains("sets users.nick NOT NULL without a scan"),
+        run.stdout
+            .contains("recipe set-not-null users.nick: 3 migrations"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.stdout.contains("gate: requires api>=2.0.0"),
+        "{}",
+        run.text()
+    );
+    assert!(
+        run.stdout
+            .contains("sets users.nick NOT NULL without a scan"),
         "{}",
         run.text()
     );
@@ -115,12 +142,17 @@ fn set_not_null_without_fill_and_the_human_output_name_what_runs_when() {
 #[test]
 fn without_requires_the_placeholder_fails_lint_until_the_author_fills_it() {
     let p = project_with_schema("flat");
-    let run = p
-        .cli()
-        .run(&recipe_args(&["rename-column", "users.email", "email_address"], None));
+    let run = p.cli().run(&recipe_args(
+        &["rename-column", "users.email", "email_address"],
+        None,
+    ));
     assert_eq!(run.code, Some(0), "{}", run.text());
     assert!(run.stdout.contains("api>=VERSION"), "{}", run.text());
-    assert!(run.stdout.contains("lint rejects the placeholder"), "{}", run.text());
+    assert!(
+        run.stdout.contains("lint rejects the placeholder"),
+        "{}",
+        run.text()
+    );
     let lint = p.cli().run(&["--format", "json", "lint"]);
     assert_eq!(lint.code, Some(1), "{}", lint.text());
     let report = lint.json();
@@ -129,14 +161,18 @@ fn without_requires_the_placeholder_fails_lint_until_the_author_fills_it() {
         .expect("files")
         .iter()
         .filter(|f| {
-            f["findings"]
-                .as_array()
-                .is_some_and(|fs| fs.iter().any(|x| x["rule"] == "invalid-requires" && x["severity"] == "error"))
+            f["findings"].as_array().is_some_and(|fs| {
+                fs.iter()
+                    .any(|x| x["rule"] == "invalid-requires" && x["severity"] == "error")
+            })
         })
         .map(|f| f["path"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(flagged.len(), 2, "the two gated files: {report}");
-    assert!(flagged.iter().all(|f| f.ends_with(".contract.sql")), "{flagged:?}");
+    assert!(
+        flagged.iter().all(|f| f.ends_with(".contract.sql")),
+        "{flagged:?}"
+    );
 
     // Filling the version in is all it takes.
     for entry in std::fs::read_dir(p.migrations()).expect("the folder") {
@@ -151,32 +187,67 @@ fn without_requires_the_placeholder_fails_lint_until_the_author_fills_it() {
 #[test]
 fn what_the_model_does_not_know_is_refused_and_nothing_is_written() {
     let p = project_with_schema("flat");
-    let before = std::fs::read_dir(p.migrations()).expect("the folder").count();
+    let before = std::fs::read_dir(p.migrations())
+        .expect("the folder")
+        .count();
     for (args, expected) in [
         (
             &["rename-column", "users.emial", "email_address"][..],
             "does not know column users.emial",
         ),
-        (&["rename-column", "people.email", "x"], "does not create table people"),
+        (
+            &["rename-column", "people.email", "x"],
+            "does not create table people",
+        ),
         (&["rename-column", "users.id", "user_id"], "identity"),
-        (&["rename-column", "users.email"], "1 argument given, 2 expected"),
+        (
+            &["rename-column", "users.email"],
+            "1 argument given, 2 expected",
+        ),
         (&["set-not-null", "users.email"], "NOT NULL already"),
-        (&["add-unique", "accounts", "(lower(code))"], "only plain columns"),
-        (&["add-foreign-key", "accounts", "(code)", "REFERENCES", "orgs", "(name)"], "no primary key, unique constraint"),
+        (
+            &["add-unique", "accounts", "(lower(code))"],
+            "only plain columns",
+        ),
+        (
+            &[
+                "add-foreign-key",
+                "accounts",
+                "(code)",
+                "REFERENCES",
+                "orgs",
+                "(name)",
+            ],
+            "no primary key, unique constraint",
+        ),
         (&["rename-table", "accounts", "orgs"], "orgs exists already"),
-        (&["rename-table", "accounts", "x", "--fill", "1"], "--fill is not an option"),
+        (
+            &["rename-table", "accounts", "x", "--fill", "1"],
+            "--fill is not an option",
+        ),
     ] {
         let run = p.cli().run(&recipe_args(args, Some("api>=2.0.0")));
         assert_eq!(run.code, Some(2), "{args:?}: {}", run.text());
         assert!(run.stderr.contains(expected), "{args:?}: {}", run.text());
     }
-    let run = p.cli().run(&recipe_args(RECIPES[0], Some("billing>=1.0.0")));
+    let run = p
+        .cli()
+        .run(&recipe_args(RECIPES[0], Some("billing>=1.0.0")));
     assert_eq!(run.code, Some(2), "{}", run.text());
     assert!(run.stderr.contains("names app `billing`"), "{}", run.text());
-    let run = p.cli().run(&["new", "x", "--phase", "contract", "--recipe", "rename-table"]);
+    let run = p.cli().run(&[
+        "new",
+        "x",
+        "--phase",
+        "contract",
+        "--recipe",
+        "rename-table",
+    ]);
     assert_eq!(run.code, Some(2), "--phase and --recipe: {}", run.text());
     assert_eq!(
-        std::fs::read_dir(p.migrations()).expect("the folder").count(),
+        std::fs::read_dir(p.migrations())
+            .expect("the folder")
+            .count(),
         before,
         "nothing written"
     );
@@ -188,7 +259,10 @@ fn a_migration_that_does_not_parse_is_named_with_its_line() {
         .config(API_CONFIG)
         .files(&[
             ("0001_users.sql", SCHEMA),
-            ("0002_broken.sql", "-- fine\nALTER TABLE users ADD COLUMN;\n"),
+            (
+                "0002_broken.sql",
+                "-- fine\nALTER TABLE users ADD COLUMN;\n",
+            ),
         ])
         .build();
     let run = p.cli().run(&recipe_args(RECIPES[0], Some("api>=2.0.0")));

@@ -27,14 +27,6 @@ use support::db::{column_exists, exists, scalar};
 use support::project::{Project, project};
 use writer::{Writer, Written};
 
-const CONFIG: &str = r#"migrations = "migrations"
-[kubernetes]
-namespace = "shop"
-[apps.api]
-selector = "app.kubernetes.io/name=api"
-version = "label:app.kubernetes.io/version"
-"#;
-
 /// The api 1.9.2 pod that is still terminating after the rollout to 2.0.0.
 const OLD_POD: &str = "api-5c4d3b2a1-h8m3z";
 
@@ -58,7 +50,7 @@ impl Scenario {
         let pool = PgPool::connect(&url).await.expect("connect");
         let fake = FakeKube::with_fixtures(&["api-v2", "api-old-terminating"]).await;
         let dir = project()
-            .config(CONFIG)
+            .config(fake_kube::SHOP_API_CONFIG)
             .files(&[("0001_schema.sql", schema)])
             .build();
         let kubeconfig = fake.write_kubeconfig(dir.path(), "shop");
@@ -78,7 +70,13 @@ impl Scenario {
     /// Runs `args`, expecting exit 0.
     async fn ok(&self, args: &[&str]) -> serde_json::Value {
         let run = self.cli.run_async(args).await;
-        assert_eq!(run.code, Some(0), "{args:?}\n{}\n{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{args:?}\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
         if args.first() == Some(&"--format") {
             run.json()
         } else {
@@ -89,7 +87,14 @@ impl Scenario {
     /// `new --recipe` with the gate api>=2.0.0; then the whole folder lints with no error.
     /// Returns the versions of the recipe's migrations.
     async fn recipe(&self, args: &[&str]) -> Vec<u64> {
-        let mut all = vec!["--format", "json", "new", "--requires", "api>=2.0.0", "--recipe"];
+        let mut all = vec![
+            "--format",
+            "json",
+            "new",
+            "--requires",
+            "api>=2.0.0",
+            "--recipe",
+        ];
         all.extend_from_slice(args);
         let report = self.ok(&all).await;
         let lint = self.cli.run_async(&["lint"]).await;
@@ -105,7 +110,10 @@ impl Scenario {
     /// `post-deploy` while the old pod terminates: what is not gated runs, the gated
     /// migrations wait (exit 3). Returns the report.
     async fn post_deploy_blocked(&self) -> serde_json::Value {
-        let run = self.cli.run_async(&["--format", "json", "post-deploy"]).await;
+        let run = self
+            .cli
+            .run_async(&["--format", "json", "post-deploy"])
+            .await;
         assert_eq!(run.code, Some(3), "{}\n{}", run.stdout, run.stderr);
         let report = run.json();
         for contract in report["contracts"].as_array().expect("contracts") {
@@ -128,6 +136,17 @@ impl Scenario {
         report
     }
 
+    /// The old app is gone (its writer stopped, its pod deleted): `post-deploy` runs the
+    /// gated migrations while the new app keeps writing; neither writer saw an error.
+    async fn contract_once_old_app_gone(&self, old: Writer, new: Writer) {
+        let old = old.stop().await;
+        self.old_pod_gone();
+        self.post_deploy().await;
+        new.wait_for(30).await;
+        let new = new.stop().await;
+        assert_clean(&[old, new]);
+    }
+
     async fn count(&self, sql: &str) -> i64 {
         scalar(&self.pool, sql).await
     }
@@ -136,7 +155,12 @@ impl Scenario {
 /// Stops both writers and checks that neither saw an error and both kept writing.
 fn assert_clean(written: &[Written]) {
     for w in written {
-        assert!(w.writes > 20, "{} kept writing: {} writes", w.name, w.writes);
+        assert!(
+            w.writes > 20,
+            "{} kept writing: {} writes",
+            w.name,
+            w.writes
+        );
         assert!(w.errors.is_empty(), "{} saw errors: {:?}", w.name, w.errors);
     }
 }
@@ -148,7 +172,9 @@ async fn rename_column_keeps_both_apps_writing_and_never_holds_a_long_lock() {
         "INSERT INTO users (email) SELECT 'user' || i || '@example.com' FROM generate_series(1, 20000) i;",
     )
     .await;
-    let versions = s.recipe(&["rename-column", "users.email", "email_address"]).await;
+    let versions = s
+        .recipe(&["rename-column", "users.email", "email_address"])
+        .await;
     assert_eq!(versions.len(), 4, "expand, copy, validate, contract");
     let sampler = locks::LockSampler::start(&s.url, "users").await;
     let old = Writer::start(
@@ -179,8 +205,10 @@ async fn rename_column_keeps_both_apps_writing_and_never_holds_a_long_lock() {
     old.wait_for(30).await;
     let disagree = "SELECT count(*) FROM users WHERE email_address IS DISTINCT FROM email";
     assert_eq!(
-        s.count("SELECT count(*) FROM users WHERE email_address IS NOT NULL AND email_address <> email")
-            .await,
+        s.count(
+            "SELECT count(*) FROM users WHERE email_address IS NOT NULL AND email_address <> email"
+        )
+        .await,
         0,
         "every row the trigger saw agrees"
     );
@@ -193,7 +221,11 @@ async fn rename_column_keeps_both_apps_writing_and_never_holds_a_long_lock() {
         "every row inserted since the expand has both"
     );
     // An UPDATE of another column fills a row the copy has not reached.
-    support::db::exec(&s.pool, "UPDATE users SET note = 'probe' WHERE id BETWEEN 15001 AND 15100").await;
+    support::db::exec(
+        &s.pool,
+        "UPDATE users SET note = 'probe' WHERE id BETWEEN 15001 AND 15100",
+    )
+    .await;
     assert_eq!(
         s.count("SELECT count(*) FROM users WHERE note = 'probe' AND email_address IS DISTINCT FROM email")
             .await,
@@ -227,28 +259,33 @@ async fn rename_column_keeps_both_apps_writing_and_never_holds_a_long_lock() {
         assert_eq!(s.count(check).await, 1, "{sql}");
     }
     // The row whose statement set both keeps both until the copy aligns it from email.
-    support::db::exec(&s.pool, "UPDATE users SET email_address = email WHERE id = 15103").await;
+    support::db::exec(
+        &s.pool,
+        "UPDATE users SET email_address = email WHERE id = 15103",
+    )
+    .await;
 
     // After the rollout: the copy runs; the contract waits for the terminating 1.9.2 pod.
     let report = s.post_deploy_blocked().await;
     assert_eq!(report["backfills"][0]["state"], "done", "{report}");
     new.wait_for(30).await;
-    assert_eq!(s.count(disagree).await, 0, "after the copy every row agrees");
+    assert_eq!(
+        s.count(disagree).await,
+        0,
+        "after the copy every row agrees"
+    );
     assert!(column_exists(&s.pool, "users", "email").await);
 
     // The old app is gone; the contract runs while the new app writes.
-    let old = old.stop().await;
-    s.old_pod_gone();
-    s.post_deploy().await;
-    new.wait_for(30).await;
-    let new = new.stop().await;
+    s.contract_once_old_app_gone(old, new).await;
     let report = sampler.finish().await;
-    assert_clean(&[old, new]);
 
     assert!(!column_exists(&s.pool, "users", "email").await);
     assert_eq!(
-        s.count("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'users'::regclass AND NOT tgisinternal")
-            .await,
+        s.count(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'users'::regclass AND NOT tgisinternal"
+        )
+        .await,
         0,
         "the trigger is gone"
     );
@@ -277,7 +314,9 @@ async fn rename_column_keeps_both_apps_writing_and_never_holds_a_long_lock() {
         0,
         "no value was lost"
     );
-    let longest = report.longest().expect("the DDL took ACCESS EXCLUSIVE at least once");
+    let longest = report
+        .longest()
+        .expect("the DDL took ACCESS EXCLUSIVE at least once");
     eprintln!(
         "longest ACCESS EXCLUSIVE hold seen on users: {:?} ({} holds, {} samples, resolution {:?})",
         longest.seen_for,
@@ -328,15 +367,18 @@ async fn set_not_null_waits_for_the_old_app_then_fills_and_validates() {
         report["backfills"][0]["state"], "waiting-gate",
         "the fill waits while the old app may still write NULLs: {report}"
     );
-    assert!(s.count("SELECT count(*) FROM users WHERE nick IS NULL").await > 0);
+    assert!(
+        s.count("SELECT count(*) FROM users WHERE nick IS NULL")
+            .await
+            > 0
+    );
 
-    let old = old.stop().await;
-    s.old_pod_gone();
-    s.post_deploy().await;
-    new.wait_for(30).await;
-    let new = new.stop().await;
-    assert_clean(&[old, new]);
-    assert_eq!(s.count("SELECT count(*) FROM users WHERE nick IS NULL").await, 0);
+    s.contract_once_old_app_gone(old, new).await;
+    assert_eq!(
+        s.count("SELECT count(*) FROM users WHERE nick IS NULL")
+            .await,
+        0
+    );
     assert_eq!(
         s.count("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nick' AND is_nullable = 'NO'")
             .await,
@@ -386,12 +428,7 @@ async fn add_unique_builds_the_index_concurrently_while_both_apps_write() {
         0,
         "nothing built while the old app runs"
     );
-    let old = old.stop().await;
-    s.old_pod_gone();
-    s.post_deploy().await;
-    new.wait_for(30).await;
-    let new = new.stop().await;
-    assert_clean(&[old, new]);
+    s.contract_once_old_app_gone(old, new).await;
     assert_eq!(
         s.count("SELECT count(*) FROM pg_constraint c JOIN pg_index i ON i.indexrelid = c.conindid WHERE c.conname = 'accounts_code_key' AND c.contype = 'u' AND i.indisvalid")
             .await,
@@ -414,8 +451,15 @@ async fn add_foreign_key_is_checked_for_new_writes_then_validated() {
          INSERT INTO accounts (org_id, code) SELECT 1 + i % 100, 'a' || i FROM generate_series(1, 5000) i;",
     )
     .await;
-    s.recipe(&["add-foreign-key", "accounts", "(org_id)", "REFERENCES", "orgs", "(id)"])
-        .await;
+    s.recipe(&[
+        "add-foreign-key",
+        "accounts",
+        "(org_id)",
+        "REFERENCES",
+        "orgs",
+        "(id)",
+    ])
+    .await;
     let old = Writer::start(
         &s.pool,
         "old app",
@@ -437,12 +481,7 @@ async fn add_foreign_key_is_checked_for_new_writes_then_validated() {
     old.wait_for(30).await;
     s.ok(&["pre-deploy"]).await;
     s.post_deploy_blocked().await;
-    let old = old.stop().await;
-    s.old_pod_gone();
-    s.post_deploy().await;
-    new.wait_for(30).await;
-    let new = new.stop().await;
-    assert_clean(&[old, new]);
+    s.contract_once_old_app_gone(old, new).await;
     assert_eq!(
         s.count("SELECT count(*) FROM pg_constraint WHERE conname = 'accounts_org_id_fkey' AND contype = 'f' AND convalidated")
             .await,
@@ -488,27 +527,31 @@ async fn rename_table_serves_the_old_name_through_a_view_until_the_contract() {
     new.wait_for(30).await;
     old.wait_for(30).await;
     assert_eq!(
-        s.count("SELECT count(*) FROM (SELECT * FROM accounts EXCEPT SELECT * FROM customer_accounts) d")
-            .await,
+        s.count(
+            "SELECT count(*) FROM (SELECT * FROM accounts EXCEPT SELECT * FROM customer_accounts) d"
+        )
+        .await,
         0,
         "both names show the same rows"
     );
     assert!(
-        s.count("SELECT count(*) FROM customer_accounts WHERE code LIKE 'old%'").await > 0,
+        s.count("SELECT count(*) FROM customer_accounts WHERE code LIKE 'old%'")
+            .await
+            > 0,
         "the old app's writes through the view reach the table"
     );
     s.post_deploy_blocked().await;
-    assert!(exists(&s.pool, "accounts").await, "the view waits for the gate");
-    let old = old.stop().await;
-    s.old_pod_gone();
-    s.post_deploy().await;
-    new.wait_for(30).await;
-    let new = new.stop().await;
-    assert_clean(&[old, new]);
+    assert!(
+        exists(&s.pool, "accounts").await,
+        "the view waits for the gate"
+    );
+    s.contract_once_old_app_gone(old, new).await;
     assert!(!exists(&s.pool, "accounts").await, "the old name is gone");
     assert_eq!(
-        s.count("SELECT count(*) FROM pg_class WHERE relname = 'customer_accounts' AND relkind = 'r'")
-            .await,
+        s.count(
+            "SELECT count(*) FROM pg_class WHERE relname = 'customer_accounts' AND relkind = 'r'"
+        )
+        .await,
         1
     );
 }

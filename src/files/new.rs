@@ -190,12 +190,15 @@ pub fn plan_series(
         // Two migrations created within a second (or a clock behind the last version) get
         // the second after the last one: versions stay unique and ascending.
         let at = last
-            .and_then(|m| NaiveDateTime::parse_from_str(&m.version.to_string(), "%Y%m%d%H%M%S").ok())
+            .and_then(|m| {
+                NaiveDateTime::parse_from_str(&m.version.to_string(), "%Y%m%d%H%M%S").ok()
+            })
             .map(|at| at.and_utc() + chrono::Duration::seconds(1))
             .filter(|next| *next > now)
             .unwrap_or(now);
-        let sequence = last
-            .filter(|m| !is_timestamp(m.version) && !matches!(layout, Layout::Diesel | Layout::Prisma));
+        let sequence = last.filter(|m| {
+            !is_timestamp(m.version) && !matches!(layout, Layout::Diesel | Layout::Prisma)
+        });
         let version_text = match sequence {
             Some(m) => format!("{:0width$}", m.version + 1, width = m.width),
             None => at.format("%Y%m%d%H%M%S").to_string(),

@@ -61,7 +61,10 @@ fn joined(request: &Request<'_>) -> Result<String, RecipeError> {
 }
 
 /// Plans `add-unique`.
-pub(super) fn plan_unique(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe, RecipeError> {
+pub(super) fn plan_unique(
+    request: &Request<'_>,
+    model: &SchemaModel,
+) -> Result<Recipe, RecipeError> {
     let kind = Kind::AddUnique;
     no_options(request, false, true)?;
     let (table_key, columns) = target::table_columns(kind, &joined(request)?)?;
@@ -96,7 +99,10 @@ pub(super) fn plan_unique(request: &Request<'_>, model: &SchemaModel) -> Result<
     ));
     Ok(Recipe {
         title: format!("add-unique {table_key} ({})", columns.join(", ")),
-        gate_means: format!("never writes duplicate ({}) rows into {table_key}", columns.join(", ")),
+        gate_means: format!(
+            "never writes duplicate ({}) rows into {table_key}",
+            columns.join(", ")
+        ),
         steps: vec![
             Step {
                 description: format!("{base}_index"),
@@ -238,11 +244,9 @@ pub(super) fn plan_foreign_key(
         "ALTER TABLE {table} VALIDATE CONSTRAINT {name_sql};\n"
     ));
     let mut notes = Vec::new();
-    let indexed = model
-        .indexes
-        .values()
-        .any(|i| i.table == table_key && i.columns.as_ref().is_some_and(|c| c.starts_with(&columns)))
-        || has_unique_key(model, &table_key, &columns);
+    let indexed = model.indexes.values().any(|i| {
+        i.table == table_key && i.columns.as_ref().is_some_and(|c| c.starts_with(&columns))
+    }) || has_unique_key(model, &table_key, &columns);
     if !indexed {
         notes.push(format!(
             "no index on {table_key} ({}) is known: a DELETE or key UPDATE on {ref_key} scans {table_key} for referencing rows; consider CREATE INDEX CONCURRENTLY in an expand",
@@ -262,7 +266,7 @@ pub(super) fn plan_foreign_key(
         ),
         steps: vec![
             Step {
-                description: format!("{base}"),
+                description: base.to_string(),
                 phase: Phase::Contract,
                 gated: true,
                 allows: Vec::new(),
@@ -276,7 +280,9 @@ pub(super) fn plan_foreign_key(
                 phase: Phase::Contract,
                 gated: true,
                 allows: Vec::new(),
-                summary: format!("validates {name_sql} on the existing rows (writes go on); post-deploy"),
+                summary: format!(
+                    "validates {name_sql} on the existing rows (writes go on); post-deploy"
+                ),
                 body: validate_body,
             },
         ],
@@ -303,6 +309,9 @@ fn has_unique_key(model: &SchemaModel, table: &str, columns: &[String]) -> bool 
     constraint
         || model.indexes.values().any(|i| {
             // A partial index (its WHERE reads other columns) cannot back a foreign key.
-            i.table == table && i.unique && i.columns.as_ref().is_some_and(same) && same(&i.involves)
+            i.table == table
+                && i.unique
+                && i.columns.as_ref().is_some_and(same)
+                && same(&i.involves)
         })
 }

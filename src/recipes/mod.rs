@@ -327,12 +327,13 @@ fn known_column<'m>(
 /// schema (PostgreSQL would refuse the migration).
 fn name_free(kind: Kind, model: &SchemaModel, table: &str, name: &str) -> Result<(), RecipeError> {
     let key = sql::in_schema_of(table, name);
-    let taken = model.tables.get(table).is_some_and(|t| {
-        t.constraints.contains_key(name) || t.not_null_checks.contains_key(name)
-    }) || model.indexes.contains_key(&key)
-        || model.tables.contains_key(&key)
-        || model.views.contains_key(&key)
-        || model.sequences.contains_key(&key);
+    let taken =
+        model.tables.get(table).is_some_and(|t| {
+            t.constraints.contains_key(name) || t.not_null_checks.contains_key(name)
+        }) || model.indexes.contains_key(&key)
+            || model.tables.contains_key(&key)
+            || model.views.contains_key(&key)
+            || model.sequences.contains_key(&key);
     if taken {
         return Err(RecipeError::Taken {
             kind,

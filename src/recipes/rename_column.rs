@@ -104,7 +104,13 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
     };
     let base = crate::files::new::snake_case(&format!("rename {table} {old} to {new}"));
     let mut steps = vec![
-        expand(&sync, &column_type, column.default.as_deref(), check.as_deref(), &base),
+        expand(
+            &sync,
+            &column_type,
+            column.default.as_deref(),
+            check.as_deref(),
+            &base,
+        ),
         copy(&sync, &base),
     ];
     if let Some(check) = &check {
@@ -295,7 +301,9 @@ fn copy(s: &Sync, base: &str) -> Step {
         phase: Phase::Backfill,
         gated: false,
         allows: Vec::new(),
-        summary: format!("copies {table}.{old} into {new} in batches; post-deploy, after the rollout"),
+        summary: format!(
+            "copies {table}.{old} into {new} in batches; post-deploy, after the rollout"
+        ),
         body,
     }
 }

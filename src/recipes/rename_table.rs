@@ -71,7 +71,7 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
         gate_means: format!("uses {new_key} and no longer {}", bare_name(&old_key)),
         steps: vec![
             Step {
-                description: format!("{base}"),
+                description: base.to_string(),
                 phase: Phase::Expand,
                 gated: false,
                 allows: vec![format!(

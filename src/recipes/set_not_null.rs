@@ -7,7 +7,10 @@
 //! check would refuse.
 
 use super::sql::{bare_name, comment, ident, object_name, relation};
-use super::{Kind, Recipe, RecipeError, Request, Step, arguments, known_column, name_free, no_options, target};
+use super::{
+    Kind, Recipe, RecipeError, Request, Step, arguments, known_column, name_free, no_options,
+    target,
+};
 use crate::phase::Phase;
 use crate::schema::SchemaModel;
 
@@ -93,7 +96,9 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
         phase: Phase::Contract,
         gated: true,
         allows: Vec::new(),
-        summary: format!("validates the check on the existing rows of {table} (writes go on); post-deploy"),
+        summary: format!(
+            "validates the check on the existing rows of {table} (writes go on); post-deploy"
+        ),
         body,
     });
     let mut body = comment(
@@ -105,11 +110,13 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
          ALTER TABLE {table} DROP CONSTRAINT {check_sql};\n"
     ));
     steps.push(Step {
-        description: format!("{base}"),
+        description: base.to_string(),
         phase: Phase::Contract,
         gated: true,
         allows: Vec::new(),
-        summary: format!("sets {table}.{col} NOT NULL without a scan and drops the check; post-deploy"),
+        summary: format!(
+            "sets {table}.{col} NOT NULL without a scan and drops the check; post-deploy"
+        ),
         body,
     });
     Ok(Recipe {

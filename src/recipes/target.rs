@@ -26,7 +26,8 @@ fn bad(kind: Kind, message: impl Into<String>) -> RecipeError {
 
 /// The one statement `sql` parses to.
 fn one_statement(kind: Kind, sql: &str, what: &str) -> Result<Node, RecipeError> {
-    let parsed = pg_query::parse(sql, 0).map_err(|e| bad(kind, format!("cannot read {what}: {e}")))?;
+    let parsed =
+        pg_query::parse(sql, 0).map_err(|e| bad(kind, format!("cannot read {what}: {e}")))?;
     let mut statements = parsed.protobuf.stmts.into_iter();
     match (statements.next(), statements.next()) {
         (Some(raw), None) => raw
@@ -102,13 +103,19 @@ pub(super) fn new_name(kind: Kind, text: &str) -> Result<String, RecipeError> {
     {
         return Ok(name.clone());
     }
-    Err(bad(kind, format!("cannot read {what} (one unqualified name)")))
+    Err(bad(
+        kind,
+        format!("cannot read {what} (one unqualified name)"),
+    ))
 }
 
 /// `TABLE (a, b)` split at its first parenthesis: (`TABLE`, `(a, b)…`).
 fn split_table(kind: Kind, text: &str) -> Result<(String, String), RecipeError> {
     let Some(at) = text.find('(') else {
-        return Err(bad(kind, format!("`{text}` has no column list in parentheses")));
+        return Err(bad(
+            kind,
+            format!("`{text}` has no column list in parentheses"),
+        ));
     };
     Ok((text[..at].trim().to_string(), text[at..].to_string()))
 }
@@ -129,9 +136,12 @@ pub(super) fn table_columns(kind: Kind, text: &str) -> Result<(String, Vec<Strin
     if index.where_clause.is_some()
         || !index.index_including_params.is_empty()
         || !index.options.is_empty()
-        || index.table_space != ""
+        || !index.table_space.is_empty()
     {
-        return Err(bad(kind, format!("{what}: only plain columns, nothing after the list")));
+        return Err(bad(
+            kind,
+            format!("{what}: only plain columns, nothing after the list"),
+        ));
     }
     let mut columns = Vec::new();
     for param in &index.index_params {
@@ -139,7 +149,12 @@ pub(super) fn table_columns(kind: Kind, text: &str) -> Result<(String, Vec<Strin
             Some(Node::IndexElem(e)) if !e.name.is_empty() && e.expr.is_none() => {
                 columns.push(e.name.clone())
             }
-            _ => return Err(bad(kind, format!("{what}: only plain columns (no expressions)"))),
+            _ => {
+                return Err(bad(
+                    kind,
+                    format!("{what}: only plain columns (no expressions)"),
+                ));
+            }
         }
     }
     if columns.is_empty() {
@@ -156,7 +171,8 @@ pub(super) fn foreign_key(
 ) -> Result<(String, protobuf::AlterTableStmt), RecipeError> {
     let (table_text, rest) = split_table(kind, text)?;
     let table = table(kind, &table_text)?;
-    let what = format!("`{rest}` as (COLUMN, ...) REFERENCES TABLE [(COLUMN, ...)] [ON DELETE ...]");
+    let what =
+        format!("`{rest}` as (COLUMN, ...) REFERENCES TABLE [(COLUMN, ...)] [ON DELETE ...]");
     let node = one_statement(
         kind,
         &format!("ALTER TABLE {table_text} ADD FOREIGN KEY {rest}"),
@@ -201,7 +217,10 @@ mod tests {
                 column: "Email".into()
             })
         );
-        assert_eq!(column(K, "billing.invoices.total").map(|c| c.table), Ok("billing.invoices".into()));
+        assert_eq!(
+            column(K, "billing.invoices.total").map(|c| c.table),
+            Ok("billing.invoices".into())
+        );
         assert!(column(K, "email").is_err());
         assert!(column(K, "users.email; DROP TABLE users").is_err());
         assert_eq!(table(K, "billing.invoices"), Ok("billing.invoices".into()));
@@ -230,6 +249,12 @@ mod tests {
         .expect("a foreign key");
         assert_eq!(table, "accounts");
         assert!(foreign_key(Kind::AddForeignKey, "accounts (org_id)").is_err());
-        assert!(foreign_key(Kind::AddForeignKey, "accounts (org_id) REFERENCES orgs; DROP TABLE x").is_err());
+        assert!(
+            foreign_key(
+                Kind::AddForeignKey,
+                "accounts (org_id) REFERENCES orgs; DROP TABLE x"
+            )
+            .is_err()
+        );
     }
 }

@@ -34,15 +34,32 @@ fn rename_column_copies_type_default_and_nullability_from_the_model() {
     let phases: Vec<Phase> = recipe.steps.iter().map(|s| s.phase).collect();
     assert_eq!(
         phases,
-        [Phase::Expand, Phase::Backfill, Phase::Contract, Phase::Contract]
+        [
+            Phase::Expand,
+            Phase::Backfill,
+            Phase::Contract,
+            Phase::Contract
+        ]
     );
     let expand = &recipe.steps[0].body;
-    assert!(expand.contains("ALTER TABLE users ADD COLUMN email_address text;"), "{expand}");
-    assert!(expand.contains("CHECK (email_address IS NOT NULL) NOT VALID"), "{expand}");
-    assert!(expand.contains("BEFORE INSERT OR UPDATE ON users"), "{expand}");
+    assert!(
+        expand.contains("ALTER TABLE users ADD COLUMN email_address text;"),
+        "{expand}"
+    );
+    assert!(
+        expand.contains("CHECK (email_address IS NOT NULL) NOT VALID"),
+        "{expand}"
+    );
+    assert!(
+        expand.contains("BEFORE INSERT OR UPDATE ON users"),
+        "{expand}"
+    );
     let contract = &recipe.steps[3].body;
     assert!(contract.contains("SET DEFAULT '';"), "{contract}");
-    assert!(contract.contains("ALTER TABLE users DROP COLUMN email;"), "{contract}");
+    assert!(
+        contract.contains("ALTER TABLE users DROP COLUMN email;"),
+        "{contract}"
+    );
     assert!(contract.contains("SET NOT NULL"), "{contract}");
 }
 
@@ -51,7 +68,11 @@ fn a_nullable_column_without_default_needs_no_check() {
     let args = words(&["users.nick", "nickname"]);
     let recipe = plan(&request(Kind::RenameColumn, &args), &model(SCHEMA)).expect("a recipe");
     assert_eq!(recipe.steps.len(), 3, "no validate step");
-    assert!(recipe.steps[0].body.contains("ADD COLUMN nickname varchar(20);"));
+    assert!(
+        recipe.steps[0]
+            .body
+            .contains("ADD COLUMN nickname varchar(20);")
+    );
     assert!(!recipe.steps[2].body.contains("SET NOT NULL"));
     assert!(!recipe.steps[2].body.contains("SET DEFAULT"));
 }
@@ -85,7 +106,9 @@ fn what_the_model_does_not_know_is_an_error_naming_it() {
 
 #[test]
 fn an_indexed_column_is_refused_rather_than_losing_its_index() {
-    let m = model(&format!("{SCHEMA}\nCREATE INDEX users_nick_idx ON users (nick);"));
+    let m = model(&format!(
+        "{SCHEMA}\nCREATE INDEX users_nick_idx ON users (nick);"
+    ));
     let args = words(&["users.nick", "nickname"]);
     let err = plan(&request(Kind::RenameColumn, &args), &m).expect_err("indexed");
     assert!(err.to_string().contains("index users_nick_idx"), "{err}");
@@ -111,7 +134,10 @@ fn set_not_null_checks_validates_then_sets() {
     assert!(bodies[3].contains("ALTER COLUMN nick SET NOT NULL;"));
     assert!(recipe.steps.iter().all(|s| s.gated));
     let args = words(&["users.email"]);
-    assert!(plan(&request(Kind::SetNotNull, &args), &model(SCHEMA)).is_err(), "already NOT NULL");
+    assert!(
+        plan(&request(Kind::SetNotNull, &args), &model(SCHEMA)).is_err(),
+        "already NOT NULL"
+    );
     r.fill = Some("1; DROP TABLE users");
     assert!(plan(&r, &model(SCHEMA)).is_err());
 }
@@ -136,18 +162,38 @@ fn add_unique_builds_concurrently_then_attaches() {
 
 #[test]
 fn add_foreign_key_is_not_valid_then_validated() {
-    let args = words(&["accounts", "(org_id)", "REFERENCES", "orgs", "ON", "DELETE", "CASCADE"]);
+    let args = words(&[
+        "accounts",
+        "(org_id)",
+        "REFERENCES",
+        "orgs",
+        "ON",
+        "DELETE",
+        "CASCADE",
+    ]);
     let recipe = plan(&request(Kind::AddForeignKey, &args), &model(SCHEMA)).expect("a recipe");
     let add = &recipe.steps[0].body;
     assert!(
         add.contains("ADD CONSTRAINT accounts_org_id_fkey FOREIGN KEY (org_id) REFERENCES orgs ON DELETE CASCADE NOT VALID;"),
         "{add}"
     );
-    assert!(recipe.steps[1].body.contains("NOT EXISTS (SELECT 1 FROM orgs p WHERE p.id = c.org_id)"));
-    assert!(recipe.steps[1].body.contains("VALIDATE CONSTRAINT accounts_org_id_fkey;"));
+    assert!(
+        recipe.steps[1]
+            .body
+            .contains("NOT EXISTS (SELECT 1 FROM orgs p WHERE p.id = c.org_id)")
+    );
+    assert!(
+        recipe.steps[1]
+            .body
+            .contains("VALIDATE CONSTRAINT accounts_org_id_fkey;")
+    );
     let args = words(&["accounts", "(code)", "REFERENCES", "orgs", "(slug)"]);
     let err = plan(&request(Kind::AddForeignKey, &args), &model(SCHEMA)).expect_err("no key");
-    assert!(err.to_string().contains("no primary key, unique constraint"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no primary key, unique constraint"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -170,7 +216,10 @@ fn options_a_recipe_does_not_take_are_refused() {
     let args = words(&["accounts", "customer_accounts"]);
     let mut r = request(Kind::RenameTable, &args);
     r.fill = Some("1");
-    assert!(matches!(plan(&r, &model(SCHEMA)), Err(RecipeError::Arguments { .. })));
+    assert!(matches!(
+        plan(&r, &model(SCHEMA)),
+        Err(RecipeError::Arguments { .. })
+    ));
 }
 
 #[test]

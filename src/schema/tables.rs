@@ -2,9 +2,9 @@
 //! identity columns), `CREATE TABLE … AS` / `SELECT … INTO`, and the `ALTER TABLE`
 //! sub-commands the model follows.
 
+use super::model::expression_sql;
 use super::names::{choose_name, in_schema, name_of, schema_of};
 use super::objects::relations_read;
-use super::model::expression_sql;
 use super::{Column, ColumnType, Constraint, SchemaModel, Sequence, Table, View};
 use crate::names::{key, rel_key};
 use pg_query::protobuf::node::Node;
