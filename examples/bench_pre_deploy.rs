@@ -5,8 +5,12 @@
 //! Run: `cargo run --release --example bench_pre_deploy` (needs PostgreSQL: DATABASE_URL,
 //! else postgres://postgres@127.0.0.1:5432/postgres). Goal: pre-deploy median ≤ 200 ms.
 
+#[path = "support/binary.rs"]
+mod binary;
+
+use binary::{concertina_binary, with_database};
 use sqlx::{Connection, PgConnection};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,7 +21,7 @@ const GOAL: Duration = Duration::from_millis(200);
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let binary = concertina_binary()?;
+    let binary = concertina_binary().map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -98,34 +102,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     result
-}
-
-/// The `concertina` binary of the same profile as this example, built if needed.
-fn concertina_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let exe = std::env::current_exe()?;
-    // target/<profile>/examples/bench_pre_deploy → target/<profile>/concertina
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the target directory")?;
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "--bin", "concertina"]);
-    if release {
-        build.arg("--release");
-    }
-    let status = build.status()?;
-    if !status.success() {
-        return Err("building the concertina binary failed".into());
-    }
-    Ok(profile_dir.join(format!("concertina{}", std::env::consts::EXE_SUFFIX)))
-}
-
-fn with_database(url: &str, database: &str) -> Result<String, url::ParseError> {
-    let mut parsed = url::Url::parse(url)?;
-    parsed.set_path(&format!("/{database}"));
-    Ok(parsed.to_string())
 }
 
 fn time_command(

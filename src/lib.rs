@@ -26,6 +26,7 @@ pub mod names;
 pub mod outcome;
 pub mod phase;
 pub mod post_deploy;
+pub mod recipes;
 pub mod report;
 pub mod requires;
 pub mod runner;

@@ -4,6 +4,11 @@ use semver::Version;
 use std::cmp::Ordering;
 use std::fmt;
 
+/// The version `concertina new --recipe` writes in a gate when no `--requires` is given:
+/// not a version, so lint (`invalid-requires`) and the runner refuse the file until the
+/// author writes the real one.
+pub const PLACEHOLDER_VERSION: &str = "VERSION";
+
 /// The comparison of one requirement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Op {

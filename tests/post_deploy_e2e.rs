@@ -20,14 +20,6 @@ use support::cli::job;
 use support::db::{applied_versions, column_exists};
 use support::project::project;
 
-const CONFIG: &str = r#"migrations = "migrations"
-[kubernetes]
-namespace = "shop"
-[apps.api]
-selector = "app.kubernetes.io/name=api"
-version = "label:app.kubernetes.io/version"
-"#;
-
 /// An app writer: inserts users and updates emails, counting statements and errors.
 fn start_writer(
     pool: PgPool,
@@ -112,7 +104,7 @@ async fn the_seed_scenario_runs_each_phase_only_when_it_is_safe() {
     let url = support::fresh_database().await;
     let pool = PgPool::connect(&url).await.expect("connect");
     let fake = FakeKube::with_fixtures(&["api-v2", "api-old-terminating"]).await;
-    let dir = project().config(CONFIG).build();
+    let dir = project().config(fake_kube::SHOP_API_CONFIG).build();
     let kubeconfig = fake.write_kubeconfig(dir.path(), "shop");
     let cli = job(dir.path(), &kubeconfig, Some(&url)).pod_name("shop-concertina-post-deploy-x1");
 

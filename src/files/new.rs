@@ -88,6 +88,9 @@ pub enum NewError {
         "a contract migration needs a `requires` gate naming an app, and concertina.toml defines no [apps.NAME]; add the app that uses the database (selector and version), then run `concertina new … --phase contract` again"
     )]
     ContractNeedsApp,
+    /// A series with nothing in it (a bug of the caller).
+    #[error("nothing to create")]
+    EmptySeries,
     /// The file or directory exists.
     #[error("{path} exists already; remove it or choose another description")]
     Exists {
@@ -139,72 +142,150 @@ pub fn plan(dir: &Path, folder: &Folder, request: &Request<'_>) -> Result<Planne
             given: request.description.to_string(),
         });
     }
-    let layout = folder.layout;
-    let last = folder.set.migrations.last();
-    // Two migrations created within a second (or a clock behind the last version) get
-    // the second after the last one: versions stay unique and ascending.
-    let now = last
-        .and_then(|m| NaiveDateTime::parse_from_str(&m.version.to_string(), "%Y%m%d%H%M%S").ok())
-        .map(|at| at.and_utc() + chrono::Duration::seconds(1))
-        .filter(|next| *next > request.now)
-        .unwrap_or(request.now);
-    let timestamp = now.format("%Y%m%d%H%M%S").to_string();
-    let sequence = last
-        .filter(|m| !is_timestamp(m.version) && !matches!(layout, Layout::Diesel | Layout::Prisma));
-    let version_text = match sequence {
-        Some(m) => {
-            let width = version_width(&m.path);
-            format!("{:0width$}", m.version + 1)
-        }
-        None => timestamp.clone(),
-    };
-    let version: u64 = version_text.parse().unwrap_or(u64::MAX);
-    if let Some(existing) = folder.set.get(version) {
-        return Err(NewError::VersionExists {
-            version,
-            path: existing.path.clone(),
-        });
-    }
-    if let Some(last) = last.filter(|m| m.version > version) {
-        return Err(NewError::NotLast {
-            version,
-            last: last.path.clone(),
-            last_version: last.version,
-        });
-    }
     let header = header(request.phase, &request.apps)?;
-    let (dir_path, files) = match layout {
-        Layout::Flat => (
-            None,
-            vec![NewFile {
-                path: dir.join(format!(
-                    "{version_text}_{description}.{}.sql",
-                    request.phase
-                )),
-                text: header,
+    let item = SeriesItem {
+        description,
+        phase: request.phase,
+        text: header,
+    };
+    let mut planned = plan_series(dir, folder, request.now, std::slice::from_ref(&item))?;
+    planned.pop().ok_or(NewError::EmptySeries)
+}
+
+/// One migration of a series planned by [`plan_series`].
+#[derive(Debug, Clone)]
+pub struct SeriesItem {
+    /// The description, already in snake_case.
+    pub description: String,
+    /// The phase it declares (the flat layout's file-name suffix).
+    pub phase: Phase,
+    /// Its whole text (directives included; dbmate's sections are added around it).
+    pub text: String,
+}
+
+/// The last version taken: the folder's last migration, then each planned one.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    version: u64,
+    /// Digits of the version in its file name (sequence versions keep the width).
+    width: usize,
+}
+
+/// Plans `items` as the next migrations of `folder`, in order, each with the version after
+/// the one before it (consecutive sequence numbers, or timestamps a second apart).
+pub fn plan_series(
+    dir: &Path,
+    folder: &Folder,
+    now: DateTime<Utc>,
+    items: &[SeriesItem],
+) -> Result<Vec<Planned>, NewError> {
+    let layout = folder.layout;
+    let folder_last = folder.set.migrations.last();
+    let mut last = folder_last.map(|m| Last {
+        version: m.version,
+        width: version_width(&m.path),
+    });
+    let mut planned = Vec::with_capacity(items.len());
+    for item in items {
+        // Two migrations created within a second (or a clock behind the last version) get
+        // the second after the last one: versions stay unique and ascending.
+        let at = last
+            .and_then(|m| {
+                NaiveDateTime::parse_from_str(&m.version.to_string(), "%Y%m%d%H%M%S").ok()
+            })
+            .map(|at| at.and_utc() + chrono::Duration::seconds(1))
+            .filter(|next| *next > now)
+            .unwrap_or(now);
+        let sequence = last.filter(|m| {
+            !is_timestamp(m.version) && !matches!(layout, Layout::Diesel | Layout::Prisma)
+        });
+        let version_text = match sequence {
+            Some(m) => format!("{:0width$}", m.version + 1, width = m.width),
+            None => at.format("%Y%m%d%H%M%S").to_string(),
+        };
+        let version: u64 = version_text.parse().unwrap_or(u64::MAX);
+        if let Some(existing) = folder.set.get(version) {
+            return Err(NewError::VersionExists {
+                version,
+                path: existing.path.clone(),
+            });
+        }
+        if let Some(last) = folder_last.filter(|m| m.version > version) {
+            return Err(NewError::NotLast {
+                version,
+                last: last.path.clone(),
+                last_version: last.version,
+            });
+        }
+        let one = layout_files(dir, layout, &version_text, at, item);
+        for path in one.dir.iter().chain(one.files.iter().map(|f| &f.path)) {
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err(NewError::Exists { path: path.clone() });
+            }
+        }
+        last = Some(Last {
+            version,
+            width: version_text.len(),
+        });
+        planned.push(Planned {
+            version,
+            description: item.description.clone(),
+            layout,
+            dir: one.dir,
+            files: one.files,
+        });
+    }
+    Ok(planned)
+}
+
+/// The directory and files of one migration in `layout`.
+struct LayoutFiles {
+    dir: Option<PathBuf>,
+    files: Vec<NewFile>,
+}
+
+fn layout_files(
+    dir: &Path,
+    layout: Layout,
+    version_text: &str,
+    at: DateTime<Utc>,
+    item: &SeriesItem,
+) -> LayoutFiles {
+    let SeriesItem {
+        description,
+        phase,
+        text,
+    } = item;
+    let text = text.clone();
+    match layout {
+        Layout::Flat => LayoutFiles {
+            dir: None,
+            files: vec![NewFile {
+                path: dir.join(format!("{version_text}_{description}.{phase}.sql")),
+                text,
             }],
-        ),
-        Layout::Flyway => (
-            None,
-            vec![NewFile {
+        },
+        Layout::Flyway => LayoutFiles {
+            dir: None,
+            files: vec![NewFile {
                 path: dir.join(format!("V{version_text}__{description}.sql")),
-                text: header,
+                text,
             }],
-        ),
-        Layout::Dbmate => (
-            None,
-            vec![NewFile {
+        },
+        Layout::Dbmate => LayoutFiles {
+            dir: None,
+            files: vec![NewFile {
                 path: dir.join(format!("{version_text}_{description}.sql")),
-                text: format!("-- migrate:up\n{header}\n-- migrate:down\n"),
+                text: format!("-- migrate:up\n{text}\n-- migrate:down\n"),
             }],
-        ),
+        },
         Layout::Diesel => {
-            let name = now.format("%Y-%m-%d-%H%M%S");
+            let name = at.format("%Y-%m-%d-%H%M%S");
             let sub = dir.join(format!("{name}_{description}"));
             let files = vec![
                 NewFile {
                     path: sub.join(super::dirs::DIESEL_UP),
-                    text: header,
+                    text,
                 },
                 NewFile {
                     path: sub.join(super::dirs::DIESEL_DOWN),
@@ -212,29 +293,23 @@ pub fn plan(dir: &Path, folder: &Folder, request: &Request<'_>) -> Result<Planne
                         .into(),
                 },
             ];
-            (Some(sub), files)
+            LayoutFiles {
+                dir: Some(sub),
+                files,
+            }
         }
         Layout::Prisma => {
             let sub = dir.join(format!("{version_text}_{description}"));
             let files = vec![NewFile {
                 path: sub.join(super::dirs::PRISMA_MIGRATION),
-                text: header,
+                text,
             }];
-            (Some(sub), files)
-        }
-    };
-    for path in dir_path.iter().chain(files.iter().map(|f| &f.path)) {
-        if std::fs::symlink_metadata(path).is_ok() {
-            return Err(NewError::Exists { path: path.clone() });
+            LayoutFiles {
+                dir: Some(sub),
+                files,
+            }
         }
     }
-    Ok(Planned {
-        version,
-        description,
-        layout,
-        dir: dir_path,
-        files,
-    })
 }
 
 /// Writes `planned`, never over an existing file.

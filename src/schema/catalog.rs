@@ -83,6 +83,7 @@ impl SchemaModel {
                 },
                 not_null: row.get("attnotnull"),
                 has_default: row.get("has_default"),
+                default: None,
             };
             model
                 .tables

@@ -271,7 +271,7 @@ impl Constraint {
 }
 
 /// One column of a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Eq)]
 pub struct Column {
     /// Its type.
     pub column_type: ColumnType,
@@ -279,6 +279,39 @@ pub struct Column {
     pub not_null: bool,
     /// Whether it has a default (or identity / generated / serial).
     pub has_default: bool,
+    /// A plain `DEFAULT` expression as SQL text, deparsed from the migration that set it
+    /// (`''::text`, `now()`); `None` without one, for identity, generated and serial
+    /// columns, and when read from a live catalog (see [`Column`]'s `PartialEq`).
+    pub default: Option<String>,
+}
+
+/// Two columns are equal when their type, nullability and whether they have a default
+/// are: the default's text is left out because the catalog reader does not deparse it
+/// (PostgreSQL's `pg_get_expr` spells it differently), so a replayed model and the live
+/// catalog of the same schema compare equal.
+impl PartialEq for Column {
+    fn eq(&self, other: &Column) -> bool {
+        self.column_type == other.column_type
+            && self.not_null == other.not_null
+            && self.has_default == other.has_default
+    }
+}
+
+/// `expr` as SQL text, deparsed by PostgreSQL's own deparser; `None` when it cannot be.
+/// The expression is put into the parse tree of `SELECT 1` (a tree the parser built, so
+/// every enum in it holds a value the deparser accepts) in place of the `1`.
+pub(super) fn expression_sql(expr: &protobuf::Node) -> Option<String> {
+    let mut tree = pg_query::parse("SELECT 1", 0).ok()?.protobuf;
+    let statement = tree.stmts.first_mut()?.stmt.as_deref_mut()?;
+    let Some(Node::SelectStmt(select)) = statement.node.as_mut() else {
+        return None;
+    };
+    let Some(Node::ResTarget(target)) = select.target_list.first_mut()?.node.as_mut() else {
+        return None;
+    };
+    target.val = Some(Box::new(expr.clone()));
+    let text = pg_query::deparse(&tree, Default::default()).ok()?;
+    text.strip_prefix("SELECT ").map(str::to_string)
 }
 
 /// One table.

@@ -2,6 +2,7 @@
 //! identity columns), `CREATE TABLE … AS` / `SELECT … INTO`, and the `ALTER TABLE`
 //! sub-commands the model follows.
 
+use super::model::expression_sql;
 use super::names::{choose_name, in_schema, name_of, schema_of};
 use super::objects::relations_read;
 use super::{Column, ColumnType, Constraint, SchemaModel, Sequence, Table, View};
@@ -119,12 +120,19 @@ impl SchemaModel {
             "serial" | "serial2" | "serial4" | "serial8" | "bigserial" | "smallserial"
         );
         let mut identity = !def.identity.is_empty();
+        // Serial and identity columns take their value from a sequence: no plain default.
+        let plain_default = !serial && !identity && def.generated.is_empty();
         let mut column = Column {
             not_null: def.is_not_null || serial,
             has_default: def.raw_default.is_some()
                 || identity
                 || !def.generated.is_empty()
                 || serial,
+            default: def
+                .raw_default
+                .as_deref()
+                .filter(|_| plain_default)
+                .and_then(expression_sql),
             column_type,
         };
         for con in &def.constraints {
@@ -135,11 +143,17 @@ impl SchemaModel {
                 ConstrType::ConstrNotnull | ConstrType::ConstrPrimary => column.not_null = true,
                 ConstrType::ConstrIdentity => {
                     column.has_default = true;
+                    column.default = None;
                     column.not_null = true;
                     identity = true;
                 }
-                ConstrType::ConstrDefault | ConstrType::ConstrGenerated => {
+                ConstrType::ConstrDefault => {
                     column.has_default = true;
+                    column.default = con.raw_expr.as_deref().and_then(expression_sql);
+                }
+                ConstrType::ConstrGenerated => {
+                    column.has_default = true;
+                    column.default = None;
                 }
                 _ => {}
             }
@@ -244,6 +258,7 @@ impl SchemaModel {
                     .and_then(|t| t.columns.get_mut(&cmd.name))
                 {
                     column.has_default = true;
+                    column.default = None;
                     self.create_owned_sequence(table_key, &cmd.name);
                 }
                 return;
@@ -294,11 +309,13 @@ impl SchemaModel {
             T::AtColumnDefault => {
                 if let Some(column) = table.columns.get_mut(&cmd.name) {
                     column.has_default = def.is_some();
+                    column.default = cmd.def.as_deref().and_then(expression_sql);
                 }
             }
             T::AtDropIdentity | T::AtDropExpression => {
                 if let Some(column) = table.columns.get_mut(&cmd.name) {
                     column.has_default = false;
+                    column.default = None;
                 }
             }
             T::AtValidateConstraint => {

@@ -16,6 +16,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
+/// A `concertina.toml` with only the fixtures' `api` app (namespace `shop`, pods labelled
+/// `app.kubernetes.io/name=api`, their version in `app.kubernetes.io/version`).
+pub const SHOP_API_CONFIG: &str = r#"migrations = "migrations"
+[kubernetes]
+namespace = "shop"
+[apps.api]
+selector = "app.kubernetes.io/name=api"
+version = "label:app.kubernetes.io/version"
+"#;
+
 /// The resources the fake serves: (group/version, plural, kind).
 const RESOURCES: &[(&str, &str, &str)] = &[
     ("v1", "pods", "Pod"),

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::lint::{Finding, Rule, Severity};
-use crate::requires::{self, Requirement};
+use crate::requires::{self, PLACEHOLDER_VERSION, Requirement};
 
 pub const RULE: Rule = Rule {
     id: "invalid-requires",
@@ -29,6 +29,16 @@ pub(crate) fn check(
                     gate.push(requirement);
                 }
             }
+            Err(_) if is_placeholder(text) => findings.push(RULE.finding(
+                *line,
+                1,
+                format!(
+                    "`requires {text}` still holds the placeholder {PLACEHOLDER_VERSION} that `concertina new --recipe` writes without --requires"
+                ),
+                format!(
+                    "replace {PLACEHOLDER_VERSION} by the first version of each app that no longer needs what this file changes (e.g. `requires api>=2.4.0`), and drop the apps that never used it"
+                ),
+            )),
             Err(message) => findings.push(RULE.finding(
                 *line,
                 1,
@@ -38,6 +48,17 @@ pub(crate) fn check(
         }
     }
     gate
+}
+
+/// Whether a `requires` text still holds [`PLACEHOLDER_VERSION`] as a version.
+fn is_placeholder(text: &str) -> bool {
+    text.split(',').any(|part| {
+        part.trim()
+            .trim_start_matches(|c: char| c != '>' && c != '=')
+            .trim_start_matches(['>', '='])
+            .trim()
+            == PLACEHOLDER_VERSION
+    })
 }
 
 fn unknown_app(requirement: &Requirement, line: u32, config: &Config) -> Finding {
@@ -91,6 +112,15 @@ mod tests {
             reported(RULE, "0002_drop.contract.sql", &malformed),
             vec![Error]
         );
+        let placeholder = format!("-- concertina: requires api>=VERSION\n{DROP}");
+        let m = analyze("0002_drop.contract.sql", &placeholder);
+        let f = m
+            .findings
+            .iter()
+            .find(|f| f.rule == RULE.id)
+            .expect("the placeholder is a finding");
+        assert_eq!(f.severity, Error);
+        assert!(f.message.contains("placeholder VERSION"), "{}", f.message);
         let good = format!("-- concertina: requires api>=2.0.0\n{DROP}");
         assert!(reported(RULE, "0002_drop.contract.sql", &good).is_empty());
     }

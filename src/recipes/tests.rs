@@ -1,0 +1,235 @@
+//! The recipes against a model replayed from SQL: the statements they write, and the
+//! errors that name what the model does not know.
+
+use super::*;
+use crate::schema::SchemaModel;
+
+fn model(sql: &str) -> SchemaModel {
+    let mut model = SchemaModel::new();
+    model.apply_file(&crate::sql::parse_file(sql).expect("the fixture parses"));
+    model
+}
+
+const SCHEMA: &str = "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL DEFAULT '', nick varchar(20), \"Mixed\" text);
+CREATE TABLE orgs (id bigint PRIMARY KEY, slug text);
+CREATE TABLE accounts (id serial PRIMARY KEY, org_id bigint, code text);";
+
+fn request<'a>(kind: Kind, args: &'a [String]) -> Request<'a> {
+    Request {
+        kind,
+        args,
+        fill: None,
+        name: None,
+    }
+}
+
+fn words(text: &[&str]) -> Vec<String> {
+    text.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn rename_column_copies_type_default_and_nullability_from_the_model() {
+    let args = words(&["users.email", "email_address"]);
+    let recipe = plan(&request(Kind::RenameColumn, &args), &model(SCHEMA)).expect("a recipe");
+    let phases: Vec<Phase> = recipe.steps.iter().map(|s| s.phase).collect();
+    assert_eq!(
+        phases,
+        [
+            Phase::Expand,
+            Phase::Backfill,
+            Phase::Contract,
+            Phase::Contract
+        ]
+    );
+    let expand = &recipe.steps[0].body;
+    assert!(
+        expand.contains("ALTER TABLE users ADD COLUMN email_address text;"),
+        "{expand}"
+    );
+    assert!(
+        expand.contains("CHECK (email_address IS NOT NULL) NOT VALID"),
+        "{expand}"
+    );
+    assert!(
+        expand.contains("BEFORE INSERT OR UPDATE ON users"),
+        "{expand}"
+    );
+    let contract = &recipe.steps[3].body;
+    assert!(contract.contains("SET DEFAULT '';"), "{contract}");
+    assert!(
+        contract.contains("ALTER TABLE users DROP COLUMN email;"),
+        "{contract}"
+    );
+    assert!(contract.contains("SET NOT NULL"), "{contract}");
+}
+
+#[test]
+fn a_nullable_column_without_default_needs_no_check() {
+    let args = words(&["users.nick", "nickname"]);
+    let recipe = plan(&request(Kind::RenameColumn, &args), &model(SCHEMA)).expect("a recipe");
+    assert_eq!(recipe.steps.len(), 3, "no validate step");
+    assert!(
+        recipe.steps[0]
+            .body
+            .contains("ADD COLUMN nickname varchar(20);")
+    );
+    assert!(!recipe.steps[2].body.contains("SET NOT NULL"));
+    assert!(!recipe.steps[2].body.contains("SET DEFAULT"));
+}
+
+#[test]
+fn what_the_model_does_not_know_is_an_error_naming_it() {
+    let m = model(SCHEMA);
+    let args = words(&["users.emial", "email_address"]);
+    assert_eq!(
+        plan(&request(Kind::RenameColumn, &args), &m),
+        Err(RecipeError::UnknownColumn {
+            kind: Kind::RenameColumn,
+            table: "users".into(),
+            column: "emial".into()
+        })
+    );
+    let args = words(&["people.email", "x"]);
+    assert!(matches!(
+        plan(&request(Kind::RenameColumn, &args), &m),
+        Err(RecipeError::UnknownTable { table, .. }) if table == "people"
+    ));
+    let args = words(&["users.id", "user_id"]);
+    let err = plan(&request(Kind::RenameColumn, &args), &m).expect_err("identity");
+    assert!(err.to_string().contains("identity"), "{err}");
+    let args = words(&["users.email", "nick"]);
+    assert!(matches!(
+        plan(&request(Kind::RenameColumn, &args), &m),
+        Err(RecipeError::Taken { .. })
+    ));
+}
+
+#[test]
+fn an_indexed_column_is_refused_rather_than_losing_its_index() {
+    let m = model(&format!(
+        "{SCHEMA}\nCREATE INDEX users_nick_idx ON users (nick);"
+    ));
+    let args = words(&["users.nick", "nickname"]);
+    let err = plan(&request(Kind::RenameColumn, &args), &m).expect_err("indexed");
+    assert!(err.to_string().contains("index users_nick_idx"), "{err}");
+}
+
+#[test]
+fn quoted_names_stay_quoted() {
+    let args = words(&["users.\"Mixed\"", "mixed"]);
+    let recipe = plan(&request(Kind::RenameColumn, &args), &model(SCHEMA)).expect("a recipe");
+    assert!(recipe.steps[0].body.contains("NEW.mixed := NEW.\"Mixed\";"));
+}
+
+#[test]
+fn set_not_null_checks_validates_then_sets() {
+    let args = words(&["users.nick"]);
+    let mut r = request(Kind::SetNotNull, &args);
+    r.fill = Some("'anonymous'");
+    let recipe = plan(&r, &model(SCHEMA)).expect("a recipe");
+    let bodies: Vec<&str> = recipe.steps.iter().map(|s| s.body.as_str()).collect();
+    assert!(bodies[0].contains("UPDATE users SET nick = 'anonymous' WHERE nick IS NULL;"));
+    assert!(bodies[1].contains("CHECK (nick IS NOT NULL) NOT VALID;"));
+    assert!(bodies[2].contains("VALIDATE CONSTRAINT users_nick_not_null;"));
+    assert!(bodies[3].contains("ALTER COLUMN nick SET NOT NULL;"));
+    assert!(recipe.steps.iter().all(|s| s.gated));
+    let args = words(&["users.email"]);
+    assert!(
+        plan(&request(Kind::SetNotNull, &args), &model(SCHEMA)).is_err(),
+        "already NOT NULL"
+    );
+    r.fill = Some("1; DROP TABLE users");
+    assert!(plan(&r, &model(SCHEMA)).is_err());
+}
+
+#[test]
+fn add_unique_builds_concurrently_then_attaches() {
+    let args = words(&["accounts", "(org_id,", "code)"]);
+    let recipe = plan(&request(Kind::AddUnique, &args), &model(SCHEMA)).expect("a recipe");
+    assert!(recipe.steps[0].body.contains(
+        "CREATE UNIQUE INDEX CONCURRENTLY accounts_org_id_code_key ON accounts (org_id, code);"
+    ));
+    assert!(recipe.steps[0].body.contains("HAVING count(*) > 1"));
+    assert!(recipe.steps[1].body.contains(
+        "ADD CONSTRAINT accounts_org_id_code_key UNIQUE USING INDEX accounts_org_id_code_key;"
+    ));
+    let args = words(&["accounts", "(nope)"]);
+    assert!(matches!(
+        plan(&request(Kind::AddUnique, &args), &model(SCHEMA)),
+        Err(RecipeError::UnknownColumn { .. })
+    ));
+}
+
+#[test]
+fn add_foreign_key_is_not_valid_then_validated() {
+    let args = words(&[
+        "accounts",
+        "(org_id)",
+        "REFERENCES",
+        "orgs",
+        "ON",
+        "DELETE",
+        "CASCADE",
+    ]);
+    let recipe = plan(&request(Kind::AddForeignKey, &args), &model(SCHEMA)).expect("a recipe");
+    let add = &recipe.steps[0].body;
+    assert!(
+        add.contains("ADD CONSTRAINT accounts_org_id_fkey FOREIGN KEY (org_id) REFERENCES orgs ON DELETE CASCADE NOT VALID;"),
+        "{add}"
+    );
+    assert!(
+        recipe.steps[1]
+            .body
+            .contains("NOT EXISTS (SELECT 1 FROM orgs p WHERE p.id = c.org_id)")
+    );
+    assert!(
+        recipe.steps[1]
+            .body
+            .contains("VALIDATE CONSTRAINT accounts_org_id_fkey;")
+    );
+    let args = words(&["accounts", "(code)", "REFERENCES", "orgs", "(slug)"]);
+    let err = plan(&request(Kind::AddForeignKey, &args), &model(SCHEMA)).expect_err("no key");
+    assert!(
+        err.to_string()
+            .contains("no primary key, unique constraint"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rename_table_leaves_a_view_under_the_old_name() {
+    let args = words(&["accounts", "customer_accounts"]);
+    let recipe = plan(&request(Kind::RenameTable, &args), &model(SCHEMA)).expect("a recipe");
+    assert!(recipe.steps[0].body.contains(
+        "ALTER TABLE accounts RENAME TO customer_accounts;\nCREATE VIEW accounts AS SELECT * FROM customer_accounts;"
+    ));
+    assert!(recipe.steps[1].body.contains("DROP VIEW accounts;"));
+    let args = words(&["accounts", "orgs"]);
+    assert!(matches!(
+        plan(&request(Kind::RenameTable, &args), &model(SCHEMA)),
+        Err(RecipeError::Taken { .. })
+    ));
+}
+
+#[test]
+fn options_a_recipe_does_not_take_are_refused() {
+    let args = words(&["accounts", "customer_accounts"]);
+    let mut r = request(Kind::RenameTable, &args);
+    r.fill = Some("1");
+    assert!(matches!(
+        plan(&r, &model(SCHEMA)),
+        Err(RecipeError::Arguments { .. })
+    ));
+}
+
+#[test]
+fn the_placeholder_gate_is_not_a_version() {
+    let gate = Gate::Placeholder(vec!["api".into(), "worker".into()]);
+    assert_eq!(gate.text(), "api>=VERSION, worker>=VERSION");
+    assert!(crate::requires::parse_requires(&gate.text()).is_err());
+    assert_eq!(
+        check_requires("api>=2.0.0", &["api".into()]),
+        Ok(Gate::Given("api>=2.0.0".into()))
+    );
+    assert!(check_requires("billing>=1.0.0", &["api".into()]).is_err());
+}
