@@ -24,6 +24,15 @@ const RECIPES: &[&[&str]] = &[
         "REFERENCES",
         "orgs",
     ],
+    &[
+        "change-type",
+        "orgs.name",
+        "varchar(200)",
+        "--using",
+        "name::varchar(200)",
+        "--back",
+        "name::text",
+    ],
     &["rename-table", "accounts", "customer_accounts"],
 ];
 
@@ -221,6 +230,14 @@ fn what_the_model_does_not_know_is_refused_and_nothing_is_written() {
             "no primary key, unique constraint",
         ),
         (&["rename-table", "accounts", "orgs"], "orgs exists already"),
+        (
+            &["change-type", "orgs.name", "bigint"],
+            "--using EXPR is required",
+        ),
+        (
+            &["change-type", "orgs.name", "bigint", "--using", "id"],
+            "it may read only `name`",
+        ),
         (
             &["rename-table", "accounts", "x", "--fill", "1"],
             "--fill is not an option",

@@ -555,3 +555,186 @@ async fn rename_table_serves_the_old_name_through_a_view_until_the_contract() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn change_type_converts_in_batches_rebuilds_and_swaps_while_both_apps_write() {
+    let s = Scenario::new(
+        "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customer text, amount integer NOT NULL DEFAULT 0 CHECK (amount >= 0));
+         CREATE INDEX orders_customer_amount_idx ON orders (customer, amount DESC);",
+        "INSERT INTO orders (customer, amount) SELECT 'c' || i % 50, i % 997 FROM generate_series(1, 30000) i;",
+    )
+    .await;
+    let versions = s
+        .recipe(&[
+            "change-type",
+            "orders.amount",
+            "bigint",
+            "--using",
+            "amount::bigint",
+        ])
+        .await;
+    assert_eq!(versions.len(), 5, "expand, copy, rebuild, validate, swap");
+    let sampler = locks::LockSampler::start(&s.url, "orders").await;
+    // Both apps write `amount`; the old one as integer, the new one as bigint values that
+    // fit integer until the swap. Neither ever names amount_new.
+    let old = Writer::start(
+        &s.pool,
+        "old app (integer)",
+        0,
+        &[
+            "INSERT INTO orders (customer, amount) VALUES ('old', ($1 % 1000)::integer)",
+            "INSERT INTO orders (customer) SELECT 'old-default' WHERE $1 >= 0",
+            "UPDATE orders SET amount = ($1 % 1000)::integer WHERE id = 1 + $1 % 10000",
+        ],
+    );
+    let new = Writer::start(
+        &s.pool,
+        "new app (bigint)",
+        1_000_000,
+        &[
+            "INSERT INTO orders (customer, amount) VALUES ('new', $1::bigint % 1000)",
+            "UPDATE orders SET amount = $1::bigint % 1000 WHERE id = 10001 + $1 % 10000",
+        ],
+    );
+    old.wait_for(30).await;
+    s.ok(&["pre-deploy"]).await;
+    let before = s.count("SELECT max(id) FROM orders").await;
+    old.wait_for(30).await;
+    new.wait_for(30).await;
+    let converted = "SELECT count(*) FROM orders WHERE amount_new IS DISTINCT FROM amount::bigint";
+    assert_eq!(
+        s.count("SELECT count(*) FROM orders WHERE amount_new IS NOT NULL AND amount_new <> amount::bigint")
+            .await,
+        0,
+        "every row the trigger saw agrees"
+    );
+    assert_eq!(
+        s.count(&format!(
+            "SELECT count(*) FROM orders WHERE id > {before} AND amount_new IS NULL"
+        ))
+        .await,
+        0,
+        "every row written since the expand has both, the default's too"
+    );
+
+    // After the rollout: the conversion runs; the rebuild and the swap wait for the old pod.
+    let report = s.post_deploy_blocked().await;
+    assert_eq!(report["backfills"][0]["state"], "done", "{report}");
+    new.wait_for(30).await;
+    assert_eq!(
+        s.count(converted).await,
+        0,
+        "after the copy every row agrees"
+    );
+    assert_eq!(
+        s.count(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'orders_customer_amount_idx_new'"
+        )
+        .await,
+        0,
+        "nothing rebuilt while the old app runs"
+    );
+
+    s.contract_once_old_app_gone(old, new).await;
+    let report = sampler.finish().await;
+    assert!(!column_exists(&s.pool, "orders", "amount_new").await);
+    assert_eq!(
+        s.count("SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'amount' AND data_type = 'bigint' AND is_nullable = 'NO' AND column_default = '0'")
+            .await,
+        1,
+        "amount is bigint, NOT NULL, DEFAULT 0"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'orders_customer_amount_idx' AND i.indisvalid AND pg_get_indexdef(i.indexrelid) LIKE '%(customer, amount DESC)'")
+            .await,
+        1,
+        "the index is rebuilt on amount under its old name"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM pg_constraint WHERE conname = 'orders_amount_check' AND convalidated AND pg_get_constraintdef(oid) = 'CHECK ((amount >= 0))'")
+            .await,
+        1,
+        "the check is rebuilt on amount and validated"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype = 'c'")
+            .await,
+        1,
+        "no helper check is left"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM pg_proc WHERE proname LIKE 'orders_amount_%'")
+            .await,
+        0,
+        "the conversion and sync functions are gone"
+    );
+    assert_eq!(
+        s.count(
+            "SELECT count(*) FROM orders WHERE id BETWEEN 20001 AND 30000 AND amount <> id % 997"
+        )
+        .await,
+        0,
+        "rows no app touched keep their values"
+    );
+    support::db::exec(
+        &s.pool,
+        "UPDATE orders SET amount = 5000000000 WHERE id = 1",
+    )
+    .await;
+    let refused = sqlx::query("UPDATE orders SET amount = -1 WHERE id = 2")
+        .execute(&s.pool)
+        .await;
+    assert!(refused.is_err(), "the rebuilt check holds");
+    let longest = report
+        .longest()
+        .expect("the DDL took ACCESS EXCLUSIVE at least once");
+    assert!(
+        longest.seen_for < LOCK_TIMEOUT,
+        "ACCESS EXCLUSIVE held for {:?} by {longest:?} (sampled {} times, resolution {:?})",
+        longest.seen_for,
+        report.samples,
+        report.max_gap
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn change_type_with_a_lossy_conversion_never_writes_back_into_the_old_column() {
+    let s = Scenario::new(
+        "CREATE TABLE prices (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, price numeric(10,2));",
+        "INSERT INTO prices (price) SELECT i + 0.5 FROM generate_series(1, 2000) i;",
+    )
+    .await;
+    s.recipe(&[
+        "change-type",
+        "prices.price",
+        "integer",
+        "--using",
+        "round(price)::integer",
+    ])
+    .await;
+    s.ok(&["pre-deploy"]).await;
+    // The old app writes the old type; the trigger converts it.
+    support::db::exec(&s.pool, "INSERT INTO prices (price) VALUES (7.25)").await;
+    s.post_deploy_blocked().await;
+    assert_eq!(
+        s.count("SELECT count(*) FROM prices WHERE price <> id + 0.5 AND id <= 2000")
+            .await,
+        0,
+        "the batched conversion left every old value as written"
+    );
+    assert_eq!(
+        s.count(
+            "SELECT count(*) FROM prices WHERE price_new IS DISTINCT FROM round(price)::integer"
+        )
+        .await,
+        0,
+        "every row converted"
+    );
+    // A write of the new column alone is converted back (the default --back is a cast).
+    support::db::exec(&s.pool, "UPDATE prices SET price_new = 42 WHERE id = 1").await;
+    assert_eq!(
+        s.count("SELECT count(*) FROM prices WHERE id = 1 AND price = 42.00")
+            .await,
+        1
+    );
+}

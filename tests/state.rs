@@ -33,6 +33,7 @@ async fn state_schema_is_idempotent_and_race_safe() {
             "_sqlx_migrations",
             "applied_migrations",
             "backfill_progress",
+            "backfill_ranges",
             "gate_verdicts",
             "migration_progress"
         ]

@@ -36,6 +36,9 @@ impl From<PhaseArg> for Phase {
 pub enum RecipeArg {
     /// TABLE.OLD NEW: new column kept in step by a trigger, copied, old one dropped
     RenameColumn,
+    /// TABLE.COLUMN TYPE --using EXPR [--back EXPR]: a second column of TYPE kept in step,
+    /// converted in batches, indexes and constraints rebuilt, then swapped by name
+    ChangeType,
     /// TABLE.COLUMN [--fill EXPR]: NOT VALID check, VALIDATE, SET NOT NULL
     SetNotNull,
     /// TABLE (COLUMN, ...): unique index CONCURRENTLY, then the constraint USING INDEX
@@ -50,6 +53,7 @@ impl From<RecipeArg> for recipes::Kind {
     fn from(recipe: RecipeArg) -> recipes::Kind {
         match recipe {
             RecipeArg::RenameColumn => recipes::Kind::RenameColumn,
+            RecipeArg::ChangeType => recipes::Kind::ChangeType,
             RecipeArg::SetNotNull => recipes::Kind::SetNotNull,
             RecipeArg::AddUnique => recipes::Kind::AddUnique,
             RecipeArg::AddForeignKey => recipes::Kind::AddForeignKey,
@@ -78,9 +82,18 @@ pub struct NewArgs {
     /// set-not-null: the value the NULL rows get, in a batched backfill (an SQL expression)
     #[arg(long, value_name = "EXPR", requires = "recipe")]
     pub fill: Option<String>,
-    /// The name of the constraint or index the recipe adds (default: PostgreSQL's style)
+    /// The name of the constraint or index the recipe adds (default: PostgreSQL's style);
+    /// change-type: of the temporary column (default: COLUMN_new)
     #[arg(long, value_name = "NAME", requires = "recipe")]
     pub name: Option<String>,
+    /// change-type: the column's value as the new type, an SQL expression that reads the
+    /// column by its name (`amount::bigint`)
+    #[arg(long, value_name = "EXPR", requires = "recipe")]
+    pub using: Option<String>,
+    /// change-type: the new column's value as the old type, read by the column's name
+    /// [default: CAST(COLUMN AS old type)]
+    #[arg(long, value_name = "EXPR", requires = "recipe")]
+    pub back: Option<String>,
 }
 
 /// Runs the command: exit 0 with the files created, 2 when refused.
@@ -153,6 +166,8 @@ fn run_recipe(
         args: &args.words,
         fill: args.fill.as_deref(),
         name: args.name.as_deref(),
+        using: args.using.as_deref(),
+        back: args.back.as_deref(),
     };
     let recipe = recipes::plan(&request, &model).map_err(|e| usage(&e))?;
     let items: Vec<files::new::SeriesItem> = recipe

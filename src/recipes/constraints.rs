@@ -66,7 +66,7 @@ pub(super) fn plan_unique(
     model: &SchemaModel,
 ) -> Result<Recipe, RecipeError> {
     let kind = Kind::AddUnique;
-    no_options(request, false, true)?;
+    no_options(request, &["--name"])?;
     let (table_key, columns) = target::table_columns(kind, &joined(request)?)?;
     known_columns(kind, model, &table_key, &columns)?;
     let name = constraint_name(request, &table_key, &columns, "key")?;
@@ -135,7 +135,7 @@ pub(super) fn plan_foreign_key(
     model: &SchemaModel,
 ) -> Result<Recipe, RecipeError> {
     let kind = Kind::AddForeignKey;
-    no_options(request, false, true)?;
+    no_options(request, &["--name"])?;
     let (table_key, mut alter) = target::foreign_key(kind, &joined(request)?)?;
     known_table(kind, model, &table_key)?;
     let Some(Node::AlterTableCmd(cmd)) = alter.cmds.first_mut().and_then(|c| c.node.as_mut())

@@ -8,10 +8,14 @@
 //! or default) is an error naming it: a recipe never guesses a column's shape.
 //!
 //! One file per recipe kind: `rename_column` (also the shared two-way sync trigger),
-//! `set_not_null`, `constraints` (`add-unique`, `add-foreign-key`), `rename_table`. `target`
-//! reads the table, column and column-list arguments; `sql` writes identifiers and names.
+//! `change_type`, `set_not_null`, `constraints` (`add-unique`, `add-foreign-key`),
+//! `rename_table`. `target` reads the table, column, type, expression and column-list
+//! arguments; `rebuild` moves an index or constraint to another column; `sql` writes
+//! identifiers and names.
 
+mod change_type;
 mod constraints;
+mod rebuild;
 mod rename_column;
 mod rename_table;
 mod set_not_null;
@@ -28,6 +32,8 @@ use std::fmt;
 pub enum Kind {
     /// `rename-column TABLE.OLD NEW`.
     RenameColumn,
+    /// `change-type TABLE.COL TYPE --using EXPR [--back EXPR]`.
+    ChangeType,
     /// `set-not-null TABLE.COL [--fill EXPR]`.
     SetNotNull,
     /// `add-unique TABLE (COLS)`.
@@ -43,6 +49,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::RenameColumn => "rename-column",
+            Kind::ChangeType => "change-type",
             Kind::SetNotNull => "set-not-null",
             Kind::AddUnique => "add-unique",
             Kind::AddForeignKey => "add-foreign-key",
@@ -54,6 +61,7 @@ impl Kind {
     pub fn usage(self) -> &'static str {
         match self {
             Kind::RenameColumn => "rename-column TABLE.OLD NEW",
+            Kind::ChangeType => "change-type TABLE.COLUMN TYPE --using EXPR [--back EXPR]",
             Kind::SetNotNull => "set-not-null TABLE.COLUMN [--fill EXPR]",
             Kind::AddUnique => "add-unique TABLE (COLUMN, ...)",
             Kind::AddForeignKey => {
@@ -109,8 +117,13 @@ pub struct Request<'a> {
     pub args: &'a [String],
     /// `--fill EXPR` (set-not-null: the value for rows that are NULL).
     pub fill: Option<&'a str>,
-    /// `--name NAME` (the constraint or index the recipe adds).
+    /// `--name NAME` (the constraint or index the recipe adds; change-type: its temporary
+    /// column).
     pub name: Option<&'a str>,
+    /// `--using EXPR` (change-type: the old column's value as the new type).
+    pub using: Option<&'a str>,
+    /// `--back EXPR` (change-type: the new column's value as the old type).
+    pub back: Option<&'a str>,
 }
 
 /// One migration of a recipe.
@@ -245,6 +258,7 @@ pub enum RecipeError {
 pub fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe, RecipeError> {
     match request.kind {
         Kind::RenameColumn => rename_column::plan(request, model),
+        Kind::ChangeType => change_type::plan(request, model),
         Kind::SetNotNull => set_not_null::plan(request, model),
         Kind::AddUnique => constraints::plan_unique(request, model),
         Kind::AddForeignKey => constraints::plan_foreign_key(request, model),
@@ -361,13 +375,19 @@ fn arguments<'a>(request: &'a Request<'_>, n: usize) -> Result<&'a [String], Rec
     }
 }
 
-/// Refuses options the recipe does not take (a typo must not pass silently).
-fn no_options(request: &Request<'_>, fill: bool, name: bool) -> Result<(), RecipeError> {
-    let unexpected = [
-        ("--fill", request.fill.is_some() && !fill),
-        ("--name", request.name.is_some() && !name),
+/// Refuses options the recipe does not take (a typo must not pass silently): `takes`
+/// lists those it does.
+fn no_options(request: &Request<'_>, takes: &[&str]) -> Result<(), RecipeError> {
+    let given = [
+        ("--fill", request.fill.is_some()),
+        ("--name", request.name.is_some()),
+        ("--using", request.using.is_some()),
+        ("--back", request.back.is_some()),
     ];
-    match unexpected.iter().find(|(_, given)| *given) {
+    match given
+        .iter()
+        .find(|(option, given)| *given && !takes.contains(option))
+    {
         Some((option, _)) => Err(RecipeError::Arguments {
             kind: request.kind,
             message: format!("{option} is not an option of this recipe"),

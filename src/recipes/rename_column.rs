@@ -17,7 +17,7 @@ use crate::schema::{ColumnType, ConstraintKind, SchemaModel};
 /// Plans the recipe.
 pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe, RecipeError> {
     let kind = Kind::RenameColumn;
-    no_options(request, false, false)?;
+    no_options(request, &[])?;
     let args = arguments(request, 2)?;
     let old_target = target::column(kind, &args[0])?;
     let new = target::new_name(kind, &args[1])?;
@@ -173,11 +173,22 @@ pub(super) fn type_sql(
         .name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
-    if plain {
-        return Ok(column_type.to_string());
-    }
-    let name: Vec<String> = column_type.name.split('.').map(ident).collect();
-    let mut text = name.join(".");
+    let mut text = if plain {
+        // The parser's internal names of the built-in types, in the spelling people write.
+        match column_type.name.as_str() {
+            "int2" => "smallint",
+            "int4" => "integer",
+            "int8" => "bigint",
+            "float4" => "real",
+            "float8" => "double precision",
+            "bool" => "boolean",
+            other => other,
+        }
+        .to_string()
+    } else {
+        let name: Vec<String> = column_type.name.split('.').map(ident).collect();
+        name.join(".")
+    };
     if !column_type.modifiers.is_empty() {
         let mods: Vec<String> = column_type
             .modifiers

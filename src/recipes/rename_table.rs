@@ -10,7 +10,7 @@ use crate::schema::SchemaModel;
 /// Plans the recipe.
 pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe, RecipeError> {
     let kind = Kind::RenameTable;
-    no_options(request, false, false)?;
+    no_options(request, &[])?;
     let args = arguments(request, 2)?;
     let old_key = target::table(kind, &args[0])?;
     let new = target::new_name(kind, &args[1])?;

@@ -17,7 +17,7 @@ use crate::schema::SchemaModel;
 /// Plans the recipe.
 pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe, RecipeError> {
     let kind = Kind::SetNotNull;
-    no_options(request, true, true)?;
+    no_options(request, &["--fill", "--name"])?;
     let args = arguments(request, 1)?;
     let target = target::column(kind, &args[0])?;
     let (table_key, column_name) = (target.table.as_str(), target.column.as_str());
@@ -133,7 +133,7 @@ fn fill_expression(kind: Kind, fill: &str) -> Result<String, RecipeError> {
         kind,
         message: format!("--fill `{fill}` is not one SQL expression"),
     };
-    let parsed = pg_query::parse(&format!("SELECT {fill}"), 0).map_err(|_| bad())?;
+    let parsed = crate::sql::parse_tree(&format!("SELECT {fill}")).map_err(|_| bad())?;
     match parsed.protobuf.stmts.as_slice() {
         [raw] => match raw.stmt.as_deref().and_then(|n| n.node.as_ref()) {
             Some(pg_query::protobuf::node::Node::SelectStmt(s))

@@ -5,6 +5,7 @@
 
 use super::{Kind, RecipeError};
 use crate::names::{rel_key, strings};
+use crate::schema::ColumnType;
 use pg_query::protobuf::node::Node;
 use pg_query::protobuf::{self, AlterTableType, ConstrType};
 
@@ -27,7 +28,7 @@ fn bad(kind: Kind, message: impl Into<String>) -> RecipeError {
 /// The one statement `sql` parses to.
 fn one_statement(kind: Kind, sql: &str, what: &str) -> Result<Node, RecipeError> {
     let parsed =
-        pg_query::parse(sql, 0).map_err(|e| bad(kind, format!("cannot read {what}: {e}")))?;
+        crate::sql::parse_tree(sql).map_err(|e| bad(kind, format!("cannot read {what}: {e}")))?;
     let mut statements = parsed.protobuf.stmts.into_iter();
     match (statements.next(), statements.next()) {
         (Some(raw), None) => raw
@@ -68,6 +69,82 @@ pub(super) fn column(kind: Kind, text: &str) -> Result<ColumnTarget, RecipeError
         }),
         _ => Err(bad(kind, format!("cannot read {what}"))),
     }
+}
+
+/// A type (`bigint`, `numeric(12,2)`, `timestamp with time zone`, `billing.money[]`): the
+/// type as the model records it and as SQL (PostgreSQL's own spelling).
+pub(super) fn column_type(kind: Kind, text: &str) -> Result<(ColumnType, String), RecipeError> {
+    let what = format!("`{text}` as a type");
+    let node = one_statement(kind, &format!("SELECT NULL::{text}"), &what)?;
+    if let Node::SelectStmt(s) = &node
+        && s.from_clause.is_empty()
+        && let [target] = s.target_list.as_slice()
+        && let Some(Node::ResTarget(t)) = target.node.as_ref()
+        && t.name.is_empty()
+        && let Some(Node::TypeCast(cast)) = t.val.as_deref().and_then(|v| v.node.as_ref())
+        && let Some(Node::AConst(null)) = cast.arg.as_deref().and_then(|a| a.node.as_ref())
+        && null.isnull
+        && let Some(type_name) = &cast.type_name
+    {
+        let sql = node
+            .deparse(Default::default())
+            .ok()
+            .and_then(|d| d.strip_prefix("SELECT NULL::").map(str::to_string))
+            .ok_or_else(|| bad(kind, format!("cannot read {what}")))?;
+        return Ok((ColumnType::of(type_name), sql));
+    }
+    Err(bad(kind, format!("cannot read {what}")))
+}
+
+/// An SQL expression of one value that may read `column` and nothing else of the row
+/// (`amount::bigint`, `round(amount * 100)`): its text as given, checked to be exactly one
+/// expression (no second statement, no FROM, no alias).
+pub(super) fn expression(
+    kind: Kind,
+    option: &str,
+    text: &str,
+    column: &str,
+) -> Result<String, RecipeError> {
+    let what = format!("{option} `{text}` as an expression");
+    let node = one_statement(kind, &format!("SELECT {text}\n"), &what)?;
+    let Node::SelectStmt(s) = &node else {
+        return Err(bad(kind, format!("cannot read {what}")));
+    };
+    let plain = s.from_clause.is_empty()
+        && s.where_clause.is_none()
+        && s.group_clause.is_empty()
+        && s.having_clause.is_none()
+        && s.window_clause.is_empty()
+        && s.with_clause.is_none()
+        && s.sort_clause.is_empty()
+        && s.limit_count.is_none()
+        && s.limit_offset.is_none()
+        && s.distinct_clause.is_empty()
+        && s.into_clause.is_none()
+        && s.values_lists.is_empty()
+        && s.larg.is_none()
+        && matches!(s.target_list.as_slice(), [t] if matches!(t.node.as_ref(), Some(Node::ResTarget(r)) if r.name.is_empty()));
+    if !plain {
+        return Err(bad(
+            kind,
+            format!("cannot read {what}: one expression expected"),
+        ));
+    }
+    for (n, ..) in node.nodes() {
+        if let pg_query::NodeRef::ColumnRef(c) = n {
+            let fields = strings(&c.fields);
+            if fields.as_slice() != [column] {
+                return Err(bad(
+                    kind,
+                    format!(
+                        "{option} `{text}` reads `{}`: it may read only `{column}` (the column's value; other columns of the row are not known to it)",
+                        fields.join(".")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(text.trim().to_string())
 }
 
 /// A table name (`users`, `billing.invoices`): its key in the model.

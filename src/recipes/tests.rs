@@ -20,6 +20,8 @@ fn request<'a>(kind: Kind, args: &'a [String]) -> Request<'a> {
         args,
         fill: None,
         name: None,
+        using: None,
+        back: None,
     }
 }
 
@@ -232,4 +234,192 @@ fn the_placeholder_gate_is_not_a_version() {
         Ok(Gate::Given("api>=2.0.0".into()))
     );
     assert!(check_requires("billing>=1.0.0", &["api".into()]).is_err());
+}
+
+const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, amount integer NOT NULL DEFAULT 0 CHECK (amount >= 0), customer text, code text UNIQUE, note text);
+CREATE INDEX orders_customer_amount_idx ON orders (customer, amount DESC) WHERE note IS NULL;
+CREATE TABLE prices (value integer PRIMARY KEY);";
+
+fn change_type<'a>(args: &'a [String], using: Option<&'a str>) -> Request<'a> {
+    let mut r = request(Kind::ChangeType, args);
+    r.using = using;
+    r
+}
+
+#[test]
+fn change_type_rebuilds_indexes_and_constraints_then_swaps_by_name() {
+    let args = words(&["orders.amount", "bigint"]);
+    let recipe =
+        plan(&change_type(&args, Some("amount::bigint")), &model(ORDERS)).expect("a recipe");
+    let phases: Vec<Phase> = recipe.steps.iter().map(|s| s.phase).collect();
+    assert_eq!(
+        phases,
+        [
+            Phase::Expand,
+            Phase::Backfill,
+            Phase::Contract,
+            Phase::Contract,
+            Phase::Contract
+        ]
+    );
+    let [expand, copy, rebuild, validate, swap] = [0, 1, 2, 3, 4].map(|i| &recipe.steps[i].body);
+    for part in [
+        "ALTER TABLE orders ADD COLUMN amount_new bigint;",
+        "CHECK (amount_new IS NOT NULL) NOT VALID",
+        "CREATE FUNCTION orders_amount_to_new(amount integer) RETURNS bigint",
+        "SELECT amount::bigint\n",
+        "CREATE FUNCTION orders_amount_to_old(amount bigint) RETURNS integer",
+        "SELECT CAST(amount AS integer)\n",
+        "NEW.amount_new := orders_amount_to_new(NEW.amount);",
+        "BEFORE INSERT OR UPDATE ON orders",
+    ] {
+        assert!(expand.contains(part), "{part} in {expand}");
+    }
+    assert!(
+        copy.contains("UPDATE orders SET amount_new = orders_amount_to_new(amount) WHERE amount_new IS DISTINCT FROM orders_amount_to_new(amount);"),
+        "{copy}"
+    );
+    assert!(
+        rebuild.contains("CREATE INDEX CONCURRENTLY orders_customer_amount_idx_new ON orders USING btree (customer, amount_new DESC) WHERE note IS NULL;"),
+        "{rebuild}"
+    );
+    assert!(
+        rebuild
+            .contains("ADD CONSTRAINT orders_amount_check_new CHECK (amount_new >= 0) NOT VALID;"),
+        "{rebuild}"
+    );
+    assert!(
+        !rebuild.contains("code"),
+        "code's unique does not use amount: {rebuild}"
+    );
+    assert!(validate.contains("VALIDATE CONSTRAINT orders_amount_check_new;"));
+    assert!(validate.contains("VALIDATE CONSTRAINT orders_amount_new_not_null;"));
+    for part in [
+        "DROP TRIGGER orders_amount_type_sync ON orders;",
+        "ALTER TABLE orders DROP COLUMN amount;",
+        "ALTER TABLE orders RENAME COLUMN amount_new TO amount;",
+        "ALTER INDEX orders_customer_amount_idx_new RENAME TO orders_customer_amount_idx;",
+        "RENAME CONSTRAINT orders_amount_check_new TO orders_amount_check;",
+        "ALTER COLUMN amount SET DEFAULT 0;",
+        "ALTER COLUMN amount SET NOT NULL;",
+        "DROP FUNCTION orders_amount_to_new(integer);",
+        "DROP FUNCTION orders_amount_to_old(bigint);",
+    ] {
+        assert!(swap.contains(part), "{part} in {swap}");
+    }
+    assert!(recipe.steps[2..].iter().all(|s| s.gated));
+    assert!(!recipe.steps[0].gated && !recipe.steps[1].gated);
+}
+
+#[test]
+fn change_type_moves_a_unique_constraint_through_its_index() {
+    let args = words(&["orders.code", "varchar(40)"]);
+    let mut r = change_type(&args, Some("code::varchar(40)"));
+    r.back = Some("code::text");
+    let recipe = plan(&r, &model(ORDERS)).expect("a recipe");
+    let rebuild = &recipe.steps[2].body;
+    assert!(
+        rebuild
+            .contains("CREATE UNIQUE INDEX CONCURRENTLY orders_code_key_new ON orders (code_new);"),
+        "{rebuild}"
+    );
+    let swap = &recipe.steps.last().expect("a swap").body;
+    assert!(
+        swap.contains("ADD CONSTRAINT orders_code_key UNIQUE USING INDEX orders_code_key_new;"),
+        "{swap}"
+    );
+    assert!(recipe.steps[0].body.contains("SELECT code::text\n"));
+}
+
+#[test]
+fn change_type_refuses_what_it_cannot_carry_over() {
+    let m = model(&format!(
+        "{ORDERS}\nCREATE TABLE lines (id bigint PRIMARY KEY, code text REFERENCES orders (code));\nCREATE VIEW big AS SELECT id, amount FROM orders WHERE amount > 100;"
+    ));
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (
+            &["orders.amount", "bigint"],
+            None,
+            "--using EXPR is required",
+        ),
+        (
+            &["orders.amount", "bigint"],
+            Some("amount + id"),
+            "reads `id`: it may read only `amount`",
+        ),
+        (
+            &["orders.amount", "bigint"],
+            Some("1; DROP TABLE orders"),
+            "one name expected",
+        ),
+        (
+            &["orders.amount", "integer"],
+            Some("amount"),
+            "integer already",
+        ),
+        (
+            &["orders.note", "varchar"],
+            Some("note"),
+            "without a rewrite",
+        ),
+        (
+            &["orders.id", "integer"],
+            Some("id::integer"),
+            "primary key",
+        ),
+        (
+            &["prices.value", "bigint"],
+            Some("value::bigint"),
+            "primary key",
+        ),
+        (
+            &["orders.code", "varchar(40)"],
+            Some("code::varchar(40)"),
+            "foreign keys lines.lines_code_fkey reference orders.code",
+        ),
+        (
+            &["orders.amount", "bigint"],
+            Some("amount::bigint"),
+            "views big use orders.amount",
+        ),
+        (
+            &["orders.amount", "no such type("],
+            Some("amount"),
+            "as a type",
+        ),
+        (
+            &["orders.amount"],
+            Some("amount"),
+            "TABLE.COLUMN and TYPE expected",
+        ),
+    ];
+    for (args, using, expected) in cases {
+        let args = words(args);
+        let err = plan(&change_type(&args, *using), &m).expect_err(expected);
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+    }
+    let args = words(&["orders.customer", "citext"]);
+    let mut r = change_type(&args, Some("customer::citext"));
+    r.fill = Some("1");
+    assert!(
+        matches!(plan(&r, &m), Err(RecipeError::Arguments { .. })),
+        "--fill is no option of change-type"
+    );
+}
+
+#[test]
+fn change_type_rebuilds_a_foreign_key_not_valid_then_validates_it() {
+    let m = model(&format!(
+        "{ORDERS}\nCREATE TABLE lines (id bigint PRIMARY KEY, price integer REFERENCES prices ON DELETE CASCADE);"
+    ));
+    let args = words(&["lines.price", "bigint"]);
+    let recipe = plan(&change_type(&args, Some("price")), &m).expect("a recipe");
+    let bodies: Vec<&str> = recipe.steps.iter().map(|s| s.body.as_str()).collect();
+    assert!(
+        bodies[2].contains("ADD CONSTRAINT lines_price_fkey_new FOREIGN KEY (price_new) REFERENCES prices ON DELETE CASCADE NOT VALID;"),
+        "{}",
+        bodies[2]
+    );
+    assert!(bodies[3].contains("VALIDATE CONSTRAINT lines_price_fkey_new;"));
+    assert!(bodies[4].contains("RENAME CONSTRAINT lines_price_fkey_new TO lines_price_fkey;"));
 }

@@ -164,6 +164,7 @@ impl SchemaModel {
                     columns,
                     references,
                     validated: row.get("convalidated"),
+                    definition: None,
                 },
             );
         }
@@ -204,6 +205,7 @@ impl SchemaModel {
                         .then_some(columns),
                     involves,
                     computed: row.get("computed"),
+                    definition: None,
                 },
             );
         }

@@ -54,6 +54,7 @@ mod constraints;
 mod drops;
 mod lookup;
 mod model;
+pub(crate) use model::expression_sql;
 mod names;
 mod objects;
 mod poison;

@@ -246,7 +246,7 @@ pub struct ForeignKeyTarget {
 }
 
 /// One table constraint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Eq)]
 pub struct Constraint {
     /// Its kind.
     pub kind: ConstraintKind,
@@ -259,6 +259,21 @@ pub struct Constraint {
     /// Whether PostgreSQL has checked it against every row (false for one added NOT VALID
     /// and not validated since).
     pub validated: bool,
+    /// The constraint as `ALTER TABLE x ADD CONSTRAINT …` SQL text, deparsed from the
+    /// migration that added it (the table named `x`; an inline column constraint gets its
+    /// column list), for a recipe that rebuilds it on another column; `None` when read from
+    /// a live catalog (left out of `PartialEq`, as a column's default is).
+    pub definition: Option<String>,
+}
+
+/// Two constraints are equal when all but their definition's text are (see [`Column`]).
+impl PartialEq for Constraint {
+    fn eq(&self, other: &Constraint) -> bool {
+        self.kind == other.kind
+            && self.columns == other.columns
+            && self.references == other.references
+            && self.validated == other.validated
+    }
 }
 
 impl Constraint {
@@ -300,8 +315,8 @@ impl PartialEq for Column {
 /// `expr` as SQL text, deparsed by PostgreSQL's own deparser; `None` when it cannot be.
 /// The expression is put into the parse tree of `SELECT 1` (a tree the parser built, so
 /// every enum in it holds a value the deparser accepts) in place of the `1`.
-pub(super) fn expression_sql(expr: &protobuf::Node) -> Option<String> {
-    let mut tree = pg_query::parse("SELECT 1", 0).ok()?.protobuf;
+pub(crate) fn expression_sql(expr: &protobuf::Node) -> Option<String> {
+    let mut tree = crate::sql::parse_tree("SELECT 1").ok()?.protobuf;
     let statement = tree.stmts.first_mut()?.stmt.as_deref_mut()?;
     let Some(Node::SelectStmt(select)) = statement.node.as_mut() else {
         return None;
@@ -329,7 +344,7 @@ pub struct Table {
 }
 
 /// One index made by `CREATE [UNIQUE] INDEX`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Eq)]
 pub struct Index {
     /// The key of its table.
     pub table: String,
@@ -343,10 +358,25 @@ pub struct Index {
     /// Whether it has an expression or a WHERE predicate: then PostgreSQL rebuilds it when
     /// the type of any column it uses changes, even to a binary-compatible type.
     pub computed: bool,
+    /// The `CREATE INDEX` statement that made it, deparsed (its method, operator classes,
+    /// orderings and options, for a recipe that rebuilds it on another column); `None`
+    /// when read from a live catalog (left out of `PartialEq`).
+    pub definition: Option<String>,
+}
+
+/// Two indexes are equal when all but their statement's text are (see [`Column`]).
+impl PartialEq for Index {
+    fn eq(&self, other: &Index) -> bool {
+        self.table == other.table
+            && self.unique == other.unique
+            && self.columns == other.columns
+            && self.involves == other.involves
+            && self.computed == other.computed
+    }
 }
 
 /// A view or materialized view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Eq)]
 pub struct View {
     /// Whether it is a materialized view.
     pub materialized: bool,
@@ -357,6 +387,15 @@ pub struct View {
     /// meaning every column the table had when the view was made). A relation missing here
     /// may still have columns the view uses.
     pub columns_read: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Two views are equal when they read the same relations: `columns_read` is left out
+/// because it is partial by design (the catalog knows every column a view uses, a replay
+/// only those of a query whose references all resolve).
+impl PartialEq for View {
+    fn eq(&self, other: &View) -> bool {
+        self.materialized == other.materialized && self.reads == other.reads
+    }
 }
 
 /// A domain: whether it has constraints (a CHECK or NOT NULL). A column of a constrained

@@ -1,0 +1,332 @@
+//! An index or a constraint the schema model recorded, rebuilt on another column: the
+//! statement that made it (as the model deparsed it) with every use of one column moved
+//! to another, under a new name, built so that it takes no long lock (`CONCURRENTLY`,
+//! `NOT VALID`).
+//!
+//! Column references inside expressions are moved at the byte offsets PostgreSQL's parser
+//! gives them (never by searching the text); names in column lists are moved in the parse
+//! tree. The result is checked to use exactly the columns the model says the original
+//! uses, with the one moved: a definition the model no longer holds current (a column
+//! renamed since) is refused rather than rebuilt wrong.
+
+use super::sql::ident;
+use crate::names::{column_refs, index_columns, strings};
+use pg_query::NodeRef;
+use pg_query::protobuf::{self, node::Node};
+use std::collections::BTreeSet;
+
+/// What a rebuild moves: every use of column `from` to column `to`.
+pub(super) struct Move<'a> {
+    /// The table, as SQL.
+    pub table_sql: &'a str,
+    /// The column whose uses move.
+    pub from: &'a str,
+    /// The column they move to.
+    pub to: &'a str,
+}
+
+impl Move<'_> {
+    fn name(&self, name: &str) -> String {
+        if name == self.from {
+            self.to.to_string()
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// `columns` with `from` replaced, as a set.
+    fn moved(&self, columns: &[String]) -> BTreeSet<String> {
+        columns.iter().map(|c| self.name(c)).collect()
+    }
+}
+
+/// `sql` with every unqualified column reference to `from` written as `to` (at the offsets
+/// the parser reports). A qualified reference (`t.from`) is refused: `None`.
+fn move_column_refs(sql: &str, from: &str, to: &str) -> Option<String> {
+    let parsed = crate::sql::parse_tree(sql).ok()?;
+    let mut at: Vec<usize> = Vec::new();
+    for (node, ..) in parsed.protobuf.nodes() {
+        if let NodeRef::ColumnRef(c) = node {
+            let fields = strings(&c.fields);
+            if fields.last().map(String::as_str) == Some(from) {
+                if fields.len() != 1 {
+                    return None;
+                }
+                at.push(usize::try_from(c.location).ok()?);
+            }
+        }
+    }
+    let tokens = pg_query::scan(sql).ok()?.tokens;
+    let mut text = sql.to_string();
+    at.sort_unstable();
+    for start in at.into_iter().rev() {
+        let token = tokens
+            .iter()
+            .find(|t| usize::try_from(t.start).ok() == Some(start))?;
+        let end = usize::try_from(token.end).ok()?;
+        text.replace_range(start..end, &ident(to));
+    }
+    Some(text)
+}
+
+/// The one statement `sql` parses to.
+fn statement(sql: &str) -> Option<Node> {
+    let parsed = crate::sql::parse_tree(sql).ok()?;
+    let mut stmts = parsed.protobuf.stmts.into_iter();
+    match (stmts.next(), stmts.next()) {
+        (Some(raw), None) => raw.stmt?.node,
+        _ => None,
+    }
+}
+
+/// The relation `table_sql` names, as the parser reads it.
+fn relation(table_sql: &str) -> Option<protobuf::RangeVar> {
+    match statement(&format!("SELECT * FROM {table_sql}"))? {
+        Node::SelectStmt(s) => match s.from_clause.first()?.node.as_ref()? {
+            Node::RangeVar(rv) => Some(rv.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn deparse(node: Node) -> Option<String> {
+    node.deparse(Default::default()).ok()
+}
+
+/// Every column `CREATE INDEX` `i` uses (keys, INCLUDE, expressions, WHERE).
+fn index_uses(i: &protobuf::IndexStmt) -> BTreeSet<String> {
+    let mut uses: BTreeSet<String> = index_columns(&i.index_params).into_iter().collect();
+    uses.extend(index_columns(&i.index_including_params));
+    for param in i.index_params.iter().chain(&i.index_including_params) {
+        if let Some(Node::IndexElem(e)) = param.node.as_ref()
+            && let Some(expr) = &e.expr
+        {
+            uses.extend(column_refs(expr));
+        }
+    }
+    if let Some(predicate) = &i.where_clause {
+        uses.extend(column_refs(predicate));
+    }
+    uses
+}
+
+/// `CREATE INDEX` `definition` (which uses `involves`) rebuilt on `m.to` as
+/// `CREATE INDEX CONCURRENTLY name`; `None` when it cannot be done exactly.
+pub(super) fn index(
+    definition: &str,
+    involves: &[String],
+    m: &Move<'_>,
+    name: &str,
+) -> Option<String> {
+    let moved = move_column_refs(definition, m.from, m.to)?;
+    let Node::IndexStmt(mut i) = statement(&moved)? else {
+        return None;
+    };
+    for param in i
+        .index_params
+        .iter_mut()
+        .chain(i.index_including_params.iter_mut())
+    {
+        if let Some(Node::IndexElem(e)) = param.node.as_mut()
+            && !e.name.is_empty()
+        {
+            e.name = m.name(&e.name);
+        }
+    }
+    if index_uses(&i) != m.moved(involves) {
+        return None;
+    }
+    i.idxname = name.to_string();
+    i.concurrent = true;
+    i.if_not_exists = false;
+    i.relation = Some(relation(m.table_sql)?);
+    deparse(Node::IndexStmt(i))
+}
+
+/// A rebuilt constraint: what adds it and the parts the recipe's other steps need.
+pub(super) struct RebuiltConstraint {
+    /// `ALTER TABLE … ADD CONSTRAINT name …` (`NOT VALID` for a CHECK or FOREIGN KEY); for a
+    /// UNIQUE constraint, the `CREATE UNIQUE INDEX CONCURRENTLY name …` that backs it.
+    pub add: String,
+    /// For a UNIQUE constraint: what follows `UNIQUE USING INDEX name` (`DEFERRABLE …`).
+    pub unique_suffix: Option<String>,
+}
+
+/// Constraint `definition` (an `ALTER TABLE x ADD CONSTRAINT …` whose constraint uses
+/// `columns`) rebuilt on `m.to` under `name`; `None` when it cannot be done exactly (an
+/// EXCLUDE, a PRIMARY KEY, a definition the model no longer holds current).
+pub(super) fn constraint(
+    definition: &str,
+    columns: &[String],
+    m: &Move<'_>,
+    name: &str,
+) -> Option<RebuiltConstraint> {
+    let Node::AlterTableStmt(mut alter) = statement(definition)? else {
+        return None;
+    };
+    let Some(Node::AlterTableCmd(cmd)) = alter.cmds.first_mut()?.node.as_mut() else {
+        return None;
+    };
+    let Some(Node::Constraint(con)) = cmd.def.as_mut()?.node.as_mut() else {
+        return None;
+    };
+    let move_list = |list: &mut Vec<protobuf::Node>| {
+        for item in list.iter_mut() {
+            if let Some(Node::String(s)) = item.node.as_mut() {
+                s.sval = m.name(&s.sval);
+            }
+        }
+    };
+    con.conname = name.to_string();
+    let uses: BTreeSet<String> = match con.contype() {
+        protobuf::ConstrType::ConstrCheck => {
+            con.skip_validation = true;
+            con.initially_valid = false;
+            // The parser's node walk does not enter a constraint's expression: it is moved
+            // as a SELECT of its own and put back.
+            let text = crate::schema::expression_sql(con.raw_expr.as_deref()?)?;
+            let moved = move_column_refs(&format!("SELECT {text}"), m.from, m.to)?;
+            let Node::SelectStmt(select) = statement(&moved)? else {
+                return None;
+            };
+            let Some(Node::ResTarget(target)) = select.target_list.first()?.node.as_ref() else {
+                return None;
+            };
+            con.raw_expr = target.val.clone();
+            con.raw_expr
+                .as_deref()
+                .map(column_refs)?
+                .into_iter()
+                .collect()
+        }
+        protobuf::ConstrType::ConstrForeign => {
+            con.skip_validation = true;
+            con.initially_valid = false;
+            move_list(&mut con.fk_attrs);
+            strings(&con.fk_attrs).into_iter().collect()
+        }
+        protobuf::ConstrType::ConstrUnique => {
+            move_list(&mut con.keys);
+            move_list(&mut con.including);
+            let keys = strings(&con.keys);
+            if keys.iter().cloned().collect::<BTreeSet<_>>() != m.moved(columns) {
+                return None;
+            }
+            let mut index = format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY {} ON {} ({})",
+                ident(name),
+                m.table_sql,
+                keys.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
+            );
+            let including = strings(&con.including);
+            if !including.is_empty() {
+                index.push_str(&format!(
+                    " INCLUDE ({})",
+                    including
+                        .iter()
+                        .map(|k| ident(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if con.nulls_not_distinct {
+                index.push_str(" NULLS NOT DISTINCT");
+            }
+            // Storage options and a tablespace are the author's to carry over: refused
+            // rather than dropped.
+            if !con.options.is_empty() || !con.indexspace.is_empty() || !con.indexname.is_empty() {
+                return None;
+            }
+            let suffix = match (con.deferrable, con.initdeferred) {
+                (true, true) => " DEFERRABLE INITIALLY DEFERRED",
+                (true, false) => " DEFERRABLE",
+                _ => "",
+            };
+            return Some(RebuiltConstraint {
+                add: index,
+                unique_suffix: Some(suffix.to_string()),
+            });
+        }
+        _ => return None,
+    };
+    if uses != m.moved(columns) {
+        return None;
+    }
+    alter.relation = Some(relation(m.table_sql)?);
+    Some(RebuiltConstraint {
+        add: deparse(Node::AlterTableStmt(alter))?,
+        unique_suffix: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOVE: Move<'static> = Move {
+        table_sql: "shop.orders",
+        from: "amount",
+        to: "amount_new",
+    };
+
+    #[test]
+    fn column_references_move_at_the_parsers_offsets_only() {
+        // A string, a function and a type with the column's name stay as they are.
+        let sql = "SELECT amount + 1, 'amount', amount(x), (amount)::amount FROM t";
+        assert_eq!(
+            move_column_refs(sql, "amount", "amount_new").as_deref(),
+            Some("SELECT amount_new + 1, 'amount', amount(x), (amount_new)::amount FROM t")
+        );
+        assert_eq!(
+            move_column_refs("SELECT \"Amount\" FROM t", "Amount", "amount_new").as_deref(),
+            Some("SELECT amount_new FROM t")
+        );
+        assert_eq!(
+            move_column_refs("SELECT t.amount FROM t", "amount", "x"),
+            None
+        );
+    }
+
+    #[test]
+    fn an_index_keeps_its_method_order_and_predicate() {
+        let definition = "CREATE INDEX orders_amount_idx ON orders USING btree (customer, amount DESC NULLS LAST) INCLUDE (note) WHERE amount > 0";
+        let involves = ["amount", "customer", "note"].map(String::from);
+        let rebuilt =
+            index(definition, &involves, &MOVE, "orders_amount_idx_new").expect("rebuilt");
+        assert_eq!(
+            rebuilt,
+            "CREATE INDEX CONCURRENTLY orders_amount_idx_new ON shop.orders USING btree (customer, amount_new DESC NULLS LAST) INCLUDE (note) WHERE amount_new > 0"
+        );
+        // The model says the index uses another column than its text: refused.
+        assert!(index(definition, &["amount".into()], &MOVE, "x").is_none());
+    }
+
+    #[test]
+    fn constraints_are_rebuilt_not_valid_or_as_an_index() {
+        let check =
+            "ALTER TABLE x ADD CONSTRAINT positive CHECK (amount > 0 AND amount < limit_value)";
+        let columns = ["amount", "limit_value"].map(String::from);
+        let rebuilt = constraint(check, &columns, &MOVE, "positive_new").expect("a check");
+        assert_eq!(
+            rebuilt.add,
+            "ALTER TABLE shop.orders ADD CONSTRAINT positive_new CHECK (amount_new > 0 AND amount_new < limit_value) NOT VALID"
+        );
+        let fk = "ALTER TABLE x ADD CONSTRAINT orders_amount_fkey FOREIGN KEY (amount) REFERENCES prices (value) ON DELETE CASCADE";
+        let rebuilt = constraint(fk, &["amount".into()], &MOVE, "fk_new").expect("a foreign key");
+        assert_eq!(
+            rebuilt.add,
+            "ALTER TABLE shop.orders ADD CONSTRAINT fk_new FOREIGN KEY (amount_new) REFERENCES prices (value) ON DELETE CASCADE NOT VALID"
+        );
+        let unique = "ALTER TABLE x ADD CONSTRAINT orders_key UNIQUE (customer, amount) DEFERRABLE";
+        let columns = ["customer", "amount"].map(String::from);
+        let rebuilt = constraint(unique, &columns, &MOVE, "orders_key_new").expect("a unique");
+        assert_eq!(
+            rebuilt.add,
+            "CREATE UNIQUE INDEX CONCURRENTLY orders_key_new ON shop.orders (customer, amount_new)"
+        );
+        assert_eq!(rebuilt.unique_suffix.as_deref(), Some(" DEFERRABLE"));
+        let pk = "ALTER TABLE x ADD CONSTRAINT orders_pkey PRIMARY KEY (amount)";
+        assert!(constraint(pk, &["amount".into()], &MOVE, "x").is_none());
+    }
+}
