@@ -738,3 +738,24 @@ async fn change_type_with_a_lossy_conversion_never_writes_back_into_the_old_colu
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn change_type_without_a_way_back_fails_the_expand_and_keeps_nothing() {
+    let s = Scenario::new(
+        "CREATE TABLE spots (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, x integer);",
+        "INSERT INTO spots (x) SELECT i FROM generate_series(1, 10) i;",
+    )
+    .await;
+    // No cast from point back to integer: PostgreSQL refuses the default --back function
+    // when the expand creates it, and the expand's transaction keeps nothing.
+    s.recipe(&["change-type", "spots.x", "point", "--using", "point(x, 0)"])
+        .await;
+    let run = s.cli.run_async(&["pre-deploy"]).await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("cannot cast type point to integer"),
+        "{}",
+        run.stderr
+    );
+    assert!(!column_exists(&s.pool, "spots", "x_new").await);
+}
