@@ -759,3 +759,55 @@ async fn change_type_without_a_way_back_fails_the_expand_and_keeps_nothing() {
     );
     assert!(!column_exists(&s.pool, "spots", "x_new").await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rename_column_rebuilds_its_unique_index_and_check_on_the_new_name() {
+    let s = Scenario::new(
+        "CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text CHECK (email LIKE '%@%'), note text);
+         CREATE UNIQUE INDEX users_email_idx ON users (lower(email));",
+        "INSERT INTO users (email) SELECT 'user' || i || '@example.com' FROM generate_series(1, 5000) i;",
+    )
+    .await;
+    let versions = s
+        .recipe(&["rename-column", "users.email", "email_address"])
+        .await;
+    assert_eq!(
+        versions.len(),
+        5,
+        "expand, copy, rebuild, validate, contract"
+    );
+    let old = Writer::start(
+        &s.pool,
+        "old app (email)",
+        0,
+        &["INSERT INTO users (email) VALUES ('old' || $1::text || '@x')"],
+    );
+    old.wait_for(20).await;
+    s.ok(&["pre-deploy"]).await;
+    let new = Writer::start(
+        &s.pool,
+        "new app (email_address)",
+        1_000_000,
+        &["INSERT INTO users (email_address) VALUES ('new' || $1::text || '@x')"],
+    );
+    new.wait_for(20).await;
+    s.post_deploy_blocked().await;
+    s.contract_once_old_app_gone(old, new).await;
+    assert!(!column_exists(&s.pool, "users", "email").await);
+    assert_eq!(
+        s.count("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'users_email_idx' AND i.indisvalid AND i.indisunique AND pg_get_indexdef(i.indexrelid) LIKE '%lower(email_address)%'")
+            .await,
+        1,
+        "the unique index is rebuilt on email_address under its old name"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM pg_constraint WHERE conname = 'users_email_check' AND convalidated AND pg_get_constraintdef(oid) LIKE '%email_address%'")
+            .await,
+        1,
+        "the check is rebuilt on email_address and validated"
+    );
+    let duplicate = sqlx::query("INSERT INTO users (email_address) VALUES ('USER1@example.com')")
+        .execute(&s.pool)
+        .await;
+    assert!(duplicate.is_err(), "the rebuilt unique index holds");
+}

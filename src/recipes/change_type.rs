@@ -13,37 +13,14 @@
 //! converted by the trigger, so it writes values both types hold). The gate names the
 //! version that works with COL as TYPE.
 
-use super::rebuild::{self, Move};
+use super::rebuild::{self, Move, Rebuilt};
 use super::rename_column::type_sql;
 use super::sql::{bare_name, comment, ident, in_schema_of, object_name, relation};
 use super::{
     Kind, Recipe, RecipeError, Request, Step, known_column, name_free, no_options, target,
 };
 use crate::phase::Phase;
-use crate::schema::{ConstraintKind, SchemaModel};
-
-/// One of COL's indexes or constraints, rebuilt on COL_new.
-struct Rebuilt {
-    /// What it is.
-    kind: RebuiltKind,
-    /// Its name while both columns exist.
-    name: String,
-    /// The name it had (and gets back in the swap).
-    old: String,
-    /// What builds it: `CREATE [UNIQUE] INDEX CONCURRENTLY …` or `ALTER TABLE … ADD
-    /// CONSTRAINT … NOT VALID`.
-    sql: String,
-}
-
-enum RebuiltKind {
-    /// A `CREATE INDEX`: renamed to the old index's name in the swap.
-    Index,
-    /// A UNIQUE constraint: its index built, then made the constraint under its old name
-    /// in the swap (with `suffix`: `DEFERRABLE …`).
-    Unique { suffix: String },
-    /// A CHECK or FOREIGN KEY: added NOT VALID, validated, renamed in the swap.
-    Constraint,
-}
+use crate::schema::SchemaModel;
 
 /// The names the generated SQL uses, already written as SQL.
 struct Names {
@@ -173,7 +150,14 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
         old_type: old_type_sql.clone(),
         new_type: new_type_sql.clone(),
     };
-    let rebuilt = rebuild_dependents(model, table, col, &temp, &names)?;
+    let moving = Move {
+        kind,
+        table,
+        table_sql: &names.table,
+        from: col,
+        to: &temp,
+    };
+    let rebuilt = rebuild::dependents(model, &moving)?;
     let check = column
         .not_null
         .then(|| object_name(&[base_name, &temp, "not_null"]));
@@ -186,19 +170,15 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
         copy(&names, &base),
     ];
     if !rebuilt.is_empty() {
-        steps.push(rebuild_step(&names, &rebuilt, &base));
+        steps.push(rebuild::build_step(&moving, &rebuilt, &base));
     }
-    let validations: Vec<&str> = rebuilt
-        .iter()
-        .filter(|r| matches!(r.kind, RebuiltKind::Constraint))
-        .map(|r| r.name.as_str())
-        .chain(check.as_deref())
-        .collect();
+    let validations = rebuild::validations(&rebuilt, check.as_deref());
     if !validations.is_empty() {
-        steps.push(validate(&names, &validations, &base));
+        steps.push(rebuild::validate_step(&moving, &validations, "", &base));
     }
     steps.push(swap(
         &names,
+        table,
         &rebuilt,
         column.default.as_deref(),
         check.as_deref(),
@@ -225,104 +205,6 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
         steps,
         notes,
     })
-}
-
-/// COL's indexes and constraints rebuilt on the temporary column, or the error naming the
-/// one that cannot be (the recipe never drops what it cannot rebuild).
-fn rebuild_dependents(
-    model: &SchemaModel,
-    table: &str,
-    col: &str,
-    temp: &str,
-    names: &Names,
-) -> Result<Vec<Rebuilt>, RecipeError> {
-    let dependents = model.column_dependents(table, col);
-    if !dependents.referencing.is_empty() {
-        return Err(unsupported(format!(
-            "foreign keys {} reference {table}.{col}: their columns must change type with it; change them by hand",
-            dependents.referencing.join(", ")
-        )));
-    }
-    let moving = Move {
-        table_sql: &names.table,
-        from: col,
-        to: temp,
-    };
-    let by_hand = |what: String, why: &str| {
-        unsupported(format!(
-            "{what} uses {table}.{col} and {why}: drop it in a migration before the recipe and create it on the new type after"
-        ))
-    };
-    let constraints = model.tables.get(table).map(|t| &t.constraints);
-    let mut rebuilt = Vec::new();
-    for name in &dependents.constraints {
-        let Some(constraint) = constraints.and_then(|c| c.get(name)) else {
-            continue;
-        };
-        let new_name = object_name(&[name, "new"]);
-        name_free(Kind::ChangeType, model, table, &new_name)?;
-        match constraint.kind {
-            // PostgreSQL 18's named NOT NULL: the recipe carries NOT NULL itself.
-            ConstraintKind::NotNull => continue,
-            ConstraintKind::PrimaryKey | ConstraintKind::Exclude => {
-                return Err(by_hand(
-                    format!("constraint {name}"),
-                    "the recipe does not rebuild a PRIMARY KEY or EXCLUDE constraint",
-                ));
-            }
-            ConstraintKind::Check | ConstraintKind::ForeignKey | ConstraintKind::Unique => {}
-        }
-        let done = match (&constraint.definition, &constraint.columns) {
-            (Some(definition), Some(columns)) => {
-                rebuild::constraint(definition, columns, &moving, &new_name)
-            }
-            _ => None,
-        };
-        let Some(done) = done else {
-            return Err(by_hand(
-                format!("constraint {name}"),
-                "the model does not hold its definition exactly (an option the recipe does not carry over, or a column renamed since)",
-            ));
-        };
-        rebuilt.push(Rebuilt {
-            kind: match done.unique_suffix {
-                Some(suffix) => RebuiltKind::Unique { suffix },
-                None => RebuiltKind::Constraint,
-            },
-            name: new_name,
-            old: name.clone(),
-            sql: done.add,
-        });
-    }
-    for key in &dependents.indexes {
-        let old = bare_name(key).to_string();
-        // An index made a constraint (`USING INDEX`) was handled with the constraint.
-        if dependents.constraints.contains(&old) {
-            continue;
-        }
-        let Some(index) = model.index(key) else {
-            continue;
-        };
-        let new_name = object_name(&[&old, "new"]);
-        name_free(Kind::ChangeType, model, table, &new_name)?;
-        let Some(sql) = index
-            .definition
-            .as_deref()
-            .and_then(|d| rebuild::index(d, &index.involves, &moving, &new_name))
-        else {
-            return Err(by_hand(
-                format!("index {key}"),
-                "the model does not hold its definition exactly (a column renamed since)",
-            ));
-        };
-        rebuilt.push(Rebuilt {
-            kind: RebuiltKind::Index,
-            name: new_name,
-            old,
-            sql,
-        });
-    }
-    Ok(rebuilt)
 }
 
 fn expand(n: &Names, using: &str, back: &str, check: Option<&str>, base: &str) -> Step {
@@ -459,65 +341,9 @@ fn copy(n: &Names, base: &str) -> Step {
     }
 }
 
-fn rebuild_step(n: &Names, rebuilt: &[Rebuilt], base: &str) -> Step {
-    let Names {
-        table,
-        column,
-        temp,
-        ..
-    } = n;
-    let mut body = comment(&format!(
-        "{column}'s indexes and constraints, built on {temp} under temporary names without a\n\
-         long lock: indexes CONCURRENTLY (which cannot run in a transaction: this file runs\n\
-         statement by statement), constraints NOT VALID (checked for new writes; the next\n\
-         file validates the existing rows). After the copy, so the builds read converted rows.\n\
-         A failed index build leaves an INVALID index, which concertina reports: drop it with\n\
-         DROP INDEX CONCURRENTLY, fix the rows, and run post-deploy again."
-    ));
-    for r in rebuilt {
-        body.push_str(&format!("{};\n", r.sql));
-    }
-    let what: Vec<String> = rebuilt.iter().map(|r| r.old.clone()).collect();
-    Step {
-        description: format!("{base}_rebuild"),
-        phase: Phase::Contract,
-        gated: true,
-        allows: Vec::new(),
-        summary: format!(
-            "builds {} on {table}.{temp} (CONCURRENTLY / NOT VALID); post-deploy, once the gate holds",
-            what.join(", ")
-        ),
-        body,
-    }
-}
-
-fn validate(n: &Names, constraints: &[&str], base: &str) -> Step {
-    let Names { table, temp, .. } = n;
-    let mut body = comment(&format!(
-        "Checks the existing rows against the NOT VALID constraints on {temp}, holding only SHARE\n\
-         UPDATE EXCLUSIVE (reads and writes go on). A file of its own, so that the swap's brief\n\
-         ACCESS EXCLUSIVE statements never wait behind these scans."
-    ));
-    for name in constraints {
-        body.push_str(&format!(
-            "ALTER TABLE {table} VALIDATE CONSTRAINT {};\n",
-            ident(name)
-        ));
-    }
-    Step {
-        description: format!("{base}_validate"),
-        phase: Phase::Contract,
-        gated: true,
-        allows: Vec::new(),
-        summary: format!(
-            "validates the constraints on {table}.{temp} (writes go on); post-deploy, once the gate holds"
-        ),
-        body,
-    }
-}
-
 fn swap(
     n: &Names,
+    table_key: &str,
     rebuilt: &[Rebuilt],
     default: Option<&str>,
     check: Option<&str>,
@@ -546,29 +372,7 @@ fn swap(
          ALTER TABLE {table} RENAME COLUMN {temp} TO {column};\n",
         sync_function(n)
     ));
-    let schema_prefix = table
-        .split_once('.')
-        .map(|(schema, _)| format!("{schema}."))
-        .unwrap_or_default();
-    for r in rebuilt {
-        match &r.kind {
-            RebuiltKind::Index => body.push_str(&format!(
-                "ALTER INDEX {schema_prefix}{} RENAME TO {};\n",
-                ident(&r.name),
-                ident(&r.old)
-            )),
-            RebuiltKind::Unique { suffix } => body.push_str(&format!(
-                "ALTER TABLE {table} ADD CONSTRAINT {} UNIQUE USING INDEX {}{suffix};\n",
-                ident(&r.old),
-                ident(&r.name)
-            )),
-            RebuiltKind::Constraint => body.push_str(&format!(
-                "ALTER TABLE {table} RENAME CONSTRAINT {} TO {};\n",
-                ident(&r.name),
-                ident(&r.old)
-            )),
-        }
-    }
+    body.push_str(&rebuild::renames(table_key, table, rebuilt));
     if let Some(default) = default {
         body.push_str(&comment(&format!(
             "{column}'s default as it was written for {old_type}; PostgreSQL checks here that it\n\

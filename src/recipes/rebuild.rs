@@ -9,20 +9,233 @@
 //! uses, with the one moved: a definition the model no longer holds current (a column
 //! renamed since) is refused rather than rebuilt wrong.
 
-use super::sql::ident;
+use super::sql::{bare_name, comment, ident, object_name};
+use super::{Kind, RecipeError, Step, name_free};
 use crate::names::{column_refs, index_columns, strings};
+use crate::phase::Phase;
+use crate::schema::{ConstraintKind, SchemaModel};
 use pg_query::NodeRef;
 use pg_query::protobuf::{self, node::Node};
 use std::collections::BTreeSet;
 
-/// What a rebuild moves: every use of column `from` to column `to`.
+/// What a rebuild moves: every use of column `from` of `table` to column `to`.
 pub(super) struct Move<'a> {
+    /// The recipe (for its errors).
+    pub kind: Kind,
+    /// The table's key in the model.
+    pub table: &'a str,
     /// The table, as SQL.
     pub table_sql: &'a str,
     /// The column whose uses move.
     pub from: &'a str,
     /// The column they move to.
     pub to: &'a str,
+}
+
+/// One of the column's indexes or constraints, rebuilt on the other column.
+pub(super) struct Rebuilt {
+    /// What it is.
+    pub kind: RebuiltKind,
+    /// Its name while both columns exist.
+    pub name: String,
+    /// The name it had (and gets back once the old column is dropped).
+    pub old: String,
+    /// What builds it: `CREATE [UNIQUE] INDEX CONCURRENTLY …` or `ALTER TABLE … ADD
+    /// CONSTRAINT … NOT VALID`.
+    pub sql: String,
+}
+
+/// What kind of object a [`Rebuilt`] is.
+pub(super) enum RebuiltKind {
+    /// A `CREATE INDEX`: renamed to the old index's name.
+    Index,
+    /// A UNIQUE constraint: its index built, then made the constraint under its old name
+    /// (with `suffix`: `DEFERRABLE …`).
+    Unique { suffix: String },
+    /// A CHECK or FOREIGN KEY: added NOT VALID, validated, renamed.
+    Constraint,
+}
+
+/// The indexes and constraints that use `m.from`, rebuilt on `m.to`, or the error naming
+/// the one that cannot be (a recipe never drops what it cannot rebuild).
+pub(super) fn dependents(model: &SchemaModel, m: &Move<'_>) -> Result<Vec<Rebuilt>, RecipeError> {
+    let (table, col) = (m.table, m.from);
+    let unsupported = |message: String| RecipeError::Unsupported {
+        kind: m.kind,
+        message,
+    };
+    let dependents = model.column_dependents(table, col);
+    if !dependents.referencing.is_empty() {
+        return Err(unsupported(format!(
+            "foreign keys {} reference {table}.{col}: they would have to move with it; change it by hand",
+            dependents.referencing.join(", ")
+        )));
+    }
+    let by_hand = |what: String, why: &str| {
+        unsupported(format!(
+            "{what} uses {table}.{col} and {why}: drop it in a migration before the recipe and create it on {} after",
+            m.to
+        ))
+    };
+    let constraints = model.tables.get(table).map(|t| &t.constraints);
+    let mut rebuilt = Vec::new();
+    for name in &dependents.constraints {
+        let Some(constraint) = constraints.and_then(|c| c.get(name)) else {
+            continue;
+        };
+        match constraint.kind {
+            // PostgreSQL 18's named NOT NULL: the recipe carries NOT NULL itself.
+            ConstraintKind::NotNull => continue,
+            ConstraintKind::PrimaryKey | ConstraintKind::Exclude => {
+                return Err(by_hand(
+                    format!("constraint {name}"),
+                    "the recipe does not rebuild a PRIMARY KEY or EXCLUDE constraint",
+                ));
+            }
+            ConstraintKind::Check | ConstraintKind::ForeignKey | ConstraintKind::Unique => {}
+        }
+        let new_name = object_name(&[name, "new"]);
+        name_free(m.kind, model, table, &new_name)?;
+        let done = match (&constraint.definition, &constraint.columns) {
+            (Some(definition), Some(columns)) => constraint_on(definition, columns, m, &new_name),
+            _ => None,
+        };
+        let Some(done) = done else {
+            return Err(by_hand(
+                format!("constraint {name}"),
+                "the model does not hold its definition exactly (an option the recipe does not carry over, or a column renamed since)",
+            ));
+        };
+        rebuilt.push(Rebuilt {
+            kind: match done.unique_suffix {
+                Some(suffix) => RebuiltKind::Unique { suffix },
+                None => RebuiltKind::Constraint,
+            },
+            name: new_name,
+            old: name.clone(),
+            sql: done.add,
+        });
+    }
+    for key in &dependents.indexes {
+        let old = bare_name(key).to_string();
+        // An index made a constraint (`USING INDEX`) goes with the constraint.
+        if dependents.constraints.contains(&old) {
+            continue;
+        }
+        let Some(index) = model.index(key) else {
+            continue;
+        };
+        let new_name = object_name(&[&old, "new"]);
+        name_free(m.kind, model, table, &new_name)?;
+        let Some(sql) = index
+            .definition
+            .as_deref()
+            .and_then(|d| index_on(d, &index.involves, m, &new_name))
+        else {
+            return Err(by_hand(
+                format!("index {key}"),
+                "the model does not hold its definition exactly (a column renamed since)",
+            ));
+        };
+        rebuilt.push(Rebuilt {
+            kind: RebuiltKind::Index,
+            name: new_name,
+            old,
+            sql,
+        });
+    }
+    Ok(rebuilt)
+}
+
+/// The migration that builds `rebuilt` on `m.to` (once the gate holds, after the copy, so
+/// the builds read copied rows).
+pub(super) fn build_step(m: &Move<'_>, rebuilt: &[Rebuilt], base: &str) -> Step {
+    let (table, from, to) = (m.table_sql, ident(m.from), ident(m.to));
+    let mut body = comment(&format!(
+        "{from}'s indexes and constraints, built on {to} under temporary names without a\n\
+         long lock: indexes CONCURRENTLY (which cannot run in a transaction: this file runs\n\
+         statement by statement), constraints NOT VALID (checked for new writes; the next\n\
+         file validates the existing rows). After the copy, so the builds read copied rows.\n\
+         A failed index build leaves an INVALID index, which concertina reports: drop it with\n\
+         DROP INDEX CONCURRENTLY, fix the rows, and run post-deploy again."
+    ));
+    for r in rebuilt {
+        body.push_str(&format!("{};\n", r.sql));
+    }
+    let what: Vec<&str> = rebuilt.iter().map(|r| r.old.as_str()).collect();
+    Step {
+        description: format!("{base}_rebuild"),
+        phase: Phase::Contract,
+        gated: true,
+        allows: Vec::new(),
+        summary: format!(
+            "builds {} on {table}.{to} (CONCURRENTLY / NOT VALID); post-deploy, once the gate holds",
+            what.join(", ")
+        ),
+        body,
+    }
+}
+
+/// The constraints a validate step checks: the rebuilt CHECKs and FOREIGN KEYs, then the
+/// recipe's own NOT NULL check.
+pub(super) fn validations<'a>(rebuilt: &'a [Rebuilt], check: Option<&'a str>) -> Vec<&'a str> {
+    rebuilt
+        .iter()
+        .filter(|r| matches!(r.kind, RebuiltKind::Constraint))
+        .map(|r| r.name.as_str())
+        .chain(check)
+        .collect()
+}
+
+/// The migration that validates `constraints` on `m.to`, with `hint` (a query that finds
+/// the rows that would fail) in its comment.
+pub(super) fn validate_step(m: &Move<'_>, constraints: &[&str], hint: &str, base: &str) -> Step {
+    let (table, to) = (m.table_sql, ident(m.to));
+    let mut body = comment(&format!(
+        "Checks the existing rows against the NOT VALID constraints on {to}, holding only SHARE\n\
+         UPDATE EXCLUSIVE (reads and writes go on). A file of its own, so that the next file's\n\
+         brief ACCESS EXCLUSIVE statements never wait behind these scans.{hint}"
+    ));
+    for name in constraints {
+        body.push_str(&format!(
+            "ALTER TABLE {table} VALIDATE CONSTRAINT {};\n",
+            ident(name)
+        ));
+    }
+    Step {
+        description: format!("{base}_validate"),
+        phase: Phase::Contract,
+        gated: true,
+        allows: Vec::new(),
+        summary: format!(
+            "validates {} on {table}.{to} (writes go on); post-deploy, once the gate holds",
+            constraints.join(", ")
+        ),
+        body,
+    }
+}
+
+/// The statements that give `rebuilt` their old names once the old column (and with it
+/// the originals) is dropped.
+pub(super) fn renames(table_key: &str, table_sql: &str, rebuilt: &[Rebuilt]) -> String {
+    let schema_prefix = table_key
+        .split_once('.')
+        .map(|(schema, _)| format!("{}.", ident(schema)))
+        .unwrap_or_default();
+    let mut sql = String::new();
+    for r in rebuilt {
+        let (name, old) = (ident(&r.name), ident(&r.old));
+        sql.push_str(&match &r.kind {
+            RebuiltKind::Index => format!("ALTER INDEX {schema_prefix}{name} RENAME TO {old};\n"),
+            RebuiltKind::Unique { suffix } => format!(
+                "ALTER TABLE {table_sql} ADD CONSTRAINT {old} UNIQUE USING INDEX {name}{suffix};\n"
+            ),
+            RebuiltKind::Constraint => {
+                format!("ALTER TABLE {table_sql} RENAME CONSTRAINT {name} TO {old};\n")
+            }
+        });
+    }
+    sql
 }
 
 impl Move<'_> {
@@ -113,12 +326,7 @@ fn index_uses(i: &protobuf::IndexStmt) -> BTreeSet<String> {
 
 /// `CREATE INDEX` `definition` (which uses `involves`) rebuilt on `m.to` as
 /// `CREATE INDEX CONCURRENTLY name`; `None` when it cannot be done exactly.
-pub(super) fn index(
-    definition: &str,
-    involves: &[String],
-    m: &Move<'_>,
-    name: &str,
-) -> Option<String> {
+fn index_on(definition: &str, involves: &[String], m: &Move<'_>, name: &str) -> Option<String> {
     let moved = move_column_refs(definition, m.from, m.to)?;
     let Node::IndexStmt(mut i) = statement(&moved)? else {
         return None;
@@ -145,7 +353,7 @@ pub(super) fn index(
 }
 
 /// A rebuilt constraint: what adds it and the parts the recipe's other steps need.
-pub(super) struct RebuiltConstraint {
+struct RebuiltConstraint {
     /// `ALTER TABLE … ADD CONSTRAINT name …` (`NOT VALID` for a CHECK or FOREIGN KEY); for a
     /// UNIQUE constraint, the `CREATE UNIQUE INDEX CONCURRENTLY name …` that backs it.
     pub add: String,
@@ -156,7 +364,7 @@ pub(super) struct RebuiltConstraint {
 /// Constraint `definition` (an `ALTER TABLE x ADD CONSTRAINT …` whose constraint uses
 /// `columns`) rebuilt on `m.to` under `name`; `None` when it cannot be done exactly (an
 /// EXCLUDE, a PRIMARY KEY, a definition the model no longer holds current).
-pub(super) fn constraint(
+fn constraint_on(
     definition: &str,
     columns: &[String],
     m: &Move<'_>,
@@ -265,6 +473,8 @@ mod tests {
     use super::*;
 
     const MOVE: Move<'static> = Move {
+        kind: Kind::ChangeType,
+        table: "shop.orders",
         table_sql: "shop.orders",
         from: "amount",
         to: "amount_new",
@@ -293,13 +503,13 @@ mod tests {
         let definition = "CREATE INDEX orders_amount_idx ON orders USING btree (customer, amount DESC NULLS LAST) INCLUDE (note) WHERE amount > 0";
         let involves = ["amount", "customer", "note"].map(String::from);
         let rebuilt =
-            index(definition, &involves, &MOVE, "orders_amount_idx_new").expect("rebuilt");
+            index_on(definition, &involves, &MOVE, "orders_amount_idx_new").expect("rebuilt");
         assert_eq!(
             rebuilt,
             "CREATE INDEX CONCURRENTLY orders_amount_idx_new ON shop.orders USING btree (customer, amount_new DESC NULLS LAST) INCLUDE (note) WHERE amount_new > 0"
         );
         // The model says the index uses another column than its text: refused.
-        assert!(index(definition, &["amount".into()], &MOVE, "x").is_none());
+        assert!(index_on(definition, &["amount".into()], &MOVE, "x").is_none());
     }
 
     #[test]
@@ -307,26 +517,27 @@ mod tests {
         let check =
             "ALTER TABLE x ADD CONSTRAINT positive CHECK (amount > 0 AND amount < limit_value)";
         let columns = ["amount", "limit_value"].map(String::from);
-        let rebuilt = constraint(check, &columns, &MOVE, "positive_new").expect("a check");
+        let rebuilt = constraint_on(check, &columns, &MOVE, "positive_new").expect("a check");
         assert_eq!(
             rebuilt.add,
             "ALTER TABLE shop.orders ADD CONSTRAINT positive_new CHECK (amount_new > 0 AND amount_new < limit_value) NOT VALID"
         );
         let fk = "ALTER TABLE x ADD CONSTRAINT orders_amount_fkey FOREIGN KEY (amount) REFERENCES prices (value) ON DELETE CASCADE";
-        let rebuilt = constraint(fk, &["amount".into()], &MOVE, "fk_new").expect("a foreign key");
+        let rebuilt =
+            constraint_on(fk, &["amount".into()], &MOVE, "fk_new").expect("a foreign key");
         assert_eq!(
             rebuilt.add,
             "ALTER TABLE shop.orders ADD CONSTRAINT fk_new FOREIGN KEY (amount_new) REFERENCES prices (value) ON DELETE CASCADE NOT VALID"
         );
         let unique = "ALTER TABLE x ADD CONSTRAINT orders_key UNIQUE (customer, amount) DEFERRABLE";
         let columns = ["customer", "amount"].map(String::from);
-        let rebuilt = constraint(unique, &columns, &MOVE, "orders_key_new").expect("a unique");
+        let rebuilt = constraint_on(unique, &columns, &MOVE, "orders_key_new").expect("a unique");
         assert_eq!(
             rebuilt.add,
             "CREATE UNIQUE INDEX CONCURRENTLY orders_key_new ON shop.orders (customer, amount_new)"
         );
         assert_eq!(rebuilt.unique_suffix.as_deref(), Some(" DEFERRABLE"));
         let pk = "ALTER TABLE x ADD CONSTRAINT orders_pkey PRIMARY KEY (amount)";
-        assert!(constraint(pk, &["amount".into()], &MOVE, "x").is_none());
+        assert!(constraint_on(pk, &["amount".into()], &MOVE, "x").is_none());
     }
 }

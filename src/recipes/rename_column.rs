@@ -6,13 +6,14 @@
 //! rollout, reads and writes OLD, and the new one NEW; with two real columns and the trigger
 //! both work at once, and neither app has to write both.
 
+use super::rebuild::{self, Move, Rebuilt};
 use super::sql::{bare_name, comment, ident, in_schema_of, object_name, relation};
 use super::{
     Kind, Recipe, RecipeError, Request, Step, arguments, known_column, name_free, no_options,
     target,
 };
 use crate::phase::Phase;
-use crate::schema::{ColumnType, ConstraintKind, SchemaModel};
+use crate::schema::{ColumnType, SchemaModel};
 
 /// Plans the recipe.
 pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe, RecipeError> {
@@ -40,35 +41,6 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
         });
     }
     let column_type = type_sql(kind, table, old, &column.column_type)?;
-    let dependents = model.column_dependents(table, old);
-    let used_by: Vec<String> = dependents
-        .indexes
-        .iter()
-        .map(|i| format!("index {i}"))
-        .chain(
-            dependents
-                .constraints
-                .iter()
-                // Its NOT NULL (a named constraint in PostgreSQL 18) is copied as a check.
-                .filter(|c| model.constraint(table, c) != Some(ConstraintKind::NotNull))
-                .map(|c| format!("constraint {c}")),
-        )
-        .chain(
-            dependents
-                .referencing
-                .iter()
-                .map(|c| format!("foreign key {c}")),
-        )
-        .collect();
-    if !used_by.is_empty() {
-        return Err(RecipeError::Unsupported {
-            kind,
-            message: format!(
-                "{table}.{old} is used by {}; the recipe does not recreate indexes and constraints on {new} yet — create them on {new} in migrations of your own (CONCURRENTLY / NOT VALID) and drop them from {old} first, or rename by hand",
-                used_by.join(", ")
-            ),
-        });
-    }
     if model.primary_key(table).is_none() {
         return Err(RecipeError::Unsupported {
             kind,
@@ -102,6 +74,15 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
         old: ident(old),
         new: ident(&new),
     };
+    let table_sql = relation(table);
+    let moving = Move {
+        kind,
+        table,
+        table_sql: &table_sql,
+        from: old,
+        to: &new,
+    };
+    let rebuilt = rebuild::dependents(model, &moving)?;
     let base = crate::files::new::snake_case(&format!("rename {table} {old} to {new}"));
     let mut steps = vec![
         expand(
@@ -113,11 +94,24 @@ pub(super) fn plan(request: &Request<'_>, model: &SchemaModel) -> Result<Recipe,
         ),
         copy(&sync, &base),
     ];
-    if let Some(check) = &check {
-        steps.push(validate(&sync, check, &base));
+    if !rebuilt.is_empty() {
+        steps.push(rebuild::build_step(&moving, &rebuilt, &base));
+    }
+    let validations = rebuild::validations(&rebuilt, check.as_deref());
+    if !validations.is_empty() {
+        let hint = match &check {
+            Some(_) => format!(
+                "\nRows that would fail the NOT NULL check: SELECT * FROM {table_sql} WHERE {} IS NULL;",
+                ident(&new)
+            ),
+            None => String::new(),
+        };
+        steps.push(rebuild::validate_step(&moving, &validations, &hint, &base));
     }
     steps.push(contract(
         &sync,
+        table,
+        &rebuilt,
         column.default.as_deref(),
         check.as_deref(),
         &base,
@@ -319,31 +313,14 @@ fn copy(s: &Sync, base: &str) -> Step {
     }
 }
 
-fn validate(s: &Sync, check: &str, base: &str) -> Step {
-    let Sync { table, new, .. } = s;
-    let mut body = comment(&format!(
-        "Checks the existing rows against the expand's NOT VALID check, holding only SHARE UPDATE\n\
-         EXCLUSIVE (reads and writes go on). A file of its own, so that the next file's brief\n\
-         ACCESS EXCLUSIVE statements never wait behind this scan.\n\
-         Rows that would fail: SELECT * FROM {table} WHERE {new} IS NULL;"
-    ));
-    body.push_str(&format!(
-        "ALTER TABLE {table} VALIDATE CONSTRAINT {};\n",
-        ident(check)
-    ));
-    Step {
-        description: format!("{base}_validate"),
-        phase: Phase::Contract,
-        gated: true,
-        allows: Vec::new(),
-        summary: format!(
-            "validates that no row of {table} has {new} NULL (writes go on); post-deploy, once the gate holds"
-        ),
-        body,
-    }
-}
-
-fn contract(s: &Sync, default: Option<&str>, check: Option<&str>, base: &str) -> Step {
+fn contract(
+    s: &Sync,
+    table_key: &str,
+    rebuilt: &[Rebuilt],
+    default: Option<&str>,
+    check: Option<&str>,
+    base: &str,
+) -> Step {
     let Sync {
         table,
         function,
@@ -360,6 +337,13 @@ fn contract(s: &Sync, default: Option<&str>, check: Option<&str>, base: &str) ->
          DROP FUNCTION {function}();\n\
          ALTER TABLE {table} DROP COLUMN {old};\n"
     ));
+    if !rebuilt.is_empty() {
+        body.push_str(&comment(&format!(
+            "Dropping {old} dropped its indexes and constraints; their copies on {new} take the\n\
+             old names (as RENAME COLUMN would have left them)."
+        )));
+        body.push_str(&rebuild::renames(table_key, table, rebuilt));
+    }
     if let Some(default) = default {
         body.push_str(&format!(
             "ALTER TABLE {table} ALTER COLUMN {new} SET DEFAULT {default};\n"
@@ -376,6 +360,9 @@ fn contract(s: &Sync, default: Option<&str>, check: Option<&str>, base: &str) ->
         ));
     }
     let mut what = vec![format!("drops the trigger, its function and {table}.{old}")];
+    if !rebuilt.is_empty() {
+        what.push("gives the rebuilt indexes and constraints their old names".to_string());
+    }
     if default.is_some() {
         what.push(format!("gives {new} the default"));
     }

@@ -107,13 +107,40 @@ fn what_the_model_does_not_know_is_an_error_naming_it() {
 }
 
 #[test]
-fn an_indexed_column_is_refused_rather_than_losing_its_index() {
+fn a_renamed_columns_indexes_and_constraints_are_rebuilt_on_the_new_name() {
     let m = model(&format!(
-        "{SCHEMA}\nCREATE INDEX users_nick_idx ON users (nick);"
+        "{SCHEMA}\nCREATE UNIQUE INDEX users_nick_idx ON users (lower(nick)) WHERE nick IS NOT NULL;\nALTER TABLE users ADD CONSTRAINT nick_short CHECK (length(nick) < 16);"
     ));
     let args = words(&["users.nick", "nickname"]);
-    let err = plan(&request(Kind::RenameColumn, &args), &m).expect_err("indexed");
-    assert!(err.to_string().contains("index users_nick_idx"), "{err}");
+    let recipe = plan(&request(Kind::RenameColumn, &args), &m).expect("a recipe");
+    let bodies: Vec<&str> = recipe.steps.iter().map(|s| s.body.as_str()).collect();
+    assert_eq!(bodies.len(), 5, "expand, copy, rebuild, validate, contract");
+    assert!(
+        bodies[2].contains("CREATE UNIQUE INDEX CONCURRENTLY users_nick_idx_new ON users USING btree (lower(nickname)) WHERE nickname IS NOT NULL;"),
+        "{}",
+        bodies[2]
+    );
+    assert!(
+        bodies[2]
+            .contains("ADD CONSTRAINT nick_short_new CHECK (length(nickname) < 16) NOT VALID;")
+    );
+    assert!(bodies[3].contains("VALIDATE CONSTRAINT nick_short_new;"));
+    assert!(bodies[4].contains("ALTER INDEX users_nick_idx_new RENAME TO users_nick_idx;"));
+    assert!(bodies[4].contains("RENAME CONSTRAINT nick_short_new TO nick_short;"));
+}
+
+#[test]
+fn a_column_other_tables_reference_is_refused_rather_than_losing_their_keys() {
+    let m = model(&format!(
+        "{SCHEMA}\nALTER TABLE orgs ADD CONSTRAINT orgs_slug_key UNIQUE (slug);\nCREATE TABLE teams (id bigint PRIMARY KEY, org_slug text REFERENCES orgs (slug));"
+    ));
+    let args = words(&["orgs.slug", "handle"]);
+    let err = plan(&request(Kind::RenameColumn, &args), &m).expect_err("referenced");
+    assert!(
+        err.to_string()
+            .contains("foreign keys teams.teams_org_slug_fkey reference orgs.slug"),
+        "{err}"
+    );
 }
 
 #[test]
