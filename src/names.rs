@@ -120,7 +120,7 @@ pub(crate) fn type_display(t: &TypeName) -> String {
 }
 
 /// The SQL spelling of the parser's internal names for built-in types.
-fn builtin_alias(name: &str) -> &str {
+pub(crate) fn builtin_alias(name: &str) -> &str {
     match name {
         "int2" => "smallint",
         "int4" => "integer",
@@ -153,6 +153,25 @@ pub(crate) fn column_refs(node: &protobuf::Node) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// Every column `CREATE INDEX` `i` uses: its keys, INCLUDE columns, and the columns its
+/// expressions and WHERE predicate read (dropping any of them drops the index).
+pub(crate) fn index_involves(i: &protobuf::IndexStmt) -> std::collections::BTreeSet<String> {
+    let mut involves: std::collections::BTreeSet<String> =
+        index_columns(&i.index_params).into_iter().collect();
+    involves.extend(index_columns(&i.index_including_params));
+    for param in i.index_params.iter().chain(&i.index_including_params) {
+        if let Some(protobuf::node::Node::IndexElem(e)) = param.node.as_ref()
+            && let Some(expr) = &e.expr
+        {
+            involves.extend(column_refs(expr));
+        }
+    }
+    if let Some(predicate) = &i.where_clause {
+        involves.extend(column_refs(predicate));
+    }
+    involves
 }
 
 /// Functions PostgreSQL marks VOLATILE that people put in defaults; a default calling one

@@ -11,7 +11,7 @@
 
 use super::sql::{bare_name, comment, ident, object_name};
 use super::{Kind, RecipeError, Step, name_free};
-use crate::names::{column_refs, index_columns, strings};
+use crate::names::{column_refs, strings};
 use crate::phase::Phase;
 use crate::schema::{ConstraintKind, SchemaModel};
 use pg_query::NodeRef;
@@ -307,23 +307,6 @@ fn deparse(node: Node) -> Option<String> {
     node.deparse(Default::default()).ok()
 }
 
-/// Every column `CREATE INDEX` `i` uses (keys, INCLUDE, expressions, WHERE).
-fn index_uses(i: &protobuf::IndexStmt) -> BTreeSet<String> {
-    let mut uses: BTreeSet<String> = index_columns(&i.index_params).into_iter().collect();
-    uses.extend(index_columns(&i.index_including_params));
-    for param in i.index_params.iter().chain(&i.index_including_params) {
-        if let Some(Node::IndexElem(e)) = param.node.as_ref()
-            && let Some(expr) = &e.expr
-        {
-            uses.extend(column_refs(expr));
-        }
-    }
-    if let Some(predicate) = &i.where_clause {
-        uses.extend(column_refs(predicate));
-    }
-    uses
-}
-
 /// `CREATE INDEX` `definition` (which uses `involves`) rebuilt on `m.to` as
 /// `CREATE INDEX CONCURRENTLY name`; `None` when it cannot be done exactly.
 fn index_on(definition: &str, involves: &[String], m: &Move<'_>, name: &str) -> Option<String> {
@@ -342,7 +325,7 @@ fn index_on(definition: &str, involves: &[String], m: &Move<'_>, name: &str) -> 
             e.name = m.name(&e.name);
         }
     }
-    if index_uses(&i) != m.moved(involves) {
+    if crate::names::index_involves(&i) != m.moved(involves) {
         return None;
     }
     i.idxname = name.to_string();

@@ -168,15 +168,11 @@ pub(super) fn type_sql(
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
     let mut text = if plain {
-        // The parser's internal names of the built-in types, in the spelling people write.
+        // The parser's internal names of the built-in types, in the spelling people write
+        // (but a `bpchar` without a length is not `char`, which means char(1)).
         match column_type.name.as_str() {
-            "int2" => "smallint",
-            "int4" => "integer",
-            "int8" => "bigint",
-            "float4" => "real",
-            "float8" => "double precision",
-            "bool" => "boolean",
-            other => other,
+            "bpchar" if column_type.modifiers.is_empty() => "bpchar",
+            name => crate::names::builtin_alias(name),
         }
         .to_string()
     } else {

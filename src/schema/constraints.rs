@@ -136,18 +136,7 @@ impl SchemaModel {
         let table = rel_key(rv);
         let plain = crate::names::all_plain_columns(&i.index_params);
         let keys = crate::names::index_columns(&i.index_params);
-        let mut involves: BTreeSet<String> = keys.iter().cloned().collect();
-        involves.extend(crate::names::index_columns(&i.index_including_params));
-        for param in i.index_params.iter().chain(&i.index_including_params) {
-            if let Some(Node::IndexElem(e)) = param.node.as_ref()
-                && let Some(expr) = &e.expr
-            {
-                involves.extend(column_refs(expr));
-            }
-        }
-        if let Some(predicate) = &i.where_clause {
-            involves.extend(column_refs(predicate));
-        }
+        let involves = crate::names::index_involves(i);
         let name = if i.idxname.is_empty() {
             let mut names: Vec<String> = Vec::new();
             for param in &i.index_params {
