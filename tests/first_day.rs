@@ -98,7 +98,7 @@ fn every_key_init_comments_out_is_one_the_config_accepts() {
     let uncommented: String = text
         .lines()
         .map(|line| match line.strip_prefix("# ") {
-            Some(rest) if rest.starts_with("[apps.") || rest.contains(" = ") => rest,
+            Some(rest) if rest.starts_with('[') || rest.contains(" = ") => rest,
             _ => line,
         })
         .map(|line| format!("{line}\n"))
@@ -113,6 +113,9 @@ fn every_key_init_comments_out_is_one_the_config_accepts() {
     let b = &config.backfill;
     assert!(b.batch_size.is_some() && b.target_batch_ms.is_some() && b.sleep_ms.is_some());
     assert!(b.max_replication_lag.is_some() && b.statement_timeout.is_some());
+    let lint = &config.lint;
+    assert!(lint.pg_version.is_some() && !lint.no_allow.is_empty() && !lint.exclude.is_empty());
+    assert!(lint.rules.contains_key("index-not-concurrent"));
     for key in [
         "layout",
         "database_url",

@@ -89,6 +89,19 @@ migrations = {migrations}
 # workers = 1
 # SET LOCAL statement_timeout of one batch. Default "30s".
 # statement_timeout = "30s"
+
+[lint]
+# Rules an `allow` directive may not suppress. Default: none.
+# no_allow = ["fails-at-runtime"]
+# Files whose findings are not reported (globs matched against the end of each path).
+# Default: none.
+# exclude = ["legacy/*.sql"]
+# The server's major version, for the rules whose answer depends on it when lint runs
+# without a database (with one, the server's version wins). Default: the newest.
+# pg_version = 15
+# Severity per rule id: "error", "warning" or "off" (see the README's rule table).
+# [lint.rules]
+# index-not-concurrent = "warning"
 "#
     )
 }
