@@ -240,15 +240,18 @@ fn expand(n: &Names, using: &str, back: &str, check: Option<&str>, base: &str) -
         "The two conversions, each reading the one value by the column's name: {column} as\n\
          {new_type} (--using), and {temp} back as {old_type} (--back)."
     )));
+    // The body's dollar quote must not occur in the expressions (one that held it, in a
+    // string of its own, would end the body early).
+    let quote = dollar_quote("convert", &[using, back]);
     body.push_str(&format!(
         "CREATE FUNCTION {forward}({column} {old_type}) RETURNS {new_type}\n\
-         \x20   LANGUAGE sql AS $convert$\n\
+         \x20   LANGUAGE sql AS {quote}\n\
          \x20   SELECT {using}\n\
-         $convert$;\n\n\
+         {quote};\n\n\
          CREATE FUNCTION {back_fn}({column} {new_type}) RETURNS {old_type}\n\
-         \x20   LANGUAGE sql AS $convert$\n\
+         \x20   LANGUAGE sql AS {quote}\n\
          \x20   SELECT {back}\n\
-         $convert$;\n\n"
+         {quote};\n\n"
     ));
     body.push_str(&comment(&format!(
         "Keeps {column} and {temp} in step until the swap, so neither app version has to\n\
@@ -303,6 +306,15 @@ fn expand(n: &Names, using: &str, back: &str, check: Option<&str>, base: &str) -
         ),
         body,
     }
+}
+
+/// `$tag$`, or `$tag_N$` with the first N that occurs in none of `texts`.
+fn dollar_quote(tag: &str, texts: &[&str]) -> String {
+    let free = |quote: &String| texts.iter().all(|t| !t.contains(quote.as_str()));
+    std::iter::once(format!("${tag}$"))
+        .chain((1..).map(|n| format!("${tag}_{n}$")))
+        .find(free)
+        .unwrap_or_default()
 }
 
 /// The trigger function's name as SQL (in the table's schema).
@@ -405,5 +417,19 @@ fn swap(
             "drops {table}.{column} ({old_type}) and the trigger, renames {temp} ({new_type}) to {column} with its indexes and constraints; post-deploy, once the gate holds and the copy is done"
         ),
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dollar_quote;
+
+    #[test]
+    fn the_dollar_quote_is_one_the_expressions_do_not_hold() {
+        assert_eq!(dollar_quote("convert", &["amount::bigint"]), "$convert$");
+        assert_eq!(
+            dollar_quote("convert", &["$convert$x$convert$", "$convert_1$"]),
+            "$convert_2$"
+        );
     }
 }

@@ -450,3 +450,22 @@ fn change_type_rebuilds_a_foreign_key_not_valid_then_validates_it() {
     assert!(bodies[3].contains("VALIDATE CONSTRAINT lines_price_fkey_new;"));
     assert!(bodies[4].contains("RENAME CONSTRAINT lines_price_fkey_new TO lines_price_fkey;"));
 }
+
+#[test]
+fn change_type_expressions_cannot_end_the_function_body() {
+    let args = words(&["orders.note", "integer"]);
+    let using = "length(note || $convert$'; DROP TABLE orders; --$convert$)";
+    let recipe = plan(&change_type(&args, Some(using)), &model(ORDERS)).expect("a recipe");
+    let expand = &recipe.steps[0].body;
+    assert!(expand.contains("AS $convert_1$\n"), "{expand}");
+    // Every statement of the expand parses as what it says: two functions, not a DROP.
+    let file = crate::sql::parse_file(expand).expect("the expand parses");
+    assert_eq!(file.statements.len(), 5, "{expand}");
+    assert!(
+        file.statements.iter().all(|s| !matches!(
+            s.node,
+            Some(pg_query::protobuf::node::Node::DropStmt(_))
+        )),
+        "{expand}"
+    );
+}
