@@ -24,6 +24,7 @@ mod locks;
 /// The parse-tree name helpers, shared with the schema model: [`crate::names`].
 pub(crate) use crate::names;
 mod objects;
+mod partition_bound;
 mod table;
 mod utility;
 mod wording;

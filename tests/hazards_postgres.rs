@@ -42,6 +42,22 @@ const SCHEMA: &str = "
     CREATE TABLE m2027 (at date, v int,
         CONSTRAINT m2027_bound CHECK (at IS NOT NULL AND at >= '2027-01-01' AND at < '2028-01-01'));
     INSERT INTO m2027 SELECT '2027-06-01', g FROM generate_series(1, 200) g;
+    CREATE TABLE m2028 (at date, v int, CONSTRAINT m2028_after CHECK (at >= '2028-01-01'));
+    INSERT INTO m2028 SELECT '2028-06-01', g FROM generate_series(1, 200) g;
+    CREATE TABLE m2029 (at date, v int,
+        CONSTRAINT m2029_bound CHECK ('2029-01-01'::date <= at AND at < DATE '2030-01-01'));
+    INSERT INTO m2029 SELECT '2029-06-01', g FROM generate_series(1, 200) g;
+    CREATE TABLE m2030 (at date, v int,
+        CONSTRAINT m2030_bound CHECK (at IS NOT NULL AND '2030-01-01'::date <= at AND at < DATE '2031-01-01'));
+    INSERT INTO m2030 SELECT '2030-06-01', g FROM generate_series(1, 200) g;
+    CREATE TABLE readings (n int, v int) PARTITION BY RANGE (n);
+    CREATE TABLE readings_10 (n int NOT NULL CHECK (n BETWEEN 10 AND 19), v int);
+    INSERT INTO readings_10 SELECT 10 + g % 10, g FROM generate_series(1, 200) g;
+    CREATE TABLE regional (region text, v int) PARTITION BY LIST (region);
+    CREATE TABLE r_eu (region text NOT NULL, v int, CONSTRAINT r_eu_bound CHECK (region IN ('eu')));
+    INSERT INTO r_eu SELECT 'eu', g FROM generate_series(1, 200) g;
+    CREATE TABLE r_us (region text, v int, CONSTRAINT r_us_not_cn CHECK (region <> 'cn'));
+    INSERT INTO r_us SELECT 'us', g FROM generate_series(1, 200) g;
     CREATE TABLE profiles (id int, bio text, photo text);
     CREATE VIEW bios AS SELECT p.id, p.bio FROM profiles p WHERE p.bio <> '';
     CREATE TABLE tags (id int, label text);
@@ -199,6 +215,47 @@ const CASES: &[Case] = &[
         rule: "partition-lock",
         fires: false,
         evidence: &[NoScan("m2027")],
+    },
+    // A validated CHECK that reads the key but leaves rows outside the bound proves
+    // nothing: PostgreSQL scans.
+    Case {
+        sql: "ALTER TABLE measurements ATTACH PARTITION m2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01')",
+        rule: "partition-lock",
+        fires: true,
+        evidence: &[Scans("m2028"), AccessExclusive("m2028")],
+    },
+    // The bound's comparisons alone do not prove the key NOT NULL (PostgreSQL's proof is a
+    // weak implication: a CHECK lets NULL through); with `IS NOT NULL`, casts and the
+    // constant on the left do.
+    Case {
+        sql: "ALTER TABLE measurements ATTACH PARTITION m2029 FOR VALUES FROM ('2029-01-01') TO ('2030-01-01')",
+        rule: "partition-lock",
+        fires: true,
+        evidence: &[Scans("m2029")],
+    },
+    Case {
+        sql: "ALTER TABLE measurements ATTACH PARTITION m2030 FOR VALUES FROM ('2030-01-01') TO ('2031-01-01')",
+        rule: "partition-lock",
+        fires: false,
+        evidence: &[NoScan("m2030")],
+    },
+    Case {
+        sql: "ALTER TABLE readings ATTACH PARTITION readings_10 FOR VALUES FROM (10) TO (20)",
+        rule: "partition-lock",
+        fires: false,
+        evidence: &[NoScan("readings_10")],
+    },
+    Case {
+        sql: "ALTER TABLE regional ATTACH PARTITION r_eu FOR VALUES IN ('eu', 'uk')",
+        rule: "partition-lock",
+        fires: false,
+        evidence: &[NoScan("r_eu")],
+    },
+    Case {
+        sql: "ALTER TABLE regional ATTACH PARTITION r_us FOR VALUES IN ('us')",
+        rule: "partition-lock",
+        fires: true,
+        evidence: &[Scans("r_us"), AccessExclusive("r_us")],
     },
     // DETACH PARTITION without CONCURRENTLY locks the whole partitioned table.
     Case {

@@ -8,7 +8,7 @@ mod constraints;
 
 use super::context::FileContext;
 use super::names::{self, rel_display, rel_key};
-use super::{RuleHit, StatementVerdict, rank};
+use super::{RuleHit, StatementVerdict, partition_bound, rank};
 use crate::lint::rules::partition_lock;
 use crate::phase::Class;
 use pg_query::protobuf::node::Node;
@@ -331,9 +331,9 @@ impl FileContext<'_> {
     /// ATTACH PARTITION: expand (the old app's queries of the parent see more rows, none
     /// go). PostgreSQL scans the partition to prove its bound under ACCESS EXCLUSIVE on it,
     /// unless a validated CHECK implies the bound (measured in `tests/hazards_postgres.rs`);
-    /// concertina takes a validated CHECK that reads every column of the partition key as
-    /// that proof (it cannot prove the implication itself), and an empty table (created in
-    /// this file or this release) as needing none.
+    /// concertina takes as that proof a validated CHECK that `partition_bound` proves
+    /// implies the bound, and an empty table (created in this file or this release) as
+    /// needing none.
     fn attach_partition(&mut self, table: &str, shown: &str, def: Option<&Node>) -> Part {
         let partition = match def {
             Some(Node::PartitionCmd(p)) => p.name.as_ref(),
@@ -357,14 +357,26 @@ impl FileContext<'_> {
             return part;
         }
         let model = self.current_model();
-        let proven = match (model.partitioned.get(table), model.tables.get(&key)) {
-            (Some(columns), Some(t)) if !columns.is_empty() => t.constraints.values().any(|c| {
-                c.kind == crate::schema::ConstraintKind::Check
-                    && c.validated
-                    && c.columns
-                        .as_ref()
-                        .is_some_and(|read| columns.iter().all(|k| read.contains(k)))
-            }),
+        let bound = match def {
+            Some(Node::PartitionCmd(p)) => p.bound.as_ref(),
+            _ => None,
+        };
+        let proven = match (model.partitioned.get(table), model.tables.get(&key), bound) {
+            (Some(columns), Some(t), Some(bound)) if !columns.is_empty() => {
+                t.constraints.values().any(|c| {
+                    c.kind == crate::schema::ConstraintKind::Check
+                        && c.validated
+                        && c.definition
+                            .as_deref()
+                            .and_then(check_expression)
+                            .is_some_and(|e| {
+                                let key_not_null = columns
+                                    .first()
+                                    .is_some_and(|k| t.columns.get(k).is_some_and(|c| c.not_null));
+                                partition_bound::implies(&e, columns, key_not_null, bound)
+                            })
+                })
+            }
             _ => false,
         };
         if proven {
@@ -392,4 +404,20 @@ impl FileContext<'_> {
 fn subcommand_label(t: AlterTableType) -> String {
     let name = t.as_str_name();
     name.trim_start_matches("AT_").replace('_', " ")
+}
+
+/// The expression of CHECK constraint `definition` (`ALTER TABLE x ADD … CHECK (…)`).
+fn check_expression(definition: &str) -> Option<Node> {
+    let parsed = crate::sql::parse_tree(definition).ok()?;
+    let statement = parsed.protobuf.stmts.into_iter().next()?.stmt?.node?;
+    let Node::AlterTableStmt(alter) = statement else {
+        return None;
+    };
+    let Some(Node::AlterTableCmd(cmd)) = alter.cmds.into_iter().next()?.node else {
+        return None;
+    };
+    let Some(Node::Constraint(con)) = cmd.def?.node else {
+        return None;
+    };
+    con.raw_expr?.node
 }

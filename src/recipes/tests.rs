@@ -462,10 +462,9 @@ fn change_type_expressions_cannot_end_the_function_body() {
     let file = crate::sql::parse_file(expand).expect("the expand parses");
     assert_eq!(file.statements.len(), 5, "{expand}");
     assert!(
-        file.statements.iter().all(|s| !matches!(
-            s.node,
-            Some(pg_query::protobuf::node::Node::DropStmt(_))
-        )),
+        file.statements
+            .iter()
+            .all(|s| !matches!(s.node, Some(pg_query::protobuf::node::Node::DropStmt(_)))),
         "{expand}"
     );
 }

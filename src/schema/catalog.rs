@@ -149,8 +149,11 @@ impl SchemaModel {
                 _ => None,
             };
             let table = model.tables.entry(key).or_default();
+            let mut statement = None;
             if kind == ConstraintKind::Check {
                 let definition: String = row.get("definition");
+                // As the replayed model keeps it: for the partition-bound proof.
+                statement = Some(format!("ALTER TABLE x ADD {definition}"));
                 if let Some(column) = check_definition_column(&definition) {
                     table
                         .not_null_checks
@@ -164,7 +167,7 @@ impl SchemaModel {
                     columns,
                     references,
                     validated: row.get("convalidated"),
-                    definition: None,
+                    definition: statement,
                 },
             );
         }
