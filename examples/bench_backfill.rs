@@ -4,7 +4,7 @@
 //! UPDATEs.
 //!
 //! ```text
-//! cargo run --release --example bench_backfill -- [ROWS] [--target-batch-ms MS] [--sleep-ms MS] [--workers N]
+//! cargo run --release --example bench_backfill -- [ROWS] [--target-batch-ms MS] [--sleep-ms MS] [--workers N] [--max-wal-rate BYTES|off]
 //! ```
 //! ROWS defaults to 2,000,000, N to 2; the backfill settings default to `concertina
 //! backfill`'s. Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) to
@@ -51,6 +51,14 @@ async fn main() -> Result<()> {
             "--workers" => {
                 let value = args.next().ok_or("--workers needs a value")?;
                 workers = number(value, "--workers")? as u32;
+            }
+            // `off`, or bytes per second: the WAL-rate signal's limit (default 128 MiB/s).
+            "--max-wal-rate" => {
+                let value = args.next().ok_or("--max-wal-rate needs a value")?;
+                settings.health.max_wal_rate = match value.as_str() {
+                    "off" => None,
+                    bytes => Some(number(bytes, "--max-wal-rate")?),
+                };
             }
             text => rows = number(text, "ROWS")? as i64,
         }

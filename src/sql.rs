@@ -320,11 +320,16 @@ pub fn parse_files(texts: &[&str]) -> Vec<Result<ParsedFile, Vec<SqlError>>> {
     }
 }
 
-/// Runs `work` on a thread with a [`PARSER_STACK`] stack (this one, when it has one) and
-/// waits for it.
+/// Runs `work` on a thread with a [`PARSER_STACK`] stack and waits for it: this one when it
+/// has one, else a thread of [`parser_pool`] (a thread of its own only when the pool cannot
+/// start: starting one per parse costs more than parsing a statement, and the analysis
+/// parses many small ones).
 fn on_parser_stack<T: Send>(work: impl FnOnce() -> T + Send) -> std::io::Result<T> {
     if ON_PARSER_STACK.with(|on| on.get()) {
         return Ok(work());
+    }
+    if let Some(pool) = parser_pool() {
+        return Ok(pool.install(work));
     }
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()

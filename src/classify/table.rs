@@ -367,8 +367,8 @@ impl FileContext<'_> {
                     c.kind == crate::schema::ConstraintKind::Check
                         && c.validated
                         && c.definition
-                            .as_deref()
-                            .and_then(check_expression)
+                            .as_ref()
+                            .and_then(|d| d.check_expression())
                             .is_some_and(|e| {
                                 let key_not_null = columns
                                     .first()
@@ -404,20 +404,4 @@ impl FileContext<'_> {
 fn subcommand_label(t: AlterTableType) -> String {
     let name = t.as_str_name();
     name.trim_start_matches("AT_").replace('_', " ")
-}
-
-/// The expression of CHECK constraint `definition` (`ALTER TABLE x ADD … CHECK (…)`).
-fn check_expression(definition: &str) -> Option<Node> {
-    let parsed = crate::sql::parse_tree(definition).ok()?;
-    let statement = parsed.protobuf.stmts.into_iter().next()?.stmt?.node?;
-    let Node::AlterTableStmt(alter) = statement else {
-        return None;
-    };
-    let Some(Node::AlterTableCmd(cmd)) = alter.cmds.into_iter().next()?.node else {
-        return None;
-    };
-    let Some(Node::Constraint(con)) = cmd.def?.node else {
-        return None;
-    };
-    con.raw_expr?.node
 }

@@ -64,6 +64,13 @@ pub(super) fn dependents(model: &SchemaModel, m: &Move<'_>) -> Result<Vec<Rebuil
         kind: m.kind,
         message,
     };
+    // A table the model only partly knows may have indexes and constraints it does not
+    // list: the old column's drop would take them along unseen.
+    if model.tables.get(table).is_some_and(|t| t.partial) {
+        return Err(unsupported(format!(
+            "the migrations made {table} in a way the schema model cannot see through (CREATE TABLE … AS, LIKE, INHERITS, PARTITION OF or OF), so it may not know every index and constraint on {col}; make the change by hand"
+        )));
+    }
     let dependents = model.column_dependents(table, col);
     if !dependents.referencing.is_empty() {
         return Err(unsupported(format!(
@@ -96,8 +103,11 @@ pub(super) fn dependents(model: &SchemaModel, m: &Move<'_>) -> Result<Vec<Rebuil
         }
         let new_name = object_name(&[name, "new"]);
         name_free(m.kind, model, table, &new_name)?;
-        let done = match (&constraint.definition, &constraint.columns) {
-            (Some(definition), Some(columns)) => constraint_on(definition, columns, m, &new_name),
+        let done = match (
+            constraint.definition.as_ref().and_then(|d| d.sql()),
+            &constraint.columns,
+        ) {
+            (Some(definition), Some(columns)) => constraint_on(&definition, columns, m, &new_name),
             _ => None,
         };
         let Some(done) = done else {
@@ -129,8 +139,9 @@ pub(super) fn dependents(model: &SchemaModel, m: &Move<'_>) -> Result<Vec<Rebuil
         name_free(m.kind, model, table, &new_name)?;
         let Some(sql) = index
             .definition
-            .as_deref()
-            .and_then(|d| index_on(d, &index.involves, m, &new_name))
+            .as_ref()
+            .and_then(|d| d.sql())
+            .and_then(|d| index_on(&d, &index.involves, m, &new_name))
         else {
             return Err(by_hand(
                 format!("index {key}"),
@@ -143,6 +154,15 @@ pub(super) fn dependents(model: &SchemaModel, m: &Move<'_>) -> Result<Vec<Rebuil
             old,
             sql,
         });
+    }
+    // CREATE INDEX CONCURRENTLY is refused on a partitioned table.
+    let builds_index = rebuilt
+        .iter()
+        .any(|r| !matches!(r.kind, RebuiltKind::Constraint));
+    if builds_index && model.partitioned.contains_key(table) {
+        return Err(unsupported(format!(
+            "{table} is partitioned and {col} is indexed: PostgreSQL cannot build an index on a partitioned table CONCURRENTLY; make the change per partition by hand"
+        )));
     }
     Ok(rebuilt)
 }

@@ -468,3 +468,16 @@ fn change_type_expressions_cannot_end_the_function_body() {
         "{expand}"
     );
 }
+
+#[test]
+fn a_table_the_model_only_partly_knows_or_a_partitioned_index_is_refused() {
+    let m = model(&format!(
+        "{ORDERS}\nCREATE TABLE archive (id bigint PRIMARY KEY, amount integer, LIKE prices);\nCREATE TABLE events (id bigint, at date, n int, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);\nCREATE INDEX events_n_idx ON events (n);"
+    ));
+    let args = words(&["archive.amount", "bigint"]);
+    let err = plan(&change_type(&args, Some("amount::bigint")), &m).expect_err("partial");
+    assert!(err.to_string().contains("cannot see through"), "{err}");
+    let args = words(&["events.n", "bigint"]);
+    let err = plan(&change_type(&args, Some("n::bigint")), &m).expect_err("partitioned");
+    assert!(err.to_string().contains("is partitioned"), "{err}");
+}

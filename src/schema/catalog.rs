@@ -153,7 +153,9 @@ impl SchemaModel {
             if kind == ConstraintKind::Check {
                 let definition: String = row.get("definition");
                 // As the replayed model keeps it: for the partition-bound proof.
-                statement = Some(format!("ALTER TABLE x ADD {definition}"));
+                statement = Some(super::Definition::Text(format!(
+                    "ALTER TABLE x ADD {definition}"
+                )));
                 if let Some(column) = check_definition_column(&definition) {
                     table
                         .not_null_checks

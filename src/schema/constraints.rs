@@ -3,7 +3,7 @@
 
 use super::model::primary_key_of;
 use super::names::{choose_name, in_schema, schema_of};
-use super::{Constraint, ConstraintKind, ForeignKeyTarget, Index, SchemaModel, Table};
+use super::{Constraint, ConstraintKind, Definition, ForeignKeyTarget, Index, SchemaModel, Table};
 use crate::names::{column_refs, key, rel_key, strings};
 use pg_query::protobuf;
 use pg_query::protobuf::node::Node;
@@ -71,7 +71,10 @@ impl SchemaModel {
                 columns,
                 references,
                 validated: !con.skip_validation,
-                definition: constraint_sql(con, column),
+                definition: Some(Definition::Constraint {
+                    con: std::sync::Arc::new(con.clone()),
+                    column: column.cloned(),
+                }),
             },
         );
     }
@@ -167,52 +170,11 @@ impl SchemaModel {
                 columns: plain.then_some(keys),
                 involves: involves.into_iter().collect(),
                 computed: !plain || i.where_clause.is_some(),
-                definition: index_sql(i),
+                definition: Some(Definition::Index(std::sync::Arc::new(i.clone()))),
             },
         );
         self.note_index(&index_key);
     }
-}
-
-/// `CREATE INDEX` `i` as SQL text, deparsed by PostgreSQL's own deparser.
-fn index_sql(i: &protobuf::IndexStmt) -> Option<String> {
-    Node::IndexStmt(Box::new(i.clone()))
-        .deparse(Default::default())
-        .ok()
-}
-
-/// Constraint `con` (an inline one of `column`) as `ALTER TABLE x ADD CONSTRAINT …`,
-/// deparsed by PostgreSQL's own deparser into the tree of a statement the parser built.
-fn constraint_sql(con: &protobuf::Constraint, column: Option<&String>) -> Option<String> {
-    let mut con = con.clone();
-    if let Some(column) = column {
-        let name = protobuf::Node {
-            node: Some(Node::String(protobuf::String {
-                sval: column.clone(),
-            })),
-        };
-        match ConstraintKind::of(con.contype()) {
-            Some(ConstraintKind::ForeignKey) if con.fk_attrs.is_empty() => con.fk_attrs.push(name),
-            Some(ConstraintKind::Unique | ConstraintKind::PrimaryKey) if con.keys.is_empty() => {
-                con.keys.push(name)
-            }
-            _ => {}
-        }
-    }
-    let mut tree = crate::sql::parse_tree("ALTER TABLE x ADD CHECK (true)")
-        .ok()?
-        .protobuf;
-    let statement = tree.stmts.first_mut()?.stmt.as_deref_mut()?;
-    let Some(Node::AlterTableStmt(alter)) = statement.node.as_mut() else {
-        return None;
-    };
-    let Some(Node::AlterTableCmd(cmd)) = alter.cmds.first_mut()?.node.as_mut() else {
-        return None;
-    };
-    cmd.def = Some(Box::new(protobuf::Node {
-        node: Some(Node::Constraint(Box::new(con))),
-    }));
-    pg_query::deparse(&tree, Default::default()).ok()
 }
 
 /// The columns of an EXCLUDE constraint, `None` when an element is an expression.

@@ -51,9 +51,11 @@
 mod aids;
 mod catalog;
 mod constraints;
+mod definition;
 mod drops;
 mod lookup;
 mod model;
+pub use definition::Definition;
 pub(crate) use model::expression_sql;
 mod names;
 mod objects;

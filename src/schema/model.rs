@@ -246,7 +246,7 @@ pub struct ForeignKeyTarget {
 }
 
 /// One table constraint.
-#[derive(Debug, Clone, Eq)]
+#[derive(Debug, Clone)]
 pub struct Constraint {
     /// Its kind.
     pub kind: ConstraintKind,
@@ -259,14 +259,13 @@ pub struct Constraint {
     /// Whether PostgreSQL has checked it against every row (false for one added NOT VALID
     /// and not validated since).
     pub validated: bool,
-    /// The constraint as `ALTER TABLE x ADD CONSTRAINT …` SQL text, deparsed from the
-    /// migration that added it (the table named `x`; an inline column constraint gets its
-    /// column list), for a recipe that rebuilds it on another column; `None` when read from
-    /// a live catalog (left out of `PartialEq`, as a column's default is).
-    pub definition: Option<String>,
+    /// The statement that added it (for a recipe that rebuilds it on another column, and
+    /// the partition-bound proof): from the replayed migration, or for a CHECK the text the
+    /// catalog gives; left out of `PartialEq`, as a column's default is.
+    pub definition: Option<super::Definition>,
 }
 
-/// Two constraints are equal when all but their definition's text are (see [`Column`]).
+/// Two constraints are equal when all but their definitions are (see [`Column`]).
 impl PartialEq for Constraint {
     fn eq(&self, other: &Constraint) -> bool {
         self.kind == other.kind
@@ -275,6 +274,8 @@ impl PartialEq for Constraint {
             && self.validated == other.validated
     }
 }
+
+impl Eq for Constraint {}
 
 impl Constraint {
     /// Whether it may involve `column` (an unknown column list may).
@@ -344,7 +345,7 @@ pub struct Table {
 }
 
 /// One index made by `CREATE [UNIQUE] INDEX`.
-#[derive(Debug, Clone, Eq)]
+#[derive(Debug, Clone)]
 pub struct Index {
     /// The key of its table.
     pub table: String,
@@ -358,13 +359,13 @@ pub struct Index {
     /// Whether it has an expression or a WHERE predicate: then PostgreSQL rebuilds it when
     /// the type of any column it uses changes, even to a binary-compatible type.
     pub computed: bool,
-    /// The `CREATE INDEX` statement that made it, deparsed (its method, operator classes,
-    /// orderings and options, for a recipe that rebuilds it on another column); `None`
-    /// when read from a live catalog (left out of `PartialEq`).
-    pub definition: Option<String>,
+    /// The `CREATE INDEX` statement that made it (its method, operator classes, orderings
+    /// and options, for a recipe that rebuilds it on another column); `None` when read from
+    /// a live catalog (left out of `PartialEq`).
+    pub definition: Option<super::Definition>,
 }
 
-/// Two indexes are equal when all but their statement's text are (see [`Column`]).
+/// Two indexes are equal when all but their statements are (see [`Column`]).
 impl PartialEq for Index {
     fn eq(&self, other: &Index) -> bool {
         self.table == other.table
@@ -374,6 +375,8 @@ impl PartialEq for Index {
             && self.computed == other.computed
     }
 }
+
+impl Eq for Index {}
 
 /// A view or materialized view.
 #[derive(Debug, Clone, Eq)]
