@@ -152,6 +152,28 @@ impl Scenario {
     }
 }
 
+/// The sampler saw ACCESS EXCLUSIVE on `table` at least once and never for as long as
+/// lock_timeout.
+fn assert_no_long_hold(report: &locks::LockReport, table: &str) {
+    let longest = report
+        .longest()
+        .expect("the DDL took ACCESS EXCLUSIVE at least once");
+    eprintln!(
+        "longest ACCESS EXCLUSIVE hold seen on {table}: {:?} ({} holds, {} samples, resolution {:?})",
+        longest.seen_for,
+        report.holds.len(),
+        report.samples,
+        report.max_gap
+    );
+    assert!(
+        longest.seen_for < LOCK_TIMEOUT,
+        "ACCESS EXCLUSIVE held for {:?} by {longest:?} (sampled {} times, resolution {:?})",
+        longest.seen_for,
+        report.samples,
+        report.max_gap
+    );
+}
+
 /// Stops both writers and checks that neither saw an error and both kept writing.
 fn assert_clean(written: &[Written]) {
     for w in written {
@@ -314,23 +336,7 @@ async fn rename_column_keeps_both_apps_writing_and_never_holds_a_long_lock() {
         0,
         "no value was lost"
     );
-    let longest = report
-        .longest()
-        .expect("the DDL took ACCESS EXCLUSIVE at least once");
-    eprintln!(
-        "longest ACCESS EXCLUSIVE hold seen on users: {:?} ({} holds, {} samples, resolution {:?})",
-        longest.seen_for,
-        report.holds.len(),
-        report.samples,
-        report.max_gap
-    );
-    assert!(
-        longest.seen_for < LOCK_TIMEOUT,
-        "ACCESS EXCLUSIVE held for {:?} by {longest:?} (sampled {} times, resolution {:?})",
-        longest.seen_for,
-        report.samples,
-        report.max_gap
-    );
+    assert_no_long_hold(&report, "users");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -685,16 +691,7 @@ async fn change_type_converts_in_batches_rebuilds_and_swaps_while_both_apps_writ
         .execute(&s.pool)
         .await;
     assert!(refused.is_err(), "the rebuilt check holds");
-    let longest = report
-        .longest()
-        .expect("the DDL took ACCESS EXCLUSIVE at least once");
-    assert!(
-        longest.seen_for < LOCK_TIMEOUT,
-        "ACCESS EXCLUSIVE held for {:?} by {longest:?} (sampled {} times, resolution {:?})",
-        longest.seen_for,
-        report.samples,
-        report.max_gap
-    );
+    assert_no_long_hold(&report, "orders");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
